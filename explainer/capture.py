@@ -39,8 +39,10 @@ def hooks(pairs: list[tuple[nn.Module, str, Callable]]) -> Iterator[None]:
 
     def mine(fn, pre: bool):
         if pre:
-            def hook(mod, args, kwargs):
-                if threading.get_ident() == owner:
+            # torch registers a with_kwargs pre-hook in two steps; a forward pass in another thread
+            # that runs in between calls it without kwargs. Such calls are never the owner's.
+            def hook(mod, args, kwargs=None):
+                if threading.get_ident() == owner and kwargs is not None:
                     return fn(mod, args, kwargs)
         else:
             def hook(mod, args, out):
@@ -60,10 +62,9 @@ def hooks(pairs: list[tuple[nn.Module, str, Callable]]) -> Iterator[None]:
             h.remove()
 
 
-def _float_np(xs: list[torch.Tensor]) -> np.ndarray:
-    arr = torch.stack(xs).float().cpu().numpy()
-    arr.flags.writeable = False  # traces are shared between sessions through the cache
-    return arr
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False  # traces are shared between sessions through the cache
+    return a
 
 
 def trace(lm: LoadedModel, text: str, max_tokens: int | None = None) -> Trace:
@@ -71,82 +72,71 @@ def trace(lm: LoadedModel, text: str, max_tokens: int | None = None) -> Trace:
 
     A prompt longer than `max_tokens` (or the context window) keeps its last tokens, and the Trace
     carries a notice saying so. An empty prompt raises `PromptError`.
+
+    Each hook copies its tensor straight into one preallocated float32 buffer per field, so the
+    model's own activations are freed as usual and nothing is stacked (and copied again) at the end.
     """
     enc = encode(lm, text, max_tokens)
     arch, model = lm.arch, lm.model
     blocks = arch.block_list(model)
-    L = len(blocks)
-    rec: dict[str, list] = {"resid": [None] * (L + 1), "attn": [None] * L, "mlp": [None] * L}
-    emb: dict[str, torch.Tensor] = {}
+    L, T, D, H, M = len(blocks), len(enc.ids), lm.d_model, lm.n_heads, lm.d_mlp
+    buf = {name: torch.empty(shape, dtype=torch.float32, device=lm.device) for name, shape in {
+        "embed": (T, D),
+        "pos": (T, D),
+        "resid": (L + 1, T, D),
+        "attn": (L, H, T, T),
+        "mlp": (L, T, M),
+    }.items()}
+    seen: set[tuple[str, int]] = set()
 
-    def on_embed(mod, args, out):
-        emb["embed"] = out.detach()[0]                              # [T, D]
-
-    def on_pos(mod, args, out):
-        emb["pos"] = out.detach()[0]                                # [T, D]
+    def put(name: str, i: int | None, x: torch.Tensor) -> None:
+        (buf[name] if i is None else buf[name][i]).copy_(x.detach()[0])
+        seen.add((name, -1 if i is None else i))
 
     def on_block0_in(mod, args, kwargs):
-        x = args[0] if args else kwargs["hidden_states"]
-        rec["resid"][0] = x.detach()[0]                             # [T, D]
-
-    def on_block_out(layer):
-        def fn(mod, args, out):
-            rec["resid"][layer + 1] = _first(out).detach()[0]       # [T, D]
-        return fn
-
-    def on_attn_out(layer):
-        def fn(mod, args, out):
-            rec["attn"][layer] = out[1].detach()[0]                 # [H, T, T]
-        return fn
+        put("resid", 0, args[0] if args else kwargs["hidden_states"])  # [T, D]
 
     def on_mlp_in(layer):
         def fn(mod, args, kwargs):
-            x = args[0] if args else next(iter(kwargs.values()))
-            rec["mlp"][layer] = x.detach()[0]                       # [T, M]
+            put("mlp", layer, args[0] if args else next(iter(kwargs.values())))  # [T, M]
         return fn
 
     pairs: list[tuple[nn.Module, str, Callable]] = [
-        (model.get_input_embeddings(), "post", on_embed),
+        (model.get_input_embeddings(), "post", lambda m, a, out: put("embed", None, out)),  # [T, D]
         (blocks[0], "pre", on_block0_in),
     ]
     pos = arch.pos_embed_module(model)
     if pos is not None:
-        pairs.append((pos, "post", on_pos))
+        pairs.append((pos, "post", lambda m, a, out: put("pos", None, out)))             # [T, D]
     for i, block in enumerate(blocks):
         pairs += [
-            (block, "post", on_block_out(i)),
-            (arch.attention(block), "post", on_attn_out(i)),
+            (block, "post", lambda m, a, out, i=i: put("resid", i + 1, _first(out))),    # [T, D]
+            (arch.attention(block), "post", lambda m, a, out, i=i: put("attn", i, out[1])),  # [H, T, T]
             (arch.mlp_down_proj(block), "pre", on_mlp_in(i)),
         ]
 
     ids = torch.tensor([enc.ids], device=lm.device)                # [1, T]
     with hooks(pairs), torch.inference_mode():
         out = model(input_ids=ids, use_cache=False)
-    missing = [k for k, v in rec.items() if any(x is None for x in v)]
-    if missing:  # a family whose modules did not fire as the adapter expects
-        raise RuntimeError(f"capture incomplete for {lm.name}: no {', '.join(missing)} recorded")
+    expected = {("embed", -1), *((f, i) for f, n in (("resid", L + 1), ("attn", L), ("mlp", L)) for i in range(n))}
+    if missing := expected - seen:  # a family whose modules did not fire as the adapter expects
+        raise RuntimeError(f"capture incomplete for {lm.name}: nothing recorded for {sorted(missing)[:3]}")
 
-    logits = out.logits[0].detach().float().cpu().numpy()           # [T, V]
-    logits.flags.writeable = False
+    np_ = {k: _readonly(v.cpu().numpy()) for k, v in buf.items()}
     return Trace(
         model_name=lm.name,
         text=text,
         tokens=enc.tokens,
         token_ids=_readonly(np.asarray(enc.ids, dtype=np.int64)),
-        embed=_float_np([emb["embed"]])[0],
-        pos_embed=_float_np([emb["pos"]])[0] if "pos" in emb else None,
-        resid=_float_np(rec["resid"]),                              # [L+1, T, D]
-        attn=_float_np(rec["attn"]),                                # [L, H, T, T]
-        mlp=_float_np(rec["mlp"]),                                  # [L, T, M]
-        logits=logits,
+        embed=np_["embed"],
+        pos_embed=np_["pos"] if ("pos", -1) in seen else None,
+        resid=np_["resid"],                                         # [L+1, T, D]
+        attn=np_["attn"],                                           # [L, H, T, T]
+        mlp=np_["mlp"],                                             # [L, T, M]
+        logits=_readonly(out.logits[0].float().cpu().numpy()),      # [T, V]
         n_tokens_in_text=enc.n_total,
         notice=enc.notice,
     )
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
 
 
 # -- queries and keys for the Q·K view --------------------------------------------------------------

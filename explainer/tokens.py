@@ -18,9 +18,17 @@ class Encoded:
 
 @lru_cache(maxsize=1)
 def _byte_decoder() -> dict[str, int]:
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
-
-    return {v: k for k, v in bytes_to_unicode().items()}
+    """GPT-2's byte-level BPE alphabet, reversed: each printable stand-in character -> its byte.
+    (The fixed table of GPT-2's encoder.py; transformers 5 no longer exports it.)"""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
 
 
 def token_strings(tokenizer, ids) -> tuple[str, ...]:
