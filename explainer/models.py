@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,18 +232,46 @@ def _explain_load_failure(name: str, e: BaseException) -> ModelLoadError:
                           "Pick the bundled model, which always works offline.")
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connect to the Hub (or $HF_ENDPOINT), so that an offline classroom gets its
+    answer in seconds rather than after the Hub client's retries."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _from_folder_or_hub(source: str | Path, device: torch.device, dtype: torch.dtype):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    # A Hub id with no network: use what the local Hugging Face cache holds, if anything.
+    offline = not os.path.isdir(source) and not hub_reachable()
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False, local_files_only=offline)
+    except OSError as e:
+        if not offline:
+            raise
+        raise ModelLoadError(
+            f"There is no connection to the Hugging Face Hub here, and '{source}' is not in the local cache.",
+            "Use the bundled model, which works offline, or download the model where you have a network "
+            "(`huggingface-cli download NAME --local-dir DIR`) and enter that folder.") from e
     arch_for(config.model_type)  # refuse unsupported families before downloading weights
-    kwargs: dict = dict(dtype=dtype, attn_implementation="eager", use_safetensors=True, trust_remote_code=False)
+    kwargs: dict = dict(dtype=dtype, attn_implementation="eager", use_safetensors=True, trust_remote_code=False,
+                        local_files_only=offline)
     if device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
         kwargs["device_map"] = "auto"  # spreads models too large for one GPU over GPUs and CPU
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if "device_map" not in kwargs:
         model = model.to(device)
-    tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=offline)
     return model, tok
 
 

@@ -209,10 +209,12 @@ def test_local_folder_loads_like_a_hub_model(tmp_path, tiny_gpt2):
 
 
 def test_unknown_hub_id_says_what_to_do(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ex.ModelLoadError) as e:
+    import explainer.models as models
+
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: False)  # a classroom with no network
+    with pytest.raises(ex.ModelLoadError, match="no connection to the Hugging Face Hub") as e:
         ex.load_model("no-such-user/no-such-model-xyz")
-    assert "no-such-user/no-such-model-xyz" in str(e.value) and "bundled" in str(e.value)
+    assert "no-such-user/no-such-model-xyz" in str(e.value) and "bundled model" in str(e.value)
 
 
 def test_not_a_causal_lm_is_refused_clearly(tmp_path):
