@@ -50,7 +50,7 @@ st.subheader("The guided tour")
 st.write("Follow the prompt through the model, one page at a time:")
 tour = [
     ("pages/1_Embeddings.py", "Word vectors", "Tokens become vectors; directions carry meaning (king − man + woman)."),
-    ("pages/2_Attention.py", "Attention", "Each token looks back at earlier ones: heatmaps, Q·K step by step, head roles."),
+    ("pages/2_Attention.py", "Attention", "Each token looks back at earlier ones: heatmaps, Q·K, head roles."),
     ("pages/3_MLP_neurons.py", "MLP neurons", "Thousands of neurons per layer fire on particular patterns."),
     ("pages/4_Logit_lens.py", "Residual stream & logit lens", "Watch the prediction form layer by layer."),
     ("pages/5_Next_token.py", "Next token", "Temperature, top-k, top-p — and generation, one token at a time."),

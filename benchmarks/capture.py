@@ -88,19 +88,20 @@ def main() -> None:
     print(f"device {lm.device}, dtype {lm.dtype}, torch threads {torch.get_num_threads()}")
     print(f"cold load (de-quantise GGUF + write cache): {cold['load_s']:.1f} s")
     print(f"warm load (from safetensors cache):         {warm['load_s']:.1f} s")
+    cuda = f"; CUDA peak {peak['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in peak else ""
     print(f"peak RSS: after load {peak['rss_after_load_mb']:.0f} MB, after a 512-token capture "
-          f"{peak['rss_peak_mb']:.0f} MB" + (f"; CUDA peak {peak['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in peak else ""))
+          f"{peak['rss_peak_mb']:.0f} MB{cuda}")
     print(f"{'tokens':>6} {'bare forward':>13} {'capture':>9} {'median ratio':>13}")
     for n in (16, 128, 512):
         text = _text(lm, n)
         ids = torch.tensor([lm.tokenizer(text)["input_ids"]], device=lm.device)
 
-        def bare():
+        def bare(ids=ids):
             with torch.inference_mode():
                 lm.model(input_ids=ids, use_cache=False)
             sync()
 
-        def capture():
+        def capture(text=text):
             ex.trace(lm, text)
             sync()
 

@@ -211,8 +211,8 @@ def _explain_load_failure(name: str, e: BaseException) -> ModelLoadError:
         return ModelLoadError(f"'{name}' needs custom code from its repository, which this app never runs.",
                               "Pick a GPT-2, Llama, GPT-J or GPT-NeoX/Pythia model.")
     if "Unrecognized configuration class" in msg or "not supported yet" in msg:
-        return ModelLoadError(f"'{name}' is not a causal language model this app can look inside ({msg.splitlines()[0]}).",
-                              "Pick a GPT-2, Llama, GPT-J or GPT-NeoX/Pythia model.")
+        return ModelLoadError(f"'{name}' is not a causal language model this app can look inside "
+                              f"({msg.splitlines()[0]}).", "Pick a GPT-2, Llama, GPT-J or GPT-NeoX/Pythia model.")
     if "safetensors" in msg.lower() and "use_safetensors" in msg:
         return ModelLoadError(f"'{name}' has no safetensors weights; this app refuses pickled .bin weights.",
                               "Pick a model whose repository has .safetensors files.")

@@ -53,7 +53,8 @@ def context_limit(lm, max_tokens: int | None = None) -> int:
 def encode(lm, text: str, max_tokens: int | None = None) -> Encoded:
     """Tokenize `text` as the model sees it; keep the last tokens when it exceeds the limit."""
     if text is None or not str(text).strip():
-        raise PromptError("The prompt is empty.", "Type a sentence in the prompt box to see what the model does with it.")
+        raise PromptError("The prompt is empty.",
+                          "Type a sentence in the prompt box to see what the model does with it.")
     if max_tokens is not None and max_tokens < 1:
         raise PromptError(f"max_tokens must be at least 1 (got {max_tokens}).", "Raise the token limit.")
     ids = list(lm.tokenizer(str(text), add_special_tokens=True)["input_ids"])

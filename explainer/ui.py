@@ -76,6 +76,9 @@ def _init_state() -> None:
         ss._prompt = st.query_params.get("prompt") or DEFAULT_PROMPT
     if "max_tokens" not in ss:
         ss.max_tokens = DEFAULT_MAX_TOKENS
+    for key in ("model_pick", "max_tokens"):  # keep sidebar widget values when the page changes
+        if key in ss:
+            ss[key] = ss[key]
 
 
 def sidebar_model() -> ex.LoadedModel | None:

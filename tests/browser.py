@@ -62,7 +62,8 @@ def running_app(port: int | None = None):
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise RuntimeError("streamlit exited:\n" + (proc.stdout.read() if proc.stdout else ""))
+                    out = proc.stdout.read() if proc.stdout else ""
+                    raise RuntimeError("streamlit exited:\n" + out) from None
                 time.sleep(0.5)
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def app_and_browser():
     if br.chromium_path() is None:
-        pytest.fail("Chromium is missing: install it with `apt-get install -y chromium` (the README's test command does).")
+        pytest.fail("Chromium is missing: `apt-get install -y chromium` (the README's test command does it).")
     with br.running_app() as base, br.browser() as b:
         yield base, b
 
