@@ -187,6 +187,15 @@ def _convert_bundled(progress: Progress) -> Path:
     return target
 
 
+def prepare_bundled(progress: Progress | None = None) -> Path:
+    """Make sure the bundled model's safetensors cache exists (the slow first-run conversion); its folder."""
+    return _bundled_folder(progress or (lambda frac, msg: None))
+
+
+def bundled_ready() -> bool:
+    return (bundled_cache_dir() / "model.safetensors").exists()
+
+
 def _bundled_folder(progress: Progress) -> Path:
     target = bundled_cache_dir()
     if not (target / "model.safetensors").exists():

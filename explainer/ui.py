@@ -7,13 +7,13 @@ Pages stay thin: `lm = ui.page("Title", "one-line intro")`, then widgets -> expl
 from __future__ import annotations
 
 import html
-from typing import Callable
+import threading
 
 import streamlit as st
 
 import explainer as ex
 from explainer.figures.common import show_token
-from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, bundled_cache_dir
+from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, bundled_ready, prepare_bundled
 
 DEFAULT_PROMPT = "The Eiffel Tower is in the city of"
 DEFAULT_MAX_TOKENS = 256
@@ -24,9 +24,15 @@ ss = st.session_state
 # -- cached resources ----------------------------------------------------------------------------
 
 @st.cache_resource(show_spinner=False, max_entries=3)
-def get_model(name: str, _progress: Callable[[float, str], None] | None = None) -> ex.LoadedModel:
-    """One shared model per name for every session (read-only)."""
-    return ex.load_model(name, progress=_progress)
+def get_model(name: str) -> ex.LoadedModel:
+    """One shared model per name for every session (read-only). Never draws anything: Streamlit replays
+    the elements a cached function drew, which breaks for progress bars made outside it."""
+    return ex.load_model(name)
+
+
+@st.cache_resource(show_spinner=False)
+def _convert_lock() -> threading.Lock:
+    return threading.Lock()
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -76,7 +82,12 @@ def _init_state() -> None:
         ss._prompt = st.query_params.get("prompt") or DEFAULT_PROMPT
     if "max_tokens" not in ss:
         ss.max_tokens = DEFAULT_MAX_TOKENS
-    for key in ("model_pick", "max_tokens"):  # keep sidebar widget values when the page changes
+
+
+def _keep_sidebar_values() -> None:
+    """Streamlit drops a widget's value when a page without it runs; re-assigning it before the widget
+    exists keeps it across pages. Must run before the sidebar widgets are created."""
+    for key in ("model_pick", "max_tokens"):
         if key in ss:
             ss[key] = ss[key]
 
@@ -84,6 +95,7 @@ def _init_state() -> None:
 def sidebar_model() -> ex.LoadedModel | None:
     """Model picker. A failed load shows why and keeps the model the session had."""
     _init_state()
+    _keep_sidebar_values()
     choices = [BUNDLED, *HUB_MODELS, _OTHER]
     current = ss.model_name
     if "_pick_reset" in ss:  # undo a pick that failed to load (allowed before the widget exists)
@@ -121,17 +133,14 @@ def sidebar_model() -> ex.LoadedModel | None:
 
 
 def _load_with_progress(name: str) -> ex.LoadedModel | None:
-    slow = name == BUNDLED and not (bundled_cache_dir() / "model.safetensors").exists()
     box = st.empty()
-    bar = box.progress(0.0, "Preparing the model…") if slow else None
-
-    def progress(frac: float, msg: str) -> None:
-        if bar is not None:
-            bar.progress(min(max(frac, 0.0), 1.0), msg)
-
     try:
+        if name == BUNDLED and not bundled_ready():  # first run on this machine: ~30 s, show progress
+            bar = box.progress(0.0, "Preparing the bundled model…")
+            with _convert_lock():  # one conversion even when several sessions start at once
+                prepare_bundled(lambda frac, msg: bar.progress(min(max(frac, 0.0), 1.0), msg))
         with st.spinner(f"Loading {model_label(name)}…"):
-            return get_model(name, progress)
+            return get_model(name)
     except ex.ExplainerError as e:
         ss._last_load_error = str(e)
         return None

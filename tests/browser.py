@@ -46,9 +46,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(port: int | None = None):
+def running_app(port: int | None = None, env: dict[str, str] | None = None):
     port = port or _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],

@@ -23,3 +23,13 @@ def test_page_renders_without_exception(app_and_browser, name, path):
     exceptions, errors = br.visit(b, base, path, br.SHOTS / f"{name}.png")
     assert not exceptions, f"{name} raised: {exceptions}"
     assert not errors, f"{name} showed an error: {errors}"
+
+
+def test_first_run_converts_the_bundled_model_then_every_visit_works(tmp_path):
+    """A fresh machine: the first visit de-quantises the bundled model (progress bar), later visits reuse it.
+    Guards against Streamlit replaying the progress bar of a cached loader on the next visit."""
+    with br.running_app(env={"EXPLAINER_CACHE": str(tmp_path)}) as base, br.browser() as b:
+        for i in range(2):
+            exceptions, errors = br.visit(b, base, "", br.SHOTS / f"first_run_{i}.png")
+            assert not exceptions and not errors, (i, exceptions, errors)
+    assert any(tmp_path.glob("*/model.safetensors"))
