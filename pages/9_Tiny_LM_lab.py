@@ -1,0 +1,234 @@
+"""Tiny LM lab: train a character-level MLP language model (Bengio et al. 2003, makemore) live."""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from explainer import makemore as mm
+from explainer import ui
+from explainer.errors import ExplainerError
+from explainer.figures import makemore as figs
+
+ss = st.session_state
+
+ui.page(
+    "Tiny language model lab",
+    "Before GPT, the simplest neural language model: read the last few characters, look each one up in a "
+    "learned embedding table, mix them in one hidden layer, guess the next character (Bengio et al. 2003). "
+    "Train one here on about 5,000 US census first names, live, in seconds.",
+    icon="🧪",
+)  # the lab does not need the big model: it trains its own
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def dataset(block_size: int) -> mm.Dataset:
+    """Shared read-only: the names, split 80/10/10 by name, as (context -> next character) examples."""
+    return mm.load_data(block_size, seed=42)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def sweep(block_size: int, n_embd: int, n_hidden: int, batch_size: int) -> mm.LRSweep:
+    return mm.lr_finder(mm.MLPConfig(block_size, n_embd, n_hidden), dataset(block_size), batch_size=batch_size)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def overfit(block_size: int, n_names: int, n_hidden: int) -> mm.OverfitResult:
+    return mm.overfit_demo(dataset(block_size), n_names=n_names, n_hidden=n_hidden)
+
+
+def new_run(cfg: mm.MLPConfig, seed: int) -> dict:
+    """A fresh, untrained model with its history (kept in session state, so reruns keep it)."""
+    model = mm.CharMLP(cfg, seed=seed)
+    return {"cfg": cfg, "seed": seed, "model": model, "hist": [mm.snapshot(model, dataset(cfg.block_size))],
+            "test": None, "lr": None}
+
+
+try:
+    # -- 1. data and model ----------------------------------------------------------------------------
+    st.subheader("1 · The data and the model")
+    c1, c2, c3, c4 = st.columns(4)
+    block = c1.slider("Context length (characters)", 1, 8, 3, key="lab_block",
+                      help="How many previous characters the model sees.")
+    n_embd = c2.select_slider("Embedding size", [2, 3, 4, 5, 6, 8, 10, 16, 24], value=2, key="lab_embd",
+                              help="Numbers per character in the embedding table. With 2 we can draw it as is.")
+    n_hidden = c3.select_slider("Hidden units", [10, 25, 50, 100, 200, 300, 500], value=100, key="lab_hidden",
+                                help="tanh units in the one hidden layer.")
+    seed = c4.number_input("Seed (initial weights, batches)", 0, 10_000, 0, key="lab_seed")
+    cfg = mm.MLPConfig(int(block), int(n_embd), int(n_hidden))
+    with st.spinner("Reading the names…"):
+        data = dataset(cfg.block_size)
+    first_visit = "lab_run" not in ss  # train a first model as the page opens: curves to look at at once
+    if first_visit:
+        ss.lab_run = new_run(cfg, int(seed))
+    run = ss.lab_run
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.markdown(
+            f"**{len(data.train.words):,} names to learn from, {len(data.dev.words):,} to check on (dev) and "
+            f"{len(data.test.words):,} kept for one final test**, split by name so that no name is in two "
+            f"splits. Each name gives one example per letter plus one for its end: "
+            f"{data.train.y.shape[0]:,} training examples.")
+        st.markdown(
+            f"The model: {cfg.block_size} characters → embedding table C [27 × {cfg.n_embd}] → concatenate "
+            f"({cfg.block_size * cfg.n_embd} numbers) → {cfg.n_hidden} tanh units → 27 scores → softmax. "
+            f"**{cfg.n_params:,} parameters.**")
+    with right:
+        word = data.train.words[0]
+        ctx = "." * cfg.block_size
+        pairs = []
+        for ch in word + ".":
+            pairs.append({"context": ctx, "→ next": ch})
+            ctx = (ctx + ch)[-cfg.block_size:]
+        st.markdown(f"Examples from the name **{word}** ('.' pads the start and marks the end):")
+        st.dataframe(pairs, hide_index=True, height=min(300, 38 + 35 * len(pairs)), key="lab_examples")
+
+    # -- 2. learning-rate finder -------------------------------------------------------------------
+    st.divider()
+    st.subheader("2 · How big a step? The learning-rate finder")
+    left, right = st.columns([3, 2], gap="large")
+    with st.spinner("Sweeping learning rates…"):
+        sw = sweep(cfg.block_size, cfg.n_embd, cfg.n_hidden, 32)
+    with left:
+        ui.chart(figs.lr_sweep(sw), key="lab_lrf")
+    with right:
+        st.write("A fresh model trains for 300 steps while the learning rate grows from 0.001 to 10. Too small: "
+                 "the loss barely moves. Too big: the steps overshoot and the loss shoots up. The best rates sit "
+                 "where the loss falls fastest, a little before its lowest point.")
+        st.metric("Suggested learning rate", f"{sw.suggested:.2g}",
+                  help="A third of the rate where the smoothed loss was lowest.")
+        rates = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0]
+        lr = st.select_slider("Learning rate for training", rates, value=0.1, key="lab_lr",
+                              help="Drops tenfold for the last quarter of the steps (learning-rate decay).")
+
+    # -- 3. training -----------------------------------------------------------------------------------
+    st.divider()
+    st.subheader("3 · Train it")
+    c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 1.4, 1.4])
+    steps = c1.number_input("Steps", 10, 50_000, 3000, step=500, key="lab_steps")
+    every = c2.number_input("Redraw every N steps", 10, 5000, 200, step=50, key="lab_every")
+    batch = c3.select_slider("Minibatch size", [8, 16, 32, 64, 128, 256], value=32, key="lab_batch")
+    c4.write("")
+    c5.write("")
+    fresh = c4.button("Train", type="primary", key="lab_train", help="A new model with these settings.")
+    more = c5.button("Train more", key="lab_more", disabled=run["cfg"] != cfg,
+                     help="Continue training the current model.")
+    if run["cfg"] != cfg and not fresh:
+        st.info("The settings above changed: the results below are still those of the model you trained before. "
+                "Press **Train** for a new model with the new settings.")
+
+    bar = st.empty()
+    left, right = st.columns([3, 2], gap="large")
+    curve_slot, emb_slot = left.empty(), right.empty()
+    if fresh or more or first_visit:
+        if fresh:
+            ss.lab_run = run = new_run(cfg, int(seed))
+        start = run["hist"][-1].step
+        progress = bar.progress(0.0, "Training…")
+        total = start + int(steps)
+        for p in mm.train(run["model"], data, steps=int(steps), lr=float(lr), batch_size=int(batch),
+                          eval_every=int(every), seed=int(seed) + start, start_step=start):
+            if p.step > start:
+                run["hist"].append(p)
+            progress.progress((p.step - start) / int(steps),
+                              f"Step {p.step:,} of {total:,} · train loss {p.train_loss:.3f} · dev {p.dev_loss:.3f}")
+            with curve_slot:
+                ui.chart(figs.loss_curves(run["hist"], total), key=f"lab_curve_{p.step}")
+            xy, _ = mm.embedding_2d(p.embedding)
+            with emb_slot:
+                ui.chart(figs.embedding_scatter(xy, p.step, cfg.n_embd > 2, mm.vowel_spread(p.embedding)),
+                         key=f"lab_emb_{p.step}")
+        run["lr"] = float(lr)
+        run["auto"] = first_visit
+        run["test"] = run["model"].evaluate(data.test)
+        st.rerun()  # redraw every part (buttons, metrics, the replay) from the trained model
+
+    hist, rcfg = run["hist"], run["cfg"]
+    with curve_slot:
+        ui.chart(figs.loss_curves(hist, max(hist[-1].step, int(steps))), key="lab_curves")
+    snaps = [h.embedding for h in hist]
+    _, basis = mm.embedding_2d(snaps[-1])          # one projection for every frame: the axes stay put
+    keep = sorted({round(i * (len(hist) - 1) / 59) for i in range(60)}) if len(hist) > 60 else range(len(hist))
+    with emb_slot:
+        ui.chart(figs.embedding_animation([mm.embedding_2d(snaps[i], basis)[0] for i in keep],
+                                          [hist[i].step for i in keep], projected=rcfg.n_embd > 2), key="lab_emb")
+    last = hist[-1]
+    m1, m2, m3, m4, m5 = st.columns(5)
+    m1.metric("Steps trained", f"{last.step:,}")
+    m2.metric("Train loss", f"{last.train_loss:.3f}", help="Mean cross-entropy on all training examples.")
+    m3.metric("Dev loss", f"{last.dev_loss:.3f}", f"{last.dev_loss - mm.UNIFORM_LOSS:+.3f} vs ln 27",
+              delta_color="inverse", help="On names the model never trained on: the honest score.")
+    m4.metric("Test loss", "—" if run["test"] is None else f"{run['test']:.3f}",
+              help="Measured once, after training; never used to choose settings.")
+    spread, spread0 = mm.vowel_spread(snaps[-1]), mm.vowel_spread(snaps[0])
+    m5.metric("Vowel spread", f"{spread:.2f}", f"{spread - spread0:+.2f} since step 0", delta_color="inverse",
+              help="Mean distance between a, e, i, o, u over that between all letters: "
+                                          "smaller when the vowels gather.")
+    if last.step == 0:
+        st.info("This model is untrained: its loss is ln 27 ≈ 3.30, a uniform guess. Press **Train** and watch "
+                "both curves fall and the embedding table rearrange itself.")
+    else:
+        if run.get("auto"):
+            st.caption(f"A first model trained as the page opened ({last.step:,} steps). Press **Train** to "
+                       "watch a new one learn, live, or change the settings first.")
+        st.caption("Red letters are vowels. The model only ever saw which characters follow which, yet letters "
+                   "that behave alike (the vowels, say) tend to end up near each other. "
+                   + ("With more than 2 numbers per character the table is shown along its two main "
+                      "directions (PCA)." if rcfg.n_embd > 2 else ""))
+
+    # -- 4. sampling -----------------------------------------------------------------------------------
+    st.divider()
+    st.subheader("4 · Make up new names")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        c1, c2, c3 = st.columns(3)
+        n = c1.slider("How many", 5, 40, 20, key="lab_n")
+        temp = c2.slider("Temperature", 0.1, 2.0, 1.0, 0.1, key="lab_temp")
+        sseed = c3.number_input("Sampling seed", 0, 10_000, 0, key="lab_sample_seed",
+                                help="Same seed, same names.")
+        names = mm.sample(run["model"], int(n), seed=int(sseed), temperature=float(temp))
+        known = set(data.train.words)
+        chips = "".join(
+            f'<span class="tok" style="background:{"#e2ece9" if w in known else "#fde2e4"}" '
+            f'title="{"in the training names" if w in known else "a new name"}">{html.escape(w or "(empty)")}</span>'
+            for w in names)
+        st.markdown(f'<div class="tok-row">{chips}</div>', unsafe_allow_html=True)
+        new = sum(w not in known for w in names)
+        st.caption(f"One character at a time, each drawn from the model's probabilities, until it picks '.'. "
+                   f"Pink: {new} new names; green: names it saw in training."
+                   + (" An untrained model spells gibberish." if last.step == 0 else ""))
+    with right:
+        prefix = st.text_input("Start of a name", "em", key="lab_prefix", max_chars=20)
+        try:
+            ui.chart(figs.next_char_bars(mm.next_char_probs(run["model"], prefix), prefix), key="lab_next")
+        except ExplainerError as e:
+            st.info(str(e))
+
+    # -- 5. overfitting -------------------------------------------------------------------------------
+    st.divider()
+    st.subheader("5 · Too big a model, too little data: overfitting")
+    c1, c2, c3 = st.columns([2, 2, 1])
+    of_names = c1.slider("Training names", 10, 400, 60, step=10, key="lab_of_names")
+    of_hidden = c2.select_slider("Hidden units", [50, 100, 200, 300, 500], value=300, key="lab_of_hidden")
+    c3.write("")
+    if c3.button("Run it", key="lab_overfit") or "lab_of" not in ss:  # the defaults run once on their own
+        with st.spinner("Training a big network on a few names…"):
+            ss.lab_of = overfit(cfg.block_size, int(of_names), int(of_hidden))
+    if "lab_of" in ss:
+        res = ss.lab_of
+        st.caption(f"Below: {res.n_train_names} training names, {res.n_params:,} parameters. Move the sliders and "
+                   "press **Run it** to try another pair.")
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            ui.chart(figs.overfit_curves(res), key="lab_of_chart")
+        with right:
+            st.markdown(
+                f"{res.n_params:,} parameters for {res.n_train_examples:,} examples: enough to memorise them. "
+                f"The train loss keeps falling (to {res.train[-1]:.2f}), but on names it never saw the loss is "
+                f"lowest at step {res.best_step} ({res.dev.min():.2f}) and then climbs to {res.dev[-1]:.2f}"
+                + (", worse than guessing uniformly." if res.dev[-1] > mm.UNIFORM_LOSS else ".")
+                + " The cures: more data, a smaller model, or stopping at the dev minimum.")
+except ExplainerError as e:
+    st.info(str(e))
