@@ -101,6 +101,14 @@ def visit(b, base: str, path: str, shot: Path | None = None, width: int = 1600, 
         wait_idle(page)
         if shot:
             shot.parent.mkdir(parents=True, exist_ok=True)
+            # Streamlit scrolls inside its own container, so a "full page" shot stops at the viewport:
+            # grow the viewport to the content's height (capped) and shoot that.
+            tall = page.evaluate(
+                "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main')]"
+                ".map(e => e.scrollHeight), 0)")
+            if tall > height:
+                page.set_viewport_size({"width": width, "height": min(int(tall) + 40, 9000)})
+                page.wait_for_timeout(1500)
             page.screenshot(path=str(shot), full_page=True)
         exceptions = page.locator("[data-testid='stException']").all_inner_texts()
         errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
