@@ -1,8 +1,20 @@
-"""Turning logits into a next-token distribution."""
+"""Turning logits into a next-token distribution: temperature, top-k, top-p, sampling, entropy.
+
+`probabilities` follows the order Hugging Face transformers uses when it samples
+(`TemperatureLogitsWarper` -> `TopKLogitsWarper` -> `TopPLogitsWarper` -> softmax) and keeps what
+each stage did, so a page can show which tokens every filter removed. Everything is numpy in
+float64; the model is never called here.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
 import numpy as np
+
+from .errors import ExplainerError
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -18,3 +30,252 @@ def top_k(probs: np.ndarray, k: int) -> np.ndarray:
     k = max(1, min(int(k), probs.shape[-1]))
     idx = np.argpartition(-probs, k - 1)[:k]
     return idx[np.argsort(-probs[idx], kind="stable")]
+
+
+def entropy(probs: np.ndarray, base: float = 2.0) -> float:
+    """Shannon entropy of a distribution, in bits by default (0 * log 0 = 0)."""
+    p = np.asarray(probs, dtype=np.float64)
+    nz = p[p > 0]
+    return max(0.0, float(-(nz * np.log(nz)).sum() / math.log(base)))  # never -0.0
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    """How to turn logits into a distribution. top_k None/0 and top_p None/1 mean "off";
+    temperature 0 means greedy (always the most likely token)."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def checked(self, vocab_size: int) -> tuple[Settings, tuple[str, ...]]:
+        """Validated, normalised settings plus notes for the user. Raises ExplainerError on nonsense."""
+        notes: list[str] = []
+        t = float(self.temperature)
+        if not math.isfinite(t) or t < 0:
+            raise ExplainerError(f"Temperature must be 0 or more (got {self.temperature}).",
+                                 "Use 0 for greedy, 1 for the model's own distribution, higher for more random.")
+        k = self.top_k
+        if k is not None:
+            if isinstance(k, float) and not k.is_integer():
+                raise ExplainerError(f"top-k must be a whole number (got {k}).", "Use 0 to switch top-k off.")
+            k = int(k)
+            if k < 0:
+                raise ExplainerError(f"top-k must be 0 (off) or more (got {k}).", "Use 0 to switch top-k off.")
+            if k == 0:
+                k = None
+            elif k >= vocab_size:
+                if k > vocab_size:
+                    notes.append(f"top-k {k:,} is larger than the vocabulary ({vocab_size:,} tokens), "
+                                 "so it keeps every token.")
+                k = None
+        p = self.top_p
+        if p is not None:
+            p = float(p)
+            if not math.isfinite(p) or p < 0 or p > 1:
+                raise ExplainerError(f"top-p must be between 0 and 1 (got {self.top_p}).",
+                                     "Use 1 to switch top-p off; 0 keeps only the most likely token.")
+            if p >= 1:
+                p = None
+            elif p == 0:
+                notes.append("top-p 0 keeps only the most likely token (like greedy).")
+        if t == 0:
+            notes.append("Temperature 0 means greedy: the most likely token always wins.")
+        return Settings(t, k, p), tuple(notes)
+
+
+# -- the distribution ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Distribution:
+    """The next-token distribution and what each stage did to it. Arrays are [V] float64 / bool."""
+
+    logits: np.ndarray          # [V] raw logits from the model
+    tempered: np.ndarray        # [V] softmax(logits / T): after temperature only (one-hot when T = 0)
+    after_top_k: np.ndarray     # [V] renormalised over the tokens top-k kept
+    probs: np.ndarray           # [V] final: renormalised over the tokens both filters kept
+    removed_top_k: np.ndarray   # [V] bool: cut by top-k
+    removed_top_p: np.ndarray   # [V] bool: survived top-k, cut by top-p
+    removed_greedy: np.ndarray  # [V] bool: cut because temperature 0 keeps only the top token
+    settings: Settings          # normalised (top-k beyond the vocabulary -> None, top-p 1 -> None)
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def vocab_size(self) -> int:
+        return self.logits.shape[-1]
+
+    @property
+    def greedy(self) -> bool:
+        return self.settings.temperature == 0
+
+    @cached_property
+    def kept(self) -> np.ndarray:
+        """[V] bool: tokens that can be sampled."""
+        return self.probs > 0
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.kept.sum())
+
+    @property
+    def n_after_top_k(self) -> int:
+        return int((~self.removed_top_k).sum())
+
+    @cached_property
+    def entropy(self) -> float:
+        """Entropy of the final distribution in bits: 0 = certain, log2(V) = uniform."""
+        return entropy(self.probs)
+
+    @cached_property
+    def entropy_model(self) -> float:
+        """Entropy of the model's own distribution (temperature 1, no filters), in bits."""
+        return entropy(softmax(self.logits))
+
+    @cached_property
+    def ranked(self) -> np.ndarray:
+        """Token ids by raw logit, largest first (ties: lower id first).  # [V]"""
+        return np.argsort(-self.logits, kind="stable")
+
+    def top(self, n: int) -> np.ndarray:
+        """The n tokens with the largest logits, largest first.  # [n]"""
+        return top_k(self.logits, n)
+
+    def fate(self, token_id: int) -> str:
+        """'kept', 'top-k', 'top-p' or 'greedy': what happened to one token."""
+        if self.removed_greedy[token_id]:
+            return "greedy"
+        if self.removed_top_k[token_id]:
+            return "top-k"
+        if self.removed_top_p[token_id]:
+            return "top-p"
+        return "kept"
+
+    @property
+    def argmax(self) -> int:
+        return int(np.argmax(self.probs))
+
+
+def _check_logits(logits) -> np.ndarray:
+    x = np.asarray(logits, dtype=np.float64)
+    if x.ndim != 1 or x.shape[0] == 0:
+        raise ExplainerError(f"Expected one row of logits, got shape {x.shape}.", "Pass the logits of one position.")
+    if np.isnan(x).any():
+        raise ExplainerError("The logits contain NaN.", "The model produced invalid numbers; try another prompt.")
+    if np.isposinf(x).any():
+        raise ExplainerError("The logits contain +inf.", "The model produced invalid numbers; try another prompt.")
+    if not np.isfinite(x).any():
+        raise ExplainerError("Every logit is -inf: no token is possible.", "Check the logits processors in use.")
+    return x
+
+
+def _masked_softmax(z: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """softmax(z) over the kept entries, 0 elsewhere. z must have its maximum among the kept."""
+    zk = np.where(keep, z, -np.inf)
+    return softmax(zk)
+
+
+def probabilities(logits, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> Distribution:
+    """The next-token distribution after temperature, top-k and top-p, in transformers' order.
+
+    - temperature: logits / T (T > 0); T = 0 is greedy (one-hot on the most likely token).
+      Stable for any T > 0: the maximum is subtracted before dividing, so T = 0.001 with logits of
+      ±1e4 gives finite probabilities that sum to 1.
+    - top_k: keep the k largest (ties with the k-th are kept, as transformers does); None/0 = off;
+      k at least the vocabulary size keeps everything.
+    - top_p: keep the smallest set of most likely tokens whose probability (after top-k) reaches p,
+      always at least one; None/1 = off; 0 keeps only the most likely token.
+    """
+    x = _check_logits(logits)                                    # [V]
+    v = x.shape[0]
+    settings, notes = Settings(temperature, top_k, top_p).checked(v)
+    t, k, p = settings.temperature, settings.top_k, settings.top_p
+    m = float(np.max(x))
+    none = np.zeros(v, dtype=bool)
+
+    if t == 0:
+        best = int(np.argmax(x))
+        z = np.full(v, -np.inf)
+        z[best] = 0.0                                            # [V] one-hot in log space
+    else:
+        z = (x - m) / t                                          # [V] <= 0, max 0: exp never overflows
+    tempered = softmax(z)                                        # [V]
+
+    # top-k: remove scores below the k-th largest (TopKLogitsWarper); order is temperature-invariant.
+    if k is not None:
+        kth = np.partition(x, v - k)[v - k]
+        removed_k = x < kth                                      # [V]
+    else:
+        removed_k = none
+    keep_k = ~removed_k
+    after_k = _masked_softmax(z, keep_k) if k is not None else tempered  # [V]
+
+    if t == 0:
+        # Greedy: only the argmax survives; the top-p filter has nothing left to do.
+        removed_g = ~np.isfinite(z) & keep_k
+        removed_p = none
+    else:
+        removed_g = none
+        if p is not None:
+            # TopPLogitsWarper: sort ascending, cumulative probability, drop while <= 1 - p, keep the last.
+            zk = np.where(keep_k, z, -np.inf)
+            order = np.argsort(zk, kind="stable")                # [V] ascending
+            cum = np.cumsum(after_k[order])                      # [V]
+            drop = cum <= 1.0 - p
+            drop[-1] = False
+            removed_p = np.zeros(v, dtype=bool)
+            removed_p[order] = drop
+            removed_p &= keep_k
+        else:
+            removed_p = none
+
+    keep = keep_k & ~removed_p & ~removed_g
+    probs = _masked_softmax(z, keep) if (k is not None or p is not None or t == 0) else tempered  # [V]
+    for a in (x, tempered, after_k, probs, removed_k, removed_p, removed_g):
+        a.flags.writeable = False
+    return Distribution(logits=x, tempered=tempered, after_top_k=after_k, probs=probs, removed_top_k=removed_k,
+                        removed_top_p=removed_p, removed_greedy=removed_g, settings=settings, notes=notes)
+
+
+# -- sampling ------------------------------------------------------------------------------------
+
+def rng(seed: int | None, *stream: int) -> np.random.Generator:
+    """A generator for `seed` (None = fresh entropy); extra integers pick an independent stream, so
+    step 7 of a demo with seed 42 always draws the same number."""
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, *(int(s) & 0xFFFFFFFF for s in stream)])
+
+
+def sample(dist: Distribution | np.ndarray, seed: int | None = None, *stream: int,
+           generator: np.random.Generator | None = None) -> int:
+    """Draw one token id from the distribution. Same seed (and stream), same token."""
+    probs = dist.probs if isinstance(dist, Distribution) else np.asarray(dist, dtype=np.float64)
+    g = generator or rng(seed, *stream)
+    return int(_inverse_cdf(probs, g.random(1))[0])
+
+
+def sample_many(dist: Distribution | np.ndarray, n: int, seed: int | None = None) -> np.ndarray:
+    """n independent draws (with replacement), reproducible for a seed.  # [n]"""
+    probs = dist.probs if isinstance(dist, Distribution) else np.asarray(dist, dtype=np.float64)
+    return _inverse_cdf(probs, rng(seed).random(int(n)))
+
+
+def _inverse_cdf(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    cdf = np.cumsum(probs)                                       # [V]
+    idx = np.searchsorted(cdf, u * cdf[-1], side="right")        # [n]
+    # cdf[idx] > u * total >= cdf[idx - 1], so probs[idx] > 0; only u * total rounding up to the total
+    # can run past the end, and that draw belongs to the last token that has any probability.
+    last = int(np.flatnonzero(probs > 0)[-1])
+    return np.minimum(idx, last)
+
+
+def choose(dist: Distribution, how: str, seed: int | None = None, *stream: int) -> int:
+    """'top' -> the most likely token after the filters; 'sample' -> a seeded draw."""
+    if how == "top":
+        return dist.argmax
+    if how == "sample":
+        return sample(dist, seed, *stream)
+    raise ExplainerError(f"Unknown way to choose a token: {how!r}.", "Use 'top' or 'sample'.")

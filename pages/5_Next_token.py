@@ -1,0 +1,166 @@
+"""Next token: temperature, top-k and top-p on the model's real distribution, then generation one step
+at a time (top token, sample, undo) with a timeline that keeps every step's distribution."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explainer import generation as gen
+from explainer import ui
+from explainer.errors import ExplainerError
+from explainer.figures.common import show_token
+from explainer.figures.sampling import (
+    distribution_chart,
+    settings_text,
+    shaded_tokens_html,
+    shading_legend_html,
+    survival_chart,
+    timeline_chart,
+)
+from explainer.sampling import Settings, probabilities
+from explainer.tokens import token_strings
+
+ss = st.session_state
+DEFAULTS = {"nt_temp": 1.0, "nt_top_k": 10, "nt_top_p": 0.9, "nt_show": 12, "nt_seed": 42}
+
+lm = ui.page(
+    "Next token",
+    "The model's output is a probability for every token in its vocabulary. Temperature, top-k and top-p "
+    "reshape that distribution before one token is drawn; then the text grows by one token and it starts again.",
+    icon="🎲",
+)
+if lm is None:
+    st.stop()
+for k, v in DEFAULTS.items():  # keep the controls' values across pages; initialise once
+    ss[k] = ss[k] if k in ss else v
+text = ui.prompt_box()
+tr = ui.current_trace(lm, text)
+if tr is None:
+    st.stop()
+max_tokens = int(ss.max_tokens)
+
+
+def _fresh_state() -> gen.StepState:
+    # The cached trace already holds the prompt's logits: no extra model call until a token is taken.
+    return gen.start(lm, tr.text, max_tokens, logits=tr.next_token_logits())
+
+
+key = (lm.name, tr.text, max_tokens)
+if ss.get("nt_key") != key or "nt_state" not in ss:
+    ss.nt_key, ss.nt_state, ss.nt_view = key, _fresh_state(), 0
+state: gen.StepState = ss.nt_state
+
+
+def _settings() -> Settings:
+    return Settings(float(ss.nt_temp), int(ss.nt_top_k), float(ss.nt_top_p))
+
+
+def _take(how: str) -> None:
+    try:  # one forward pass over the new token only (tens of milliseconds): no spinner needed
+        gen.advance(lm, state, how, _settings(), seed=int(ss.nt_seed))
+    except ExplainerError as e:
+        ss.nt_msg = str(e)
+    ss.nt_view = len(state.steps)
+
+
+def _undo() -> None:
+    if gen.undo(state) is None:
+        ss.nt_msg = "Nothing to undo: no token has been taken yet."
+    ss.nt_view = len(state.steps)
+
+
+def _restart() -> None:
+    ss.nt_state = _fresh_state()
+    ss.nt_view = 0
+
+
+def _continue_from_view() -> None:
+    gen.rewind(state, int(ss.nt_view))
+    ss.nt_view = len(state.steps)
+
+
+# -- 1 · the text so far and the step buttons --------------------------------------------------------
+st.subheader("1 · Grow the text one token at a time")
+prompt_text = lm.tokenizer.decode(list(state.prompt_ids))
+st.markdown(shaded_tokens_html([s.token for s in state.steps], [s.prob for s in state.steps],
+                               [s.token_id for s in state.steps], prefix=prompt_text), unsafe_allow_html=True)
+if state.steps:
+    st.markdown(shading_legend_html(), unsafe_allow_html=True)
+b1, b2, b3, b4, b5 = st.columns([2, 2, 1.3, 1.3, 1.6])
+b1.button("⬆ Take the top token", key="nt_top", on_click=_take, args=("top",), width="stretch",
+          help="Greedy: the most likely token after the filters.")
+b2.button("⚄ Sample a token", key="nt_sample", on_click=_take, args=("sample",), width="stretch",
+          help="Draw at random with the probabilities below (after temperature, top-k, top-p).")
+b3.button("↩ Undo", key="nt_undo", on_click=_undo, width="stretch", disabled=not state.steps)
+b4.button("⟲ Start over", key="nt_restart", on_click=_restart, width="stretch", disabled=not state.steps)
+b5.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="nt_seed",
+                help="Same seed and the same clicks give the same tokens, so a demo repeats exactly.")
+if "nt_msg" in ss:
+    st.warning(ss.pop("nt_msg"))
+st.caption(f"{state.n_tokens:,} of {lm.n_ctx:,} tokens in the context window · every step runs the model on the "
+           "new token only, reusing the keys and values it cached for the earlier ones (the KV cache).")
+
+# Which point of the timeline the charts show: 0 = right after the prompt, len(steps) = now.
+n_steps = len(state.steps)
+ss.nt_view = min(int(ss.get("nt_view", n_steps)), n_steps)
+view = ss.nt_view
+
+
+# -- 2 · the distribution: sliders redraw only this fragment, from logits already computed ------------
+@st.fragment
+def explorer() -> None:
+    st.subheader("2 · The next-token distribution" if view == n_steps
+                 else f"2 · The distribution at step {view} (looking back)")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.slider("Temperature", 0.0, 5.0, step=0.01, key="nt_temp",
+              help="Logits are divided by it. Below 1 sharpens, above 1 flattens; 0 is greedy.")
+    c2.number_input("Top-k (0 = off)", min_value=0, max_value=10_000_000, step=1, key="nt_top_k",
+                    help="Keep only the k most likely tokens.")
+    c3.slider("Top-p (1 = off)", 0.0, 1.0, step=0.01, key="nt_top_p",
+              help="Keep the smallest set of most likely tokens whose probabilities add up to p.")
+    c4.slider("Tokens shown", 5, 40, key="nt_show")
+    try:
+        dist = probabilities(state.logits_at(view), float(ss.nt_temp), int(ss.nt_top_k), float(ss.nt_top_p))
+    except ExplainerError as e:
+        st.info(str(e))
+        return
+    for note in dist.notes:
+        st.caption(f"ℹ️ {note}")
+    ids = [int(i) for i in dist.top(int(ss.nt_show))]
+    strings = token_strings(lm.tokenizer, ids)
+    best = dist.argmax
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Entropy", f"{dist.entropy:.2f} bits", help="0 bits: certain. Every bit doubles the number of "
+              f"equally likely choices. The model's own (temperature 1, no filters): {dist.entropy_model:.2f} bits.")
+    m2.metric("Tokens that can be drawn", f"{dist.n_kept:,}", help=f"of {dist.vocab_size:,} in the vocabulary")
+    m3.metric("Top token", show_token(token_strings(lm.tokenizer, [best])[0]), f"{dist.probs[best]:.1%}",
+              delta_color="off")
+    m4.metric("Mass cut off", f"{1 - dist.tempered[dist.kept].sum():.1%}",
+              help="Probability (after temperature) of all the tokens the filters removed; the survivors share it.")
+    chosen = state.steps[view].token_id if view < n_steps else None
+    left, right = st.columns(2, gap="large")
+    with left:
+        ui.chart(distribution_chart(dist, ids, strings, chosen=chosen,
+                                    title=f"Probabilities · {settings_text(dist)}"), key="nt_dist")
+    with right:
+        ui.chart(survival_chart(dist, ids, strings), key="nt_survive")
+    st.caption("Pale bars: probability after temperature alone. Solid bars: what a draw uses after top-k and top-p "
+               "(grey: cut by top-k, orange: cut by top-p). Hover a bar for the token id and its logit.")
+
+
+explorer()
+
+# -- 3 · the timeline ---------------------------------------------------------------------------------
+st.subheader("3 · The timeline")
+if n_steps:
+    st.slider("Look back at step", 0, n_steps, key="nt_view",
+              help=f"0 = the prediction after the prompt; {n_steps} = now. Each step kept its own distribution.")
+    if view < n_steps:
+        st.button(f"Continue from step {view} (drop the {n_steps - view} later step(s))", key="nt_continue",
+                  on_click=_continue_from_view)
+    alts = {int(a) for s in state.steps for a in s.dist.top(4)}
+    names = dict(zip(sorted(alts), token_strings(lm.tokenizer, sorted(alts))))
+    ui.chart(timeline_chart(state.steps, current=view, names=names), key="nt_timeline")
+else:
+    st.info("No steps yet. Press **Take the top token** or **Sample a token** above: each step appears here with "
+            "the probability of the token taken and how unsure the model was (entropy).")

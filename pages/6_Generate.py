@@ -1,0 +1,228 @@
+"""Generation playground: the controls of a real LLM run (templates, max new tokens, temperature,
+top-k, top-p, stop strings, seed), streamed token by token; a chat fed back turn by turn; and how a
+batch of prompts is padded to one length with an attention mask."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explainer import generation as gen
+from explainer import ui
+from explainer.errors import ExplainerError
+from explainer.figures.common import show_token
+from explainer.figures.sampling import padding_chart, shaded_tokens_html, shading_legend_html
+from explainer.sampling import softmax
+from explainer.tokens import encode, token_strings
+
+ss = st.session_state
+SHARED = "shared"
+CHOICES = [*gen.TEMPLATES, SHARED]
+DEFAULTS = {"gen_max_new": 40, "gen_temp": 0.7, "gen_top_k": 50, "gen_top_p": 0.95, "gen_seed": 0,
+            "gen_pad_side": "left",
+            "gen_batch": "The cat sat on the\nOnce upon a time, in a land far away, there lived a\nHello"}
+
+
+def _stop_text(stops) -> str:
+    return "|".join(s.replace("\n", "\\n").replace("\t", "\\t") for s in stops)
+
+
+def _apply_template() -> None:
+    k = ss.gen_template
+    if k == SHARED:
+        ss.gen_text, ss.gen_stop = ss.get("_prompt") or ui.DEFAULT_PROMPT, ""
+    else:
+        t = gen.TEMPLATES[k]
+        ss.gen_text, ss.gen_stop, ss.gen_temp = t.text, _stop_text(t.stop), t.temperature
+    ss.pop("gen_out", None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def batch_predictions(model_name: str, prompts: tuple[str, ...], side: str):
+    """The padded batch's next token per row in one pass, and the same prompt run alone (for comparison)."""
+    lm_ = ui.get_model(model_name)
+    b = gen.pad_batch(lm_, prompts, side)
+    together = softmax(gen.batch_next_logits(lm_, b))                              # [B, V]
+    alone = [softmax(gen.next_logits(lm_, [int(i) for i, m in zip(row, mrow) if m]))
+             for row, mrow in zip(b.ids, b.mask)]                                  # B x [V]
+    return b, together, alone
+
+
+lm = ui.page(
+    "Generation playground",
+    "The controls of a real LLM run: a prompt, how many tokens to write, how adventurous to be, and when to "
+    "stop. The text streams out one token at a time, each shaded by the probability it had.",
+    icon="✍️",
+)
+if lm is None:
+    st.stop()
+if "gen_template" not in ss:
+    ss.gen_template = "qa"
+    _apply_template()
+for k, v in DEFAULTS.items():  # keep values across pages; initialise once
+    ss[k] = ss[k] if k in ss else v
+for k in ("gen_template", "gen_text", "gen_stop"):
+    ss[k] = ss[k]
+max_tokens = int(ss.max_tokens)
+
+# -- 1 · prompt and controls ----------------------------------------------------------------------------
+st.subheader("1 · Prompt and controls")
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.selectbox("Start from a template", CHOICES, key="gen_template", on_change=_apply_template,
+                 format_func=lambda k: "Your prompt from the other pages" if k == SHARED else gen.TEMPLATES[k].label)
+    tmpl = gen.TEMPLATES.get(ss.gen_template)
+    if tmpl is not None:
+        st.caption(tmpl.blurb)
+    if not (tmpl and tmpl.chat):
+        st.text_area("Prompt", key="gen_text", height=150)
+with right:
+    a, b = st.columns(2)
+    a.slider("Max new tokens", 1, 256, key="gen_max_new")
+    b.slider("Temperature", 0.0, 5.0, step=0.05, key="gen_temp", help="0 = greedy: always the top token.")
+    a.number_input("Top-k (0 = off)", min_value=0, max_value=10_000_000, step=1, key="gen_top_k")
+    b.slider("Top-p (1 = off)", 0.0, 1.0, step=0.01, key="gen_top_p")
+    a.text_input("Stop at", key="gen_stop", help=r"Stop strings, separated by | ; write \n for a new line.")
+    b.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="gen_seed",
+                   help="The same seed gives the same text.")
+
+
+def _config(extra_stop: tuple[str, ...] = ()) -> gen.GenConfig:
+    return gen.GenConfig(max_new_tokens=int(ss.gen_max_new), temperature=float(ss.gen_temp),
+                         top_k=int(ss.gen_top_k), top_p=float(ss.gen_top_p),
+                         stop=gen.parse_stop(ss.gen_stop) + extra_stop, seed=int(ss.gen_seed))
+
+
+def _stream_into(box, stream: gen.Stream, prefix: str = "") -> gen.GenOutcome:
+    toks: list[gen.GenToken] = []
+    for t in stream:
+        toks.append(t)
+        box.markdown(shaded_tokens_html([x.token for x in toks], [x.prob for x in toks], [x.token_id for x in toks],
+                                        prefix=prefix), unsafe_allow_html=True)
+    assert stream.outcome is not None
+    return stream.outcome
+
+
+def _show_outcome(box, out: gen.GenOutcome, prefix: str = "") -> None:
+    box.markdown(shaded_tokens_html([t.token for t in out.tokens], [t.prob for t in out.tokens],
+                                    [t.token_id for t in out.tokens], prefix=prefix), unsafe_allow_html=True)
+
+
+def _summary(out: gen.GenOutcome) -> str:
+    n = len(out.tokens)
+    if not n:
+        return out.why
+    mean_p = sum(t.prob for t in out.tokens) / n
+    speed = (f"reading the prompt {out.prefill_seconds * 1000:.0f} ms, then {out.seconds_per_token * 1000:.0f} ms "
+             "per token with the KV cache" if out.n_decode else f"{out.seconds * 1000:.0f} ms")
+    return f"{out.why} {n} tokens in {out.seconds:.2f} s ({speed}) · average probability of a token taken {mean_p:.0%}."
+
+
+# -- 2 · run: plain text or a chat -------------------------------------------------------------------------
+if tmpl and tmpl.chat:
+    st.subheader("2 · Chat, one turn at a time")
+    log: list[dict] = ss.setdefault("gen_chat", [])
+    for m in log:
+        with st.chat_message(m["role"]):
+            if m.get("tokens"):
+                st.markdown(shaded_tokens_html(m["tokens"], m["probs"]), unsafe_allow_html=True)
+            else:
+                st.write(m["content"])
+    with st.container():
+        msg = st.chat_input("Message the model", key="gen_chat_in")
+    if msg:
+        log.append({"role": "user", "content": msg})
+        with st.chat_message("user"):
+            st.write(msg)
+        try:
+            ids, stops, _ = gen.chat_ids(lm, log)
+            stream = gen.Stream(lm, ids, _config(stops))
+        except ExplainerError as e:
+            log.pop()
+            st.info(str(e))
+        else:
+            with st.chat_message("assistant"):
+                out = _stream_into(st.empty(), stream)
+            shown = [t for t in out.tokens if not t.special]
+            log.append({"role": "assistant", "content": out.text.strip(), "tokens": [t.token for t in shown],
+                        "probs": [t.prob for t in shown]})
+            st.caption(_summary(out))
+    if log:
+        st.button("Clear the chat", key="gen_chat_clear", on_click=lambda: ss.pop("gen_chat", None))
+        with st.expander("What the model actually reads (the whole log, every turn)"):
+            try:
+                ids, _, raw = gen.chat_ids(lm, log + [{"role": "user", "content": "…"}])
+                st.code(raw, language=None)
+                st.caption(f"{len(ids):,} tokens of {lm.n_ctx:,}. The model has no memory between turns: the chat "
+                           "template turns the whole conversation into one text, and it is fed in again each turn.")
+            except ExplainerError as e:
+                st.info(str(e))
+    else:
+        st.info("Type a message in the box above. The reply streams in, each token shaded by its probability.")
+    if log and log[-1]["role"] == "assistant":
+        st.markdown(shading_legend_html(), unsafe_allow_html=True)
+else:
+    st.subheader("2 · Generate")
+    text = ss.gen_text
+    try:
+        enc = encode(lm, text, max_tokens)
+    except ExplainerError as e:
+        st.info(str(e))
+        enc = None
+    if enc is not None:
+        if enc.notice:
+            st.warning(enc.notice)
+        st.markdown(f"**The model reads {len(enc.ids)} tokens** (ids underneath):")
+        ui.token_chips(enc.tokens, list(enc.ids))
+        frac = len(enc.ids) / lm.n_ctx
+        st.progress(min(frac, 1.0), f"Context window: {len(enc.ids):,} of {lm.n_ctx:,} tokens ({frac:.1%}); "
+                                    f"room for {lm.n_ctx - len(enc.ids):,} more.")
+    go = st.button("▶ Generate", key="gen_go", type="primary", disabled=enc is None)
+    box = st.empty()
+    prefix = lm.tokenizer.decode(list(enc.ids)) if enc is not None else ""
+    if go and enc is not None:
+        try:
+            stream = gen.Stream(lm, list(enc.ids), _config())
+        except ExplainerError as e:
+            st.info(str(e))
+        else:
+            ss.gen_out = (text, _stream_into(box, stream, prefix))
+    if "gen_out" in ss and ss.gen_out[0] == text:
+        out = ss.gen_out[1]
+        _show_outcome(box, out, prefix)
+        st.markdown(shading_legend_html(), unsafe_allow_html=True)
+        st.caption(_summary(out))
+        if out.tokens:
+            low = min(out.tokens, key=lambda t: t.prob)
+            st.caption(f"Least likely choice: '{show_token(low.token)}' at {low.prob:.1%} (token {low.index + 1}). "
+                       "Hover any token for its probability and id.")
+    elif enc is not None:
+        st.caption("Press **Generate**. Grey is your prompt; each new token is shaded by the probability it had.")
+
+# -- 3 · batches -------------------------------------------------------------------------------------------
+st.subheader("3 · A batch: padding and the attention mask")
+st.write("A GPU runs many prompts at once, but a batch must be a rectangle. Shorter prompts are **padded** to the "
+         "longest, and an **attention mask** (1 = real token, 0 = padding) tells the model to ignore the padding. "
+         "For generation the padding goes on the **left**, so every prompt's last token sits in the same column.")
+c1, c2 = st.columns([3, 1])
+c1.text_area("Prompts, one per line", key="gen_batch", height=110)
+c2.radio("Pad on the", ["left", "right"], key="gen_pad_side", horizontal=True)
+prompts = tuple(p for p in ss.gen_batch.splitlines() if p.strip())
+try:
+    with st.spinner("Running the batch…"):
+        batch, together, alone = batch_predictions(lm.name, prompts, ss.gen_pad_side)
+except ExplainerError as e:
+    st.info(str(e))
+else:
+    ui.chart(padding_chart(batch), key="gen_pad")
+    st.caption(batch.note)
+    tops = [int(p.argmax()) for p in together]
+    names = token_strings(lm.tokenizer, tops)
+    alone_tops = [int(p.argmax()) for p in alone]
+    rows = [{"prompt": p, "real tokens": n, "next token (batch)": show_token(nm),
+             "probability": f"{together[i, t]:.1%}",
+             "run alone": "same ✓" if alone_tops[i] == t and abs(alone[i][t] - together[i, t]) < 1e-3 else
+             f"differs: '{show_token(token_strings(lm.tokenizer, [alone_tops[i]])[0])}'"}
+            for i, (p, n, t, nm) in enumerate(zip(batch.prompts, batch.lengths, tops, names))]
+    st.table(rows)
+    st.caption("One forward pass for the whole batch, with the mask and position ids that skip the padding, "
+               "gives each prompt the same prediction as running it alone.")
