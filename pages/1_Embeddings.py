@@ -1,0 +1,380 @@
+"""Word vectors: the input embedding matrix as a space where directions mean something, and how a
+word's vector soaks up its context layer by layer."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import streamlit as st
+
+from explainer import embeddings as emb
+from explainer import glove, ui
+from explainer.errors import ExplainerError
+from explainer.figures import embeddings as figs
+from explainer.figures.common import show_token
+
+lm = ui.page(
+    "Word vectors",
+    "Every token is a row of numbers: its vector. Words used alike get vectors pointing alike, and "
+    "directions carry meaning: king − man + woman lands next to queen.",
+    icon="🧭",
+)
+if lm is None:
+    st.error("No model is loaded. Pick the bundled model in the sidebar; it works offline.")
+    st.stop()
+
+ss = st.session_state
+_MAP0, _AN0, _DIR0, _CTX0 = (next(iter(p)) for p in (emb.MAP_PRESETS, emb.ANALOGY_PRESETS,
+                                                      emb.DIRECTION_PRESETS, emb.CONTEXT_PRESETS))
+DEFAULTS = {
+    "emb_map_preset": _MAP0,
+    "emb_map_words": emb.MAP_PRESETS[_MAP0],
+    "emb_map_dims": "2-D",
+    "emb_map_align": False,
+    "emb_an_preset": _AN0,
+    "emb_an_a": emb.ANALOGY_PRESETS[_AN0][0],
+    "emb_an_b": emb.ANALOGY_PRESETS[_AN0][1],
+    "emb_an_c": emb.ANALOGY_PRESETS[_AN0][2],
+    "emb_an_k": 10,
+    "emb_an_variants": True,
+    "emb_nb_word": "Paris",
+    "emb_dir_preset": _DIR0,
+    "emb_dir_axis": emb.DIRECTION_PRESETS[_DIR0][0],
+    "emb_dir_words": emb.DIRECTION_PRESETS[_DIR0][1],
+    "emb_sim_words": "king, queen, man, woman, cat, dog, zebra, banana, Paris, the, and",
+    "emb_ctx_preset": _CTX0,
+    "emb_ctx_word": emb.CONTEXT_PRESETS[_CTX0][0],
+    "emb_ctx_sentences": "\n".join(emb.CONTEXT_PRESETS[_CTX0][1]),
+    "emb_ctx_center": True,
+}
+for _k, _v in DEFAULTS.items():  # initialise once; re-assigning keeps values when the user changes page
+    ss[_k] = ss[_k] if _k in ss else _v
+
+
+def _load_map_preset() -> None:
+    ss.emb_map_words = emb.MAP_PRESETS[ss.emb_map_preset]
+
+
+def _load_analogy_preset() -> None:
+    ss.emb_an_a, ss.emb_an_b, ss.emb_an_c = emb.ANALOGY_PRESETS[ss.emb_an_preset]
+
+
+def _load_direction_preset() -> None:
+    ss.emb_dir_axis, ss.emb_dir_words = emb.DIRECTION_PRESETS[ss.emb_dir_preset]
+
+
+def _load_context_preset() -> None:
+    word, sentences = emb.CONTEXT_PRESETS[ss.emb_ctx_preset]
+    ss.emb_ctx_word, ss.emb_ctx_sentences = word, "\n".join(sentences)
+
+
+def _token_used(w: emb.WordToken) -> str:
+    toks = " + ".join(f"`{show_token(p)}` ({i})" for p, i in zip(w.pieces, w.ids))
+    return f"{w.word} → {toks}"
+
+
+def _show_word_problems(notes, skipped) -> None:
+    for n in notes:
+        st.caption(f"ⓘ {n}")
+    if skipped:
+        st.warning("Left out: " + " · ".join(f"**{w}**: {why}" for w, why in skipped))
+
+
+@st.cache_resource(show_spinner="Loading the GloVe word vectors (once)…")
+def _glove() -> glove.Glove:
+    return glove.load()
+
+
+st.info(emb.matrix_note(lm) + " A typed word is looked up as the token it becomes mid-sentence, with its "
+        "leading space (␣king); a word split into several tokens gets the mean of its pieces, marked *.")
+
+tabs = st.tabs(["Word map", "Analogies", "Directions", "Dot vs cosine", "In context"])
+
+
+# -- 1. PCA map ------------------------------------------------------------------------------------
+
+@st.fragment
+def map_tab() -> None:
+    left, right = st.columns([1, 3], gap="large")
+    with left:
+        st.selectbox("Word set", list(emb.MAP_PRESETS), key="emb_map_preset", on_change=_load_map_preset)
+        st.text_area("Words — `a → b` draws an arrow", key="emb_map_words", height=250,
+                     help="Separate words with commas or new lines. `man → woman` (or `man -> woman`) draws "
+                          "an arrow; `one → two → three` a chain.")
+        st.radio("View", ["2-D", "3-D"], key="emb_map_dims", horizontal=True)
+        st.checkbox("First axis = the average arrow", key="emb_map_align",
+                    help="Instead of plain PCA: put the average of the arrows (e.g. man → woman, king → queen) "
+                         "on the first axis, and the principal components of what is left on the others.")
+        st.caption("Each word's vector has "
+                   f"{lm.d_model} numbers. PCA finds the 2 or 3 directions along which these words differ "
+                   "most and draws them as the axes; the % says how much of the spread each axis shows.")
+    with right:
+        try:
+            wm = emb.word_map(lm, ss.emb_map_words, 3 if ss.emb_map_dims == "3-D" else 2,
+                              align_arrows=bool(ss.emb_map_align))
+        except ExplainerError as e:
+            st.info(str(e))
+            return
+        what = "the average arrow and principal components" if wm.pca.names else "their first principal components"
+        ui.chart(figs.word_map(wm, f"{len(wm.vectors.words)} words on {what}"), key="emb_map_chart")
+        align = emb.arrow_alignment(wm)
+        if align is not None:
+            st.markdown(f"**Do the arrows really point the same way?** In the full {lm.d_model}-number space "
+                        f"the average cosine between the arrows is **{align:.2f}** (1 = all parallel). Two random "
+                        f"directions in {lm.d_model} dimensions give 0.00 ± {lm.d_model ** -0.5:.2f}, so anything "
+                        "clearly above that is a shared direction, not an effect of the 2-D projection.")
+        _show_word_problems(wm.vectors.notes, wm.vectors.skipped)
+
+
+with tabs[0]:
+    map_tab()
+
+
+# -- 2. analogies --------------------------------------------------------------------------------
+
+@st.fragment
+def analogy_tab() -> None:
+    st.selectbox("Example", list(emb.ANALOGY_PRESETS), key="emb_an_preset", on_change=_load_analogy_preset)
+    c1, c2, c3, c4 = st.columns([3, 3, 3, 2])
+    c1.text_input("a", key="emb_an_a")
+    c2.text_input("minus b", key="emb_an_b")
+    c3.text_input("plus c", key="emb_an_c")
+    c4.slider("Show", 3, 20, key="emb_an_k", help="How many nearest tokens to list.")
+    st.checkbox("Also hide other spellings of the input words (King, ␣King, KING)", key="emb_an_variants",
+                help="The input words' own tokens are always left out of the answer; this also leaves out "
+                     "their capitalised and space-less twins.")
+    a, b, c = ss.emb_an_a, ss.emb_an_b, ss.emb_an_c
+    try:
+        res = emb.analogy(lm, [a, c], [b], k=int(ss.emb_an_k), exclude_inputs=True,
+                          exclude_variants=bool(ss.emb_an_variants))
+    except ExplainerError as e:
+        st.info(str(e))
+        return
+    best = res.best
+    st.markdown(f"### {html.escape(res.expression)}  ≈  `{show_token(best.text)}`   "
+                f"<small>(cosine {best.cosine:.2f})</small>", unsafe_allow_html=True)
+    st.caption("Tokens used: " + " · ".join(_token_used(w) for w in (*res.positive, *res.negative))
+               + ". The computed vector is not itself a token: the answer is the real token closest to it "
+                 "by cosine, the inputs left out.")
+    _show_word_problems(res.notes, ())
+    left, right = st.columns(2, gap="large")
+    with left:
+        ui.chart(figs.neighbour_bars(res.neighbours, f"{lm.label}: input embeddings"), key="emb_an_bars")
+    with right:
+        try:
+            g = _glove()
+            ga = glove.analogy([a, c], [b], k=int(ss.emb_an_k), g=g)
+        except ExplainerError as e:
+            st.markdown("**GloVe (static word vectors)**")
+            st.info(str(e))
+        else:
+            ui.chart(figs.neighbour_bars(ga.neighbours, f"{glove.LABEL}: the same sum", tokens=False,
+                                         color="#54a24b"), key="emb_an_glove")
+            st.caption("GloVe was trained only to predict which words appear near each other (2014): one "
+                       "fixed vector per lower-case word. The language model's input vectors come from "
+                       "training to predict the next token.")
+    am = emb.analogy_map(lm, res, n_neighbours=5)
+    ui.chart(figs.analogy_map(am, "The sum, drawn: both arrows are the same vector b → a"), key="emb_an_map")
+    near = emb.nearest_by_distance(lm, res.target, res.excluded)
+    share = float(am.pca.explained_variance_ratio[:2].sum())
+    st.caption(f"The red arrow goes from b to a; the orange arrow adds the same step to c and ends at the computed "
+               f"point ★. No token sits exactly there: the answer is the token whose vector points most nearly the "
+               f"same way (cosine), measured in all {lm.d_model} numbers. By plain distance the nearest token is "
+               f"`{show_token(near.text)}`. This flat picture (PCA of the points shown) keeps {share:.0%} of their "
+               "spread, so distances in it are only a hint.")
+
+
+@st.fragment
+def neighbours_view() -> None:
+    st.markdown("#### Nearest neighbours of one word")
+    st.text_input("Word", key="emb_nb_word", help="The tokens whose vectors point most nearly the same way.")
+    try:
+        wt, nb = emb.neighbours(lm, ss.emb_nb_word, k=10)
+    except ExplainerError as e:
+        st.info(str(e))
+        return
+    left, right = st.columns(2, gap="large")
+    with left:
+        ui.chart(figs.neighbour_bars(nb, f"Model: nearest to {show_token(wt.token)}"),
+                 key="emb_nb_bars")
+        _show_word_problems([wt.note] if wt.note else [], ())
+    with right:
+        try:
+            gn = glove.neighbours(ss.emb_nb_word, k=10, g=_glove())
+        except ExplainerError as e:
+            st.info(str(e))
+        else:
+            ui.chart(figs.neighbour_bars(gn, f"{glove.LABEL}: nearest words", tokens=False, color="#54a24b"),
+                     key="emb_nb_glove")
+    st.caption("The model's neighbours are often the same word in another spelling (capitalised, without the "
+               "space, plural): the model must tell all of them apart, GloVe knows only lower-case words.")
+
+
+with tabs[1]:
+    analogy_tab()
+    st.divider()
+    neighbours_view()
+
+
+# -- 3. directions -------------------------------------------------------------------------------
+
+@st.fragment
+def direction_tab() -> None:
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        st.selectbox("Axis", list(emb.DIRECTION_PRESETS), key="emb_dir_preset", on_change=_load_direction_preset)
+        st.text_area("Pairs that define the axis (`from → to`)", key="emb_dir_axis", height=175,
+                     help="The axis is the average of (to − from) over the pairs.")
+        st.text_area("Words to place on it", key="emb_dir_words", height=150)
+    with right:
+        pairs = emb.parse_items(ss.emb_dir_axis).pairs
+        if not pairs:
+            st.info("Write at least one pair for the axis, such as `man → woman`.")
+            return
+        try:
+            d = emb.direction(lm, pairs)
+            axis_words = [w for p in pairs for w in p]
+            wv = emb.word_vectors(lm, [*emb.split_words(ss.emb_dir_words), *axis_words])
+            if not wv.words:
+                st.info("Type some words to place on the axis.")
+                return
+            proj = emb.project(d, wv.vectors, wv.words)
+        except ExplainerError as e:
+            st.info(str(e))
+            return
+        frm = ", ".join(a for a, _ in pairs[:2]) + ("…" if len(pairs) > 2 else "")
+        to = ", ".join(b for _, b in pairs[:2]) + ("…" if len(pairs) > 2 else "")
+        ui.chart(figs.direction_strip(proj, d.name, f"−1: {frm}", f"+1: {to}",
+                                      axis_words=frozenset(" ".join(w.split()) for w in axis_words)),
+                 key="emb_dir_chart")
+        st.caption("Position = how far along the axis a word's vector lies, scaled so that the average "
+                   "'from' word sits at −1 and the average 'to' word at +1 (grey: the words that define the axis). "
+                   "Hover for the cosine with the axis. Words the training text used in gendered (or plural, "
+                   "past…) contexts drift to one side: the vectors learn the text's habits, biases included.")
+        _show_word_problems(wv.notes, wv.skipped)
+
+
+with tabs[2]:
+    direction_tab()
+
+
+# -- 4. similarity ---------------------------------------------------------------------------------
+
+def _similarity_story(labels, sim) -> str:
+    n = sim.norms
+    i_long, i_short = int(n.argmax()), int(n.argmin())
+    parts = [f"Here the longest vector is **{labels[i_long]}** (|v| = {n[i_long]:.2f}) and the shortest "
+             f"**{labels[i_short]}** ({n[i_short]:.2f})."]
+    for i in range(len(labels)):
+        dot, cos = sim.dot[i].copy(), sim.cosine[i].copy()
+        dot[i] = cos[i] = -float("inf")
+        j_dot, j_cos = int(dot.argmax()), int(cos.argmax())
+        if j_dot != j_cos:
+            parts.append(f"Closest to **{labels[i]}** by dot product: **{labels[j_dot]}**; by cosine: "
+                         f"**{labels[j_cos]}** — the dot product favours the longer vector.")
+            break
+    return " ".join(parts)
+
+
+@st.fragment
+def similarity_tab() -> None:
+    st.text_area("Words", key="emb_sim_words", height=80, help="Separate words with commas.")
+    try:
+        wv = emb.word_vectors(lm, emb.split_words(ss.emb_sim_words), max_words=30)
+        if len(wv.words) < 2:
+            st.info("Type at least two words.")
+            _show_word_problems(wv.notes, wv.skipped)
+            return
+        sim = emb.similarity(wv.vectors)
+    except ExplainerError as e:
+        st.info(str(e))
+        return
+    ui.chart(figs.similarity_heatmaps(wv.labels, sim), key="emb_sim_heat")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.markdown(
+            "**Why do they differ?** The dot product multiplies the vectors number by number and adds up: "
+            "a · b = |a| × |b| × cos(angle). It grows with the *lengths* of the vectors as well as with how "
+            "alike their *directions* are. The cosine divides the lengths out and keeps only the direction, "
+            "from −1 (opposite) through 0 (unrelated) to 1 (same direction). Attention scores are dot "
+            "products; word-similarity searches use the cosine. " + _similarity_story(wv.labels, sim))
+        _show_word_problems(wv.notes, wv.skipped)
+    with right:
+        ui.chart(figs.vector_lengths(wv.labels, sim.norms, "Vector lengths"), key="emb_sim_norms")
+
+
+with tabs[3]:
+    similarity_tab()
+
+
+# -- 5. in context -------------------------------------------------------------------------------
+
+def _highlight(sentence: str, word: str) -> str:
+    s = html.escape(sentence)
+    w = html.escape(" ".join(word.split()))
+    return re.sub(rf"(?<!\w)({re.escape(w)})(?!\w)", r"<b><u>\1</u></b>", s, count=1, flags=re.IGNORECASE)
+
+
+@st.fragment
+def context_tab() -> None:
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        st.selectbox("Example", list(emb.CONTEXT_PRESETS), key="emb_ctx_preset", on_change=_load_context_preset)
+        st.text_input("Word to follow", key="emb_ctx_word")
+        st.text_area("Sentences, one per line (2–8)", key="emb_ctx_sentences", height=170)
+        st.checkbox("Centre each layer", key="emb_ctx_center",
+                    help="Subtracts, at each layer, the mean vector over all tokens of these sentences. A large "
+                         "part of every residual vector is common to all tokens; removing it makes the "
+                         "differences between contexts visible.")
+    sentences = [" ".join(s.split()) for s in ss.emb_ctx_sentences.splitlines() if s.strip()][:8]
+    with right:
+        if len(sentences) < 2:
+            st.info("Write at least two sentences that use the word, one per line.")
+            return
+        try:
+            with st.spinner(f"Running the model on {len(sentences)} sentences…"):
+                traces = [ui.get_trace(lm.name, s, int(ss.max_tokens)) for s in sentences]
+            ca = emb.in_context(lm, traces, ss.emb_ctx_word, centered=bool(ss.emb_ctx_center))
+        except ExplainerError as e:
+            st.info(str(e))
+            return
+        colors = figs.PALETTE
+        st.markdown("<br>".join(
+            f"<span style='color:{colors[i % len(colors)]}'><b>#{i + 1}</b></span> "
+            f"{_highlight(c.sentence, ss.emb_ctx_word)} <small>(token {' + '.join(show_token(p) for p in c.pieces)}, "
+            f"position {c.position})</small>" for i, c in enumerate(ca.contexts)), unsafe_allow_html=True)
+        st.caption("A GPT reads left to right: the vector at the word can only take in the words *before* it.")
+    a, b = st.columns(2, gap="large")
+    with a:
+        ui.chart(figs.context_trajectories(ca, f"“{ca.word}” through {ca.n_points - 1} blocks"),
+                 key="emb_ctx_traj")
+    with b:
+        ui.chart(figs.context_cosines(ca, "How alike the sentences' vectors stay"), key="emb_ctx_cos")
+    layer_cosine_view(ca)
+
+
+@st.fragment
+def layer_cosine_view(ca: emb.ContextAnalysis) -> None:
+    last = ca.n_points - 1
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.markdown(f"**Reading the pictures.** Each line has {ca.n_points} points: the embedding (the same row of "
+                    "the matrix in every sentence, so all lines start together) and the residual stream after each "
+                    "block. Where the sentences give the word the same meaning, its vectors stay alike; where the "
+                    "meanings differ, they drift apart as the blocks mix in the context: the vector *soaks up* "
+                    "its context.")
+        if ca.centered:
+            st.caption("Centred: at each layer the mean vector over all tokens of these sentences (the first token "
+                       "left out) was subtracted before comparing, so the part every token shares does not hide "
+                       "the differences.")
+        layer = st.slider("Layer boundary for the table", 0, last, value=last, key=f"emb_ctx_layer_{last}",
+                          help="0 = the embedding; l = after block l−1.")
+    with right:
+        name = figs.layer_names(ca.n_points)[layer]
+        ui.chart(figs.context_cosine_matrix(ca, layer, f"Cosine between the sentences, {name}"),
+                 key="emb_ctx_matrix")
+
+
+with tabs[4]:
+    context_tab()
