@@ -181,7 +181,7 @@ def current_trace(lm: ex.LoadedModel, text: str | None = None) -> ex.Trace | Non
 # -- shared display helpers -------------------------------------------------------------------------
 
 def chart(fig, key: str | None = None, **kw) -> None:
-    st.plotly_chart(fig, use_container_width=True, key=key, **kw)
+    st.plotly_chart(fig, width="stretch", key=key, **kw)
 
 
 def token_chips(tokens, ids=None, colors=None, titles=None) -> None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
 FONT_SIZE = 16
 PROB_SCALE = "Blues"
 DIVERGING = "RdBu_r"
+
+# The default template is attached by reference when a figure is built; passing template= to
+# update_layout instead deep-copies it (about 20 ms per figure, most of a page's redraw time).
+pio.templates.default = "plotly_white"
 
 
 def show_token(s: str) -> str:
@@ -21,7 +26,6 @@ def axis_labels(tokens) -> list[str]:
 
 def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
     fig.update_layout(
-        template="plotly_white",
         font=dict(size=FONT_SIZE),
         title=dict(text=title) if title else None,
         margin=dict(l=10, r=10, t=60 if title else 20, b=10),
