@@ -1,4 +1,5 @@
-"""Home: what this is, the model picker, the prompt, its tokens and the model's next-token guess."""
+"""The app: its navigation, and the home page (what this is, the model picker, the prompt, its tokens and
+the model's next-token guess). Every other view is a file in pages/."""
 
 from __future__ import annotations
 
@@ -11,61 +12,87 @@ from explainer.figures.tokens import top_next_tokens
 from explainer.sampling import softmax, top_k
 from explainer.tokens import token_strings
 
-lm = ui.page(
-    "Inside a GPT",
-    "A real pretrained language model, opened up: type a prompt and follow it through tokens, vectors, "
-    "attention, MLPs and out the other end as a probability for every possible next token.",
-    icon="🧠",
-)
-if lm is None:
-    st.error("No model is loaded. Pick the bundled model in the sidebar; it works offline.")
-    st.stop()
-
-text = ui.prompt_box("Your prompt", help="Every page uses this prompt. Try your own!")
-tr = ui.current_trace(lm, text)
-if tr is None:
-    st.stop()
-
-left, right = st.columns([3, 2], gap="large")
-with left:
-    st.subheader(f"1 · The model reads {tr.n_tokens} tokens")
-    st.write("Text is cut into **tokens**: whole words, pieces of words, punctuation. Each has an id, "
-             "its row in the vocabulary. A leading space is part of the token (shown as ␣).")
-    ui.token_chips(tr.tokens, [int(i) for i in tr.token_ids])
-    frac = tr.n_tokens / lm.n_ctx
-    st.progress(min(frac, 1.0), f"Context window: {tr.n_tokens:,} of {lm.n_ctx:,} tokens used ({frac:.2%})")
-    st.caption(f"Vocabulary: {lm.vocab_size:,} tokens. The model can attend to at most {lm.n_ctx:,} "
-               "tokens at once: its context window.")
-with right:
-    st.subheader("2 · …and predicts the next one")
-    probs = softmax(tr.next_token_logits())
-    top = top_k(probs, 10)
-    fig = top_next_tokens(list(token_strings(lm.tokenizer, top)), [int(i) for i in top], probs[top],
-                          tr.next_token_logits()[top])
-    ui.chart(fig, key="home_top")
-    st.caption("Probabilities over the whole vocabulary, from one forward pass. Hover a bar for its id and logit.")
-
-st.divider()
-st.subheader("The guided tour")
-st.write("Follow the prompt through the model, one page at a time:")
-tour = [
-    ("pages/1_Embeddings.py", "Word vectors", "Tokens become vectors; directions carry meaning (king − man + woman)."),
-    ("pages/2_Attention.py", "Attention", "Each token looks back at earlier ones: heatmaps, Q·K, head roles."),
-    ("pages/3_MLP_neurons.py", "MLP neurons", "Thousands of neurons per layer fire on particular patterns."),
-    ("pages/4_Logit_lens.py", "Residual stream & logit lens", "Watch the prediction form layer by layer."),
-    ("pages/5_Next_token.py", "Next token", "Temperature, top-k, top-p — and generation, one token at a time."),
-    ("pages/6_Generate.py", "Generation playground", "Prompt templates, streaming output, padding and masks."),
-    ("pages/7_Interventions.py", "Interventions", "Switch off heads or neurons and see what changes."),
-    ("pages/8_Anatomy.py", "Anatomy", "Where the parameters are; a model is two files."),
-    ("pages/9_Tiny_LM_lab.py", "Tiny LM lab", "Train a character-level language model live, in seconds."),
+# (file, icon, title in the navigation, one line for the home page's tour); Material icons render in
+# every browser, emoji do not (headless Chromium has no emoji font).
+TOUR = [
+    ("pages/1_Embeddings.py", ":material/scatter_plot:", "Word vectors",
+     "Tokens become vectors; directions carry meaning (king − man + woman)."),
+    ("pages/2_Attention.py", ":material/visibility:", "Attention",
+     "Each token looks back at earlier ones: heatmaps, Q·K, head roles."),
+    ("pages/3_MLP_neurons.py", ":material/hub:", "MLP neurons",
+     "Thousands of neurons per layer fire on particular patterns."),
+    ("pages/4_Logit_lens.py", ":material/layers:", "Residual stream & logit lens",
+     "Watch the prediction form layer by layer."),
+    ("pages/5_Next_token.py", ":material/casino:", "Next token",
+     "Temperature, top-k, top-p — and generation, one token at a time."),
+    ("pages/6_Generate.py", ":material/edit_note:", "Generation playground",
+     "Prompt templates, streaming output, padding and masks."),
+    ("pages/7_Interventions.py", ":material/content_cut:", "Interventions",
+     "Switch off heads or neurons and see what changes."),
+    ("pages/8_Anatomy.py", ":material/account_tree:", "Anatomy",
+     "Where the parameters are; a model is two files."),
+    ("pages/9_Tiny_LM_lab.py", ":material/school:", "Tiny LM lab",
+     "Train a character-level language model live, in seconds."),
 ]
 
 
-cols = st.columns(3)
-for i, (path, label, blurb) in enumerate(tour):
-    with cols[i % 3]:
+def home() -> None:
+    lm = ui.page(
+        "Inside a GPT",
+        "A real pretrained language model, opened up: type a prompt and follow it through tokens, vectors, "
+        "attention, MLPs and out the other end as a probability for every possible next token.",
+        icon="🧠",
+    )
+    if lm is None:
+        st.error("No model is loaded. Pick the bundled model in the sidebar; it works offline.")
+        return
+
+    text = ui.prompt_box("Your prompt", help="Every page uses this prompt. Try your own!")
+    tr = ui.current_trace(lm, text)
+    if tr is None:
+        return
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.subheader(f"1 · The model reads {tr.n_tokens} tokens")
+        st.write("Text is cut into **tokens**: whole words, pieces of words, punctuation. Each has an id, "
+                 "its row in the vocabulary. A leading space is part of the token (shown as ␣).")
+        ui.token_chips(tr.tokens, [int(i) for i in tr.token_ids])
+        frac = tr.n_tokens / lm.n_ctx
+        st.progress(min(frac, 1.0), f"Context window: {tr.n_tokens:,} of {lm.n_ctx:,} tokens used ({frac:.2%})")
+        st.caption(f"Vocabulary: {lm.vocab_size:,} tokens. The model can attend to at most {lm.n_ctx:,} "
+                   "tokens at once: its context window.")
+    with right:
+        st.subheader("2 · …and predicts the next one")
+        probs = softmax(tr.next_token_logits())
+        top = top_k(probs, 10)
+        fig = top_next_tokens(list(token_strings(lm.tokenizer, top)), [int(i) for i in top], probs[top],
+                              tr.next_token_logits()[top])
+        ui.chart(fig, key="home_top")
+        st.caption("Probabilities over the whole vocabulary, from one forward pass. Hover a bar for its id and logit.")
+
+    st.divider()
+    st.subheader("The guided tour")
+    st.write("Follow the prompt through the model, one page at a time:")
+    cols = st.columns(3)
+    for i, (path, icon, label, blurb) in enumerate(TOUR):
+        with cols[i % 3]:
+            if (Path(__file__).parent / path).exists():
+                st.page_link(path, label=f"**{i + 1}. {label}**", icon=icon)
+            else:
+                st.markdown(f"**{i + 1}. {label}** (coming soon)")
+            st.caption(blurb)
+
+
+def navigation() -> None:
+    """Titles a teacher can read in the sidebar (not file names), grouped in the order of the tour."""
+    sections: dict[str, list] = {"": [st.Page(home, title="Home", icon=":material/home:", default=True)]}
+    for i, (path, icon, label, _) in enumerate(TOUR):
         if (Path(__file__).parent / path).exists():
-            st.page_link(path, label=f"**{i + 1}. {label}**")
-        else:
-            st.markdown(f"**{i + 1}. {label}** (coming soon)")
-        st.caption(blurb)
+            section = "Inside the model" if i < 4 else "Making text" if i < 6 else "Going further"
+            url = Path(path).stem.split("_", 1)[1]
+            sections.setdefault(section, []).append(st.Page(path, title=label, icon=icon, url_path=url))
+    st.navigation(sections).run()
+
+
+navigation()
