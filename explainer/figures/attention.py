@@ -1,0 +1,263 @@
+"""Figures for the Attention page: one head's pattern, every head at once, the Q·K steps,
+grouped-query heads and head-role maps.
+
+Token matrices put queries (the token looking) down the side and keys (the token looked at) across
+the top; grey cells are the future, which a causal model cannot see. Figures that pick a head carry
+one invisible clickable marker per head whose customdata is [layer, head]; `picked_head` reads a
+Streamlit selection back into (layer, head).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .common import DIVERGING, PROB_SCALE, axis_labels, show_token, style
+
+FUTURE = "#d9d9d9"          # background showing through masked (future) cells
+PICK = "#e4572e"            # outline of the selected head
+LIGHT_PICK = "#f9c6b4"      # fill of the selected head's group
+SCORE_SCALE = "Oranges"
+SHOW_VALUES_UP_TO = 12      # write the numbers into the cells of matrices up to this many tokens
+
+STEP_INFO = {
+    "raw": ("1 · Raw scores q·k", "q·k"),
+    "scaled": ("2 · Scaled: × 1/√d_head", "scaled score"),
+    "masked": ("3 · Causal mask: −∞ above the diagonal", "masked score"),
+    "pattern": ("4 · Softmax: each row sums to 1", "weight"),
+}
+
+
+# -- token × token matrices --------------------------------------------------------------------
+
+def _cell_text(z: np.ndarray, fmt: str, masked_text: str) -> np.ndarray:
+    return np.array([[masked_text if not np.isfinite(v) else format(v, fmt) for v in row] for row in z],
+                    dtype=object)
+
+
+def token_matrix(z: np.ndarray, tokens, title: str | None = None, *, value_name: str = "weight",
+                 colorscale: str = PROB_SCALE, zmin: float | None = 0.0, zmax: float | None = 1.0,
+                 zmid: float | None = None, fmt: str = ".2f", masked_text: str = "",
+                 show_values: bool | None = None, row_sums: bool = False,
+                 highlight: Iterable[tuple[int, int]] | None = None, height: int | None = None) -> go.Figure:
+    """A [T, T] matrix with query tokens down and key tokens across; NaN or −inf cells are the future.
+
+    Hover shows the query, the key and the value; `row_sums` adds each row's sum to the hover;
+    `highlight` outlines (query, key) cells.
+    """
+    z = np.asarray(z, dtype=np.float64)                               # [T, T]
+    T = z.shape[0]
+    labels = axis_labels(tokens)
+    shown = np.where(np.isfinite(z), z, np.nan)
+    hover = _cell_text(z, ".3f" if fmt.endswith("f") else fmt, masked_text or "masked (future)")
+    if row_sums:
+        sums = np.nansum(shown, axis=1)                               # [T]
+        hover = np.array([[f"{h}   (row sum {sums[i]:.3f})" for h in row] for i, row in enumerate(hover)],
+                         dtype=object)
+    show_values = T <= SHOW_VALUES_UP_TO if show_values is None else show_values
+    fig = go.Figure(go.Heatmap(
+        z=shown, x=labels, y=labels, colorscale=colorscale, zmin=zmin, zmax=zmax, zmid=zmid,
+        customdata=hover, hoverongaps=True,
+        text=_cell_text(z, fmt, masked_text) if show_values else None,
+        texttemplate="%{text}" if show_values else None, textfont=dict(size=13),
+        hovertemplate=f"query %{{y}}<br>key %{{x}}<br>{value_name} %{{customdata}}<extra></extra>",
+        colorbar=dict(title=dict(text=value_name, side="right"), thickness=14),
+        xgap=1, ygap=1,
+    ))
+    if highlight:
+        cells = list(highlight)
+        fig.add_trace(go.Scatter(
+            x=[labels[k] for _, k in cells], y=[labels[q] for q, _ in cells], mode="markers",
+            marker=dict(symbol="square-open", size=max(6, min(22, 640 // max(T, 1))), color=PICK,
+                        line=dict(width=2)),
+            hoverinfo="skip", showlegend=False))
+    fig.update_xaxes(title_text="key: the token looked at →", side="bottom", tickangle=-45, showgrid=False,
+                     type="category", range=[-0.5, T - 0.5])
+    fig.update_yaxes(title_text="query: the token looking (rows)", showgrid=False, type="category",
+                     range=[T - 0.5, -0.5])
+    fig.update_layout(plot_bgcolor=FUTURE)
+    return style(fig, title, height=height or int(np.clip(170 + 34 * T, 420, 900)))
+
+
+def head_heatmap(pattern: np.ndarray, tokens, title: str | None = None, **kw: Any) -> go.Figure:
+    """One head's attention pattern [T, T]; the future (above the diagonal) is grey."""
+    T = pattern.shape[0]
+    z = np.where(np.tril(np.ones((T, T), dtype=bool)), pattern, np.nan)   # [T, T]
+    return token_matrix(z, tokens, title, value_name="weight", row_sums=True, **kw)
+
+
+def qk_step(matrix: np.ndarray, tokens, step: str, title: str | None = None) -> go.Figure:
+    """One stage of Q·K: 'raw' or 'scaled' (diverging colours around 0), 'masked' (−∞ cells grey),
+    'pattern' (weights 0 to 1, rows sum to 1)."""
+    if step not in STEP_INFO:
+        raise ValueError(f"Unknown step '{step}'; choose one of {list(STEP_INFO)}.")
+    head, value_name = STEP_INFO[step]
+    title = title or head
+    if step == "pattern":
+        return head_heatmap(matrix, tokens, title, height=_step_height(matrix))
+    finite = np.asarray(matrix)[np.isfinite(matrix)]
+    lim = float(np.abs(finite).max()) if finite.size else 1.0
+    return token_matrix(matrix, tokens, title, value_name=value_name, colorscale=DIVERGING, zmin=-lim, zmax=lim,
+                        fmt=".1f", masked_text="−∞" if step == "masked" else "", height=_step_height(matrix))
+
+
+def _step_height(m: np.ndarray) -> int:
+    return int(np.clip(170 + 30 * m.shape[0], 400, 760))
+
+
+# -- every head at once ------------------------------------------------------------------------
+
+def _pool_max(a: np.ndarray, size: int) -> np.ndarray:
+    """Max-pool the last two axes of a [..., T, T] array to [..., size, size] (T ≥ size)."""
+    T = a.shape[-1]
+    edges = np.linspace(0, T, size + 1).round().astype(int)[:-1]     # [size] block starts
+    a = np.maximum.reduceat(a, edges, axis=-1)                         # [..., T, size]
+    return np.maximum.reduceat(a, edges, axis=-2)                      # [..., size, size]
+
+
+def _click_markers(xs, ys, layer_head: np.ndarray, hover: list[str], size: float) -> go.Scatter:
+    """Invisible clickable markers, one per head; customdata = [layer, head]."""
+    return go.Scatter(
+        x=xs, y=ys, mode="markers", customdata=layer_head, hovertext=hover,
+        hovertemplate="%{hovertext}<extra></extra>",
+        marker=dict(symbol="square", size=size, color="rgba(0,0,0,0.003)", line=dict(width=0)),
+        selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
+        showlegend=False, name="heads")
+
+
+def _head_hover(layer: int, head: int, n_heads: int, n_kv_heads: int | None,
+                scores: dict[str, np.ndarray] | None) -> str:
+    s = f"<b>layer {layer} · head {head}</b>"
+    if n_kv_heads and n_kv_heads != n_heads:
+        s += f"<br>uses key/value head {head // (n_heads // n_kv_heads)}"
+    for role, sc in (scores or {}).items():
+        s += f"<br>{role.replace('_', '-')} score {sc[layer, head]:.2f}"
+    return s + "<br><i>click to open</i>"
+
+
+def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, *, max_tile: int = 16,
+             n_kv_heads: int | None = None, scores: dict[str, np.ndarray] | None = None,
+             title: str | None = None) -> go.Figure:
+    """Every head's pattern as a small tile: layers across, heads down. Prompts longer than
+    `max_tile` tokens are max-pooled to max_tile × max_tile so that sharp patterns stay visible."""
+    L, H, T, _ = attn.shape
+    future = ~np.tril(np.ones((T, T), dtype=bool))                      # [T, T]
+    tiles = np.where(future, np.nan, attn)                              # [L, H, T, T]
+    s = T
+    if T > max_tile:
+        s = max_tile
+        pooled = _pool_max(np.nan_to_num(tiles, nan=-1.0), s)           # [L, H, s, s]
+        tiles = np.where(pooled < 0, np.nan, pooled)
+    step = s + 1                                                         # one empty row/column between tiles
+    Z = np.full((H * step - 1, L * step - 1), np.nan)                   # [H·(s+1)-1, L·(s+1)-1]
+    for layer in range(L):
+        for head in range(H):
+            Z[head * step: head * step + s, layer * step: layer * step + s] = tiles[layer, head]
+    centre = (s - 1) / 2
+    tile_px = float(np.clip(1000 / L, 28, 64))   # about the width of a tile in a wide layout
+    fig = go.Figure(go.Heatmap(z=Z, x0=0, dx=1, y0=0, dy=1, colorscale=PROB_SCALE, zmin=0, zmax=1,
+                               hoverinfo="skip", showscale=True,
+                               colorbar=dict(title=dict(text="weight", side="right"), thickness=14)))
+    lh = np.array([(layer, head) for layer in range(L) for head in range(H)])   # [L·H, 2]
+    fig.add_trace(_click_markers(
+        lh[:, 0] * step + centre, lh[:, 1] * step + centre, lh,
+        [_head_hover(int(a), int(b), H, n_kv_heads, scores) for a, b in lh], size=tile_px * 0.8))
+    if selected is not None:
+        sl, sh = selected
+        fig.add_shape(type="rect", x0=sl * step - 0.9, x1=sl * step + s - 0.1, y0=sh * step - 0.9,
+                      y1=sh * step + s - 0.1, line=dict(color=PICK, width=3))
+    ticks_every = 1 if L <= 32 else 2
+    fig.update_xaxes(tickvals=[i * step + centre for i in range(0, L, ticks_every)],
+                     ticktext=[str(i) for i in range(0, L, ticks_every)], title_text="layer →", showgrid=False,
+                     zeroline=False, side="top", range=[-1, L * step - 1])
+    fig.update_yaxes(tickvals=[h * step + centre for h in range(H)], ticktext=[f"head {h}" for h in range(H)],
+                     range=[H * step - 1, -1], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain")
+    fig.update_layout(plot_bgcolor="white", clickmode="event+select", dragmode=False)
+    return style(fig, title, height=int(H * tile_px + 110))
+
+
+def picked_head(points: list[dict] | None) -> tuple[int, int] | None:
+    """(layer, head) from a Streamlit plotly selection's points (customdata [layer, head]), if any."""
+    for p in points or []:
+        cd = p.get("customdata") if isinstance(p, dict) else None
+        if cd is not None and len(cd) >= 2:
+            return int(cd[0]), int(cd[1])
+    return None
+
+
+# -- grouped-query attention ------------------------------------------------------------------
+
+def _outline(n: int, chosen: int) -> dict:
+    """Marker outlines: thick and coloured for the chosen one of n boxes."""
+    return dict(color=[PICK if i == chosen else "#333" for i in range(n)],
+                width=[4 if i == chosen else 1 for i in range(n)])
+
+
+def gqa_diagram(n_heads: int, n_kv_heads: int, head: int, title: str | None = None) -> go.Figure:
+    """Query heads (top) joined to the key/value head each one reads (bottom); the chosen head's
+    group is coloured."""
+    group = n_heads // n_kv_heads
+    kv = head // group
+    qx = np.arange(n_heads, dtype=float)                               # [H]
+    kx = np.array([(k * group + (k + 1) * group - 1) / 2 for k in range(n_kv_heads)])  # [Hkv] under their group
+    fig = go.Figure()
+    for h in range(n_heads):
+        mine = h // group == kv
+        fig.add_trace(go.Scatter(x=[qx[h], kx[h // group]], y=[1, 0], mode="lines", hoverinfo="skip",
+                                 line=dict(color=PICK if mine else "#bbbbbb", width=4 if h == head else 2),
+                                 showlegend=False))
+    # light fills, so that the default (theme) text colour stays readable; the chosen head gets a thick outline
+    q_col = [LIGHT_PICK if h // group == kv else "#dfe7fd" for h in range(n_heads)]
+    fig.add_trace(go.Scatter(
+        x=qx, y=np.ones(n_heads), mode="markers+text", text=[f"Q{h}" for h in range(n_heads)],
+        textposition="middle center", marker=dict(symbol="square", size=44, color=q_col, line=_outline(n_heads, head)),
+        hovertext=[f"query head {h} reads key/value head {h // group}" for h in range(n_heads)],
+        hovertemplate="%{hovertext}<extra></extra>", showlegend=False))
+    k_col = [LIGHT_PICK if k == kv else "#e2ece9" for k in range(n_kv_heads)]
+    fig.add_trace(go.Scatter(
+        x=kx, y=np.zeros(n_kv_heads), mode="markers+text", text=[f"K/V{k}" for k in range(n_kv_heads)],
+        textposition="middle center", marker=dict(symbol="square", size=54, color=k_col, line=_outline(n_kv_heads, kv)),
+        hovertext=[f"key/value head {k}: shared by query heads {k * group}–{(k + 1) * group - 1}"
+                   if group > 1 else f"key/value head {k}: used by query head {k} only" for k in range(n_kv_heads)],
+        hovertemplate="%{hovertext}<extra></extra>", showlegend=False))
+    fig.update_xaxes(visible=False, range=[-0.7, n_heads - 0.3])
+    fig.update_yaxes(visible=False, range=[-0.45, 1.45])
+    fig.add_annotation(x=-0.65, y=1.38, text="query heads", showarrow=False, xanchor="left")
+    fig.add_annotation(x=-0.65, y=-0.38, text="key/value heads", showarrow=False, xanchor="left")
+    return style(fig, title, height=260)
+
+
+# -- head roles ---------------------------------------------------------------------------------
+
+def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | None = None, top: int = 5,
+             help_text: str = "", title: str | None = None) -> go.Figure:
+    """Scores [L, H] in [0, 1]: layers across, heads down; the `top` heads carry their rank; click a
+    cell to open that head."""
+    L, H = scores.shape
+    order = np.argsort(-scores.ravel(), kind="stable")[:top]
+    rank = np.full(L * H, "", dtype=object)
+    rank[order] = [f"#{i + 1}" for i in range(len(order))]
+    fig = go.Figure(go.Heatmap(
+        z=scores.T, x=np.arange(L), y=np.arange(H), colorscale=SCORE_SCALE, zmin=0, zmax=1, xgap=1, ygap=1,
+        text=rank.reshape(L, H).T, texttemplate="%{text}", textfont=dict(size=12), hoverinfo="skip",
+        colorbar=dict(title=dict(text="score", side="right"), thickness=14)))
+    lh = np.array([(layer, head) for layer in range(L) for head in range(H)])   # [L·H, 2]
+    hover = [f"<b>layer {a} · head {b}</b><br>{role_label}: {scores[a, b]:.3f}<br>{help_text}"
+             "<br><i>click to open</i>" for a, b in lh]
+    tile_px = float(np.clip(1200 / L, 22, 60))
+    fig.add_trace(_click_markers(lh[:, 0], lh[:, 1], lh, hover, size=tile_px * 0.8))
+    if selected is not None:
+        fig.add_shape(type="rect", x0=selected[0] - 0.5, x1=selected[0] + 0.5, y0=selected[1] - 0.5,
+                      y1=selected[1] + 0.5, line=dict(color="#1f2a44", width=3))  # dark: shows on orange
+    fig.update_xaxes(title_text="layer →", dtick=1 if L <= 32 else 2, showgrid=False, zeroline=False,
+                     range=[-0.5, L - 0.5])
+    fig.update_yaxes(title_text="head", dtick=1, showgrid=False, zeroline=False, range=[H - 0.5, -0.5])
+    fig.update_layout(plot_bgcolor="white", clickmode="event+select", dragmode=False)
+    return style(fig, title, height=int(np.clip(60 + 34 * H, 260, 560)))
+
+
+def token_label(tokens, i: int) -> str:
+    """'pos 3 “␣Tower”' for captions."""
+    return f"position {i} “{show_token(tokens[i])}”"
