@@ -159,6 +159,9 @@ def test_parse_items_reads_pairs_chains_and_lists():
     assert wl.words == ("man", "woman", "king", "queen", "one", "two", "three", "red", "green blue", "cat", "dog")
     assert wl.pairs == (("man", "woman"), ("king", "queen"), ("one", "two"), ("two", "three"))
     assert emb.parse_items("  ") == emb.WordList(words=())
+    spaced = emb.parse_items("big > bigger, <|im_end|>, x=>y")  # a bare ">" is an arrow only between spaces
+    assert spaced.words == ("big", "bigger", "<|im_end|>", "x", "y")
+    assert spaced.pairs == (("big", "bigger"), ("x", "y"))
 
 
 # -- PCA, similarity, directions ------------------------------------------------------------------

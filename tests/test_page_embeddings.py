@@ -204,6 +204,3 @@ def test_context_word_missing_from_a_sentence(app):
     _ok(app)
     assert any("at least two sentences" in i.value for i in app.info)
 
-
-def test_page_is_registered_for_the_tour():
-    assert ex.BUNDLED == "bundled"  # the page loads the bundled model by default (see the defaults test)
