@@ -1,0 +1,122 @@
+"""Logit lens, token trajectory, ablation and attribution on the bundled model.
+
+    python benchmarks/lens.py [--device cpu|cuda] [--tokens 128] [--repeats 5]
+
+Prints medians over repeats, each also as the median ratio to a bare forward pass run just before it, the
+largest block of logits the lens holds at once, and the growth of peak memory during the lens against the
+(L+1)·T·V·4 bytes a naive lens would need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _text(lm, n_tokens: int) -> str:
+    base = ("The history of the transformer begins with attention. Each token looks back at the "
+            "tokens before it, mixes what it finds, and passes the result up the residual stream. ")
+    ids = lm.tokenizer(base * (n_tokens // 10 + 2))["input_ids"][:n_tokens]
+    return lm.tokenizer.decode(ids)
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _paired(fn, forward, repeats: int) -> tuple[float, float]:
+    """Median time of fn, and the median ratio fn / forward over adjacent pairs (robust to a loaded machine)."""
+    times, ratios = [], []
+    for _ in range(repeats):
+        f = _timed(forward)
+        t = _timed(fn)
+        times.append(t)
+        ratios.append(t / f)
+    return statistics.median(times), statistics.median(ratios)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+
+    import torch
+
+    import explainer as ex
+    from explainer import interventions as iv
+    from explainer import lens
+
+    cuda = args.device.startswith("cuda")
+    lm = ex.load_model("bundled", device=args.device)
+    tr = ex.trace(lm, _text(lm, args.tokens))
+    L1, T, V = lm.n_layers + 1, tr.n_tokens, lm.vocab_size
+    ids = torch.tensor([tr.token_ids.tolist()], device=lm.device)
+
+    def forward():
+        with torch.inference_mode():
+            lm.model(input_ids=ids, use_cache=False)
+        if cuda:
+            torch.cuda.synchronize()
+
+    sizes: list[int] = []
+    real = lens._decoder
+
+    def spy(lm_):
+        decode = real(lm_)
+
+        def wrapped(x):
+            out = decode(x)
+            sizes.append(out.numel())
+            return out
+        return wrapped
+
+    forward()                                                   # warm-up
+    lens._decoder = spy
+    rss0 = _rss_mb()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base_alloc = torch.cuda.memory_allocated()
+    lens.logit_lens(lm, tr, k=5)                                # warm-up, and the memory measurement
+    rss_growth = _rss_mb() - rss0
+    cuda_extra = (torch.cuda.max_memory_allocated() - base_alloc) / 2**20 if cuda else None
+    lens._decoder = real
+
+    fwd = statistics.median(_timed(forward) for _ in range(args.repeats))
+    t_lens = _paired(lambda: lens.logit_lens(lm, tr, k=5), forward, args.repeats)
+    t_traj = _paired(lambda: lens.token_trajectory(lm, tr, int(tr.token_ids[-1])), forward, args.repeats)
+    heads, neurons = [(3, 4), (10, 2), (20, 8)], [(11, 100), (28, 7), (15, 1274)]
+    t_abl = _paired(lambda: iv.ablate(lm, tr, heads=heads, neurons=neurons), forward, args.repeats)
+    t_attr = _paired(lambda: iv.attribution(lm, tr), forward, args.repeats)
+
+    naive_mb = L1 * T * V * 4 / 2**20
+    print(f"bundled model ({lm.n_layers} layers, vocab {V:,}) on {args.device}, {T} tokens, "
+          f"median of {args.repeats}, torch threads {torch.get_num_threads()}")
+    print(f"  bare forward pass            {fwd * 1e3:8.1f} ms")
+    print(f"  logit_lens (k=5)             {t_lens[0] * 1e3:8.1f} ms   {t_lens[1]:5.1f}× forward")
+    print(f"  token_trajectory             {t_traj[0] * 1e3:8.1f} ms   {t_traj[1]:5.1f}× forward")
+    print(f"  ablate 3 heads + 3 neurons   {t_abl[0] * 1e3:8.1f} ms   {t_abl[1]:5.1f}× forward")
+    print(f"  attribution (fwd + bwd)      {t_attr[0] * 1e3:8.1f} ms   {t_attr[1]:5.1f}× forward")
+    print(f"  lens: {len(sizes)} chunks, largest {max(sizes) * 4 / 2**20:.1f} MB of logits at once; "
+          f"naive [L+1, T, V] float32 = {naive_mb:,.0f} MB")
+    print(f"  peak RSS growth during the lens: {rss_growth:,.0f} MB"
+          + (f"; CUDA peak extra {cuda_extra:,.0f} MB" if cuda else ""))
+
+
+if __name__ == "__main__":
+    main()

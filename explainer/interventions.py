@@ -1,0 +1,293 @@
+"""Interventions: switch off (zero) attention heads or MLP neurons and see how the prediction changes.
+
+A head is zeroed by zeroing its slice of the input of the attention output projection (where the
+heads' outputs sit side by side, head h at columns h·dh … (h+1)·dh); a neuron by zeroing its column of
+the input of the MLP down-projection. Both are forward pre-hooks registered through
+`capture.hooks`, so they act only on the calling thread's forward pass and are always removed. The
+shared model's weights are never touched.
+
+Which of the hundreds of heads to try? `attribution` estimates, for every head and neuron at once, how
+much zeroing it would change the log-probability of the predicted token: gradient × activation (a
+first-order Taylor estimate, "attribution patching"), from one forward and one backward pass.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .capture import hooks
+from .errors import PromptError
+from .models import LoadedModel
+from .sampling import softmax
+from .tokens import encode, token_strings
+from .trace import Trace
+
+# The attention output projection of each family (an attribute of `arch.attention(block)`). Its input
+# is the heads' outputs concatenated: [B, T, H·dh]. Kept here rather than in arch.py.
+ATTN_OUT_PROJ: dict[str, str] = {
+    "gpt2": "c_proj",        # GPT2Attention.c_proj (Conv1D)
+    "llama": "o_proj",       # LlamaAttention.o_proj (also Mistral, Qwen2)
+    "gptj": "out_proj",      # GPTJAttention.out_proj
+    "gpt_neox": "dense",     # GPTNeoXAttention.dense
+}
+
+
+def attn_out_proj(lm: LoadedModel, layer: int) -> nn.Module:
+    """The module that mixes the heads' outputs back into d_model for one layer."""
+    block = lm.arch.block_list(lm.model)[layer]
+    return getattr(lm.arch.attention(block), ATTN_OUT_PROJ[lm.arch.family])
+
+
+@dataclass(frozen=True, eq=False)
+class AblationResult:
+    """Logits with and without the ablation, for every position of the prompt."""
+
+    tokens: tuple[str, ...]                 # [T]
+    token_ids: np.ndarray                   # [T]
+    heads: tuple[tuple[int, int], ...]      # (layer, head) switched off
+    neurons: tuple[tuple[int, int], ...]    # (layer, neuron) switched off
+    logits_before: np.ndarray               # [T, V]
+    logits_after: np.ndarray                # [T, V]
+    notice: str | None = None               # e.g. that the prompt was truncated
+
+    @property
+    def probs_before(self) -> np.ndarray:
+        """Next-token probabilities without the ablation.  # [V]"""
+        return softmax(self.logits_before[-1])
+
+    @property
+    def probs_after(self) -> np.ndarray:
+        """Next-token probabilities with the ablation.  # [V]"""
+        return softmax(self.logits_after[-1])
+
+    @property
+    def changed(self) -> bool:
+        return not np.array_equal(self.logits_before, self.logits_after)
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """The tokens most likely before or after, with both probabilities."""
+
+    ids: np.ndarray            # [n] int64, ordered by probability before
+    tokens: tuple[str, ...]    # [n]
+    before: np.ndarray         # [n] float64
+    after: np.ndarray          # [n] float64
+    top_before: int            # the predicted token id before
+    top_after: int             # ... and after
+
+    @property
+    def delta(self) -> np.ndarray:
+        return self.after - self.before                               # [n]
+
+    @property
+    def prediction_changed(self) -> bool:
+        return self.top_before != self.top_after
+
+
+def _check(lm: LoadedModel, heads: Iterable, neurons: Iterable) -> tuple[tuple, tuple]:
+    L, H, M = lm.n_layers, lm.n_heads, lm.d_mlp
+    hs = tuple(sorted({(int(layer), int(h)) for layer, h in heads}))
+    ns = tuple(sorted({(int(layer), int(n)) for layer, n in neurons}))
+    for layer, h in hs:
+        if not (0 <= layer < L and 0 <= h < H):
+            raise PromptError(f"Head L{layer}.H{h} does not exist.",
+                              f"Layers go from 0 to {L - 1} and heads from 0 to {H - 1}.")
+    for layer, n in ns:
+        if not (0 <= layer < L and 0 <= n < M):
+            raise PromptError(f"Neuron L{layer}.N{n} does not exist.",
+                              f"Layers go from 0 to {L - 1} and neurons from 0 to {M - 1}.")
+    return hs, ns
+
+
+def _zero_columns(cols: list) -> Callable:
+    """A pre-hook that zeroes the given columns (slices or index lists) of the last axis of a module's input."""
+    def fn(mod, args, kwargs):
+        if args:
+            x = args[0].clone()                                       # [B, T, width]
+            for c in cols:
+                x[..., c] = 0
+            return (x, *args[1:]), kwargs
+        name = next(iter(kwargs))
+        x = kwargs[name].clone()                                      # [B, T, width]
+        for c in cols:
+            x[..., c] = 0
+        return args, {**kwargs, name: x}
+    return fn
+
+
+Hook = tuple[nn.Module, str, Callable]
+
+
+def ablation_hooks(lm: LoadedModel, heads: Iterable = (), neurons: Iterable = ()) -> list[Hook]:
+    """(module, "pre", fn) pairs for `capture.hooks` that switch off the given heads and neurons."""
+    hs, ns = _check(lm, heads, neurons)
+    blocks = lm.arch.block_list(lm.model)
+    by_layer: dict[int, list] = defaultdict(list)
+    dh = lm.d_head                                                    # output projection input: [B, T, H·dh]
+    for layer, h in hs:
+        by_layer[layer].append(slice(h * dh, (h + 1) * dh))
+    pairs = [(attn_out_proj(lm, layer), "pre", _zero_columns(cols)) for layer, cols in sorted(by_layer.items())]
+    by_layer_n: dict[int, list[int]] = defaultdict(list)
+    for layer, n in ns:
+        by_layer_n[layer].append(n)
+    for layer, idx in sorted(by_layer_n.items()):
+        down = lm.arch.mlp_down_proj(blocks[layer])
+        pairs.append((down, "pre", _zero_columns([idx])))
+    return pairs
+
+
+def ablate(lm: LoadedModel, source: str | Trace, heads: Iterable = (), neurons: Iterable = (),
+           max_tokens: int | None = None) -> AblationResult:
+    """The logits of a prompt as is and with the heads (layer, head) and neurons (layer, index) zeroed.
+
+    `source` is the prompt text (both passes are run) or a Trace of it (its logits are the "before";
+    only the ablated pass is run). Ablating nothing runs no second pass: "after" is "before".
+    """
+    hs, ns = _check(lm, heads, neurons)
+    if isinstance(source, Trace):
+        if source.logits.shape[-1] != lm.vocab_size:
+            raise PromptError("This trace was made with a different model.", "Trace the prompt again.")
+        tokens, token_ids, notice = source.tokens, tuple(int(i) for i in source.token_ids), source.notice
+        before = source.logits                                          # [T, V]
+    else:
+        enc = encode(lm, source, max_tokens)
+        tokens, token_ids, notice = enc.tokens, enc.ids, enc.notice
+        before = None
+    ids = torch.tensor([token_ids], device=lm.device)                   # [1, T]
+    with torch.inference_mode():
+        if before is None:
+            before = _ro(lm.model(input_ids=ids, use_cache=False).logits[0].float().cpu().numpy())  # [T, V]
+        after = before
+        if hs or ns:
+            with hooks(ablation_hooks(lm, hs, ns)):
+                out = lm.model(input_ids=ids, use_cache=False).logits[0]    # [T, V]
+            after = _ro(out.float().cpu().numpy())
+    return AblationResult(tokens=tuple(tokens), token_ids=_ro(np.asarray(token_ids, dtype=np.int64)), heads=hs,
+                          neurons=ns, logits_before=before, logits_after=after, notice=notice)
+
+
+def compare(lm: LoadedModel, res: AblationResult, k: int = 8) -> Comparison:
+    """The k most likely next tokens before, plus any that enter the top k after, with both probabilities."""
+    pb, pa = res.probs_before, res.probs_after                        # [V] each
+    k = max(1, min(int(k), pb.shape[0]))
+    top_b = np.argsort(-pb, kind="stable")[:k]
+    top_a = np.argsort(-pa, kind="stable")[:k]
+    seen = set(top_b.tolist())
+    ids = np.concatenate([top_b, [i for i in top_a if i not in seen]]).astype(np.int64)
+    ids = ids[np.argsort(-pb[ids], kind="stable")]
+    return Comparison(ids=ids, tokens=token_strings(lm.tokenizer, ids), before=pb[ids], after=pa[ids],
+                      top_before=int(top_b[0]), top_after=int(top_a[0]))
+
+
+# -- which parts to try: a first-order estimate for every head and neuron at once -----------------------
+
+@dataclass(frozen=True, eq=False)
+class Attribution:
+    """Estimated change of log p(target) at the last position if each head / neuron were zeroed.
+
+    Negative = switching it off should hurt the prediction. First-order (gradient × activation):
+    exact for tiny changes, a guide for a whole head; `ablate` gives the true effect.
+    """
+
+    target_id: int
+    target: str
+    logprob: float              # log p(target) of the normal model
+    heads: np.ndarray           # [L, H] float32
+    neurons: np.ndarray         # [L, M] float32
+
+    def top_heads(self, n: int = 5) -> list[tuple[int, int]]:
+        """The n heads whose removal should lower log p(target) most (most negative estimate first)."""
+        flat = np.argsort(self.heads, axis=None, kind="stable")[:n]
+        return [(int(i // self.heads.shape[1]), int(i % self.heads.shape[1])) for i in flat]
+
+    def top_neurons(self, n: int = 5) -> list[tuple[int, int]]:
+        flat = np.argsort(self.neurons, axis=None, kind="stable")[:n]
+        return [(int(i // self.neurons.shape[1]), int(i % self.neurons.shape[1])) for i in flat]
+
+
+def attribution(lm: LoadedModel, tr: Trace, target: int | None = None) -> Attribution:
+    """Gradient × activation at every head output and MLP neuron for log p(target | prompt).
+
+    `target` defaults to the model's prediction after the prompt. One forward and one backward pass;
+    the model's parameters still need no gradient (only the activations do) and stay untouched.
+    """
+    L, H, dh, V = lm.n_layers, lm.n_heads, lm.d_head, lm.vocab_size
+    target = int(np.argmax(tr.logits[-1])) if target is None else int(target)
+    if not 0 <= target < V:
+        raise PromptError(f"Token id {target} is not in the vocabulary.", f"Choose an id from 0 to {V - 1}.")
+    blocks = lm.arch.block_list(lm.model)
+    kept: dict[tuple[str, int], torch.Tensor] = {}
+
+    def keep(kind: str, layer: int):
+        def fn(mod, args, kwargs):
+            x = args[0] if args else next(iter(kwargs.values()))     # [1, T, H·dh] or [1, T, M]
+            x.retain_grad()
+            kept[kind, layer] = x
+        return fn
+
+    pairs: list[Hook] = []
+    for layer, block in enumerate(blocks):
+        pairs += [(attn_out_proj(lm, layer), "pre", keep("head", layer)),
+                  (lm.arch.mlp_down_proj(block), "pre", keep("mlp", layer))]
+    ids = torch.tensor([[int(i) for i in tr.token_ids]], device=lm.device)  # [1, T]
+    with hooks(pairs), torch.enable_grad():
+        emb = lm.model.get_input_embeddings()(ids).detach().requires_grad_(True)  # [1, T, D]
+        logits = lm.model(inputs_embeds=emb, use_cache=False).logits[0, -1].float()  # [V]
+        logp = torch.log_softmax(logits, dim=-1)[target]
+        logp.backward()
+    heads = np.empty((L, H), dtype=np.float32)
+    neurons = np.empty((L, lm.d_mlp), dtype=np.float32)
+    with torch.no_grad():
+        for layer in range(L):
+            x = kept["head", layer]                                   # [1, T, H·dh]
+            gx = (x.grad * x)[0].float().reshape(x.shape[1], H, dh)   # [T, H, dh]
+            heads[layer] = (-gx.sum(dim=(0, 2))).cpu().numpy()        # [H]  zeroing: Δ ≈ −grad·x
+            x = kept["mlp", layer]                                    # [1, T, M]
+            neurons[layer] = (-(x.grad * x)[0].float().sum(0)).cpu().numpy()  # [M]
+    return Attribution(target_id=target, target=token_strings(lm.tokenizer, [target])[0], logprob=float(logp.detach()),
+                       heads=_ro(heads), neurons=_ro(neurons))
+
+
+# -- labels ----------------------------------------------------------------------------------------
+
+def head_label(layer: int, head: int) -> str:
+    return f"L{layer}.H{head}"
+
+
+def neuron_label(layer: int, neuron: int) -> str:
+    return f"L{layer}.N{neuron}"
+
+
+def _parse_pairs(text: str | Iterable[str], letter: str, what: str, example: str) -> list[tuple[int, int]]:
+    parts = text.replace(",", " ").split() if isinstance(text, str) else [str(t) for t in text]
+    out = []
+    for part in parts:
+        p = part.strip().upper()
+        layer, sep, rest = p.removeprefix("L").partition(".")
+        rest = rest.removeprefix(letter)
+        if not (sep and layer.isdigit() and rest.isdigit()):
+            raise PromptError(f"'{part}' is not a {what}.", f"Write layer and number like {example}.")
+        out.append((int(layer), int(rest)))
+    return out
+
+
+def parse_heads(labels: str | Iterable[str]) -> list[tuple[int, int]]:
+    """"L3.H5, 4.2" (or a list of labels) -> [(3, 5), (4, 2)]. Raises PromptError naming a bad entry."""
+    return _parse_pairs(labels, "H", "head", "L3.H5")
+
+
+def parse_neurons(text: str | Iterable[str]) -> list[tuple[int, int]]:
+    """"L15.N1274, 20.7" -> [(15, 1274), (20, 7)]. Raises PromptError naming a bad entry."""
+    return _parse_pairs(text, "N", "neuron", "L15.N1274")
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a

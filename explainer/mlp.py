@@ -1,0 +1,125 @@
+"""MLP neurons: which of a layer's neurons fire on the prompt, and where.
+
+A neuron's activation is one column of `trace.mlp[layer]`: the input of the MLP's down-projection
+(after GELU for GPT-2, after SiLU(gate)·up for Llama's SwiGLU), so each neuron adds
+activation × (its column of the down-projection) to the residual stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import PromptError
+from .trace import Trace
+
+
+@dataclass(frozen=True, eq=False)
+class NeuronSet:
+    """The most active neurons of one layer for the prompt."""
+
+    layer: int
+    neurons: np.ndarray         # [n] int64   neuron indices, strongest first
+    score: np.ndarray           # [n] float32 max |activation| over the positions used for ranking
+    acts: np.ndarray            # [T, n] float32 their activation at every position
+    skipped_first: bool         # the first position was left out of the ranking
+
+
+@dataclass(frozen=True, eq=False)
+class TokenNeurons:
+    """The neurons that fire most strongly (by |activation|) at one position."""
+
+    layer: int
+    position: int
+    neurons: np.ndarray         # [n] int64
+    acts: np.ndarray            # [n] float32, signed
+
+
+@dataclass(frozen=True, eq=False)
+class Histogram:
+    layer: int
+    counts: np.ndarray          # [bins] int64
+    edges: np.ndarray           # [bins+1] float64
+    mean: float
+    std: float
+    frac_positive: float        # share of activations > 0
+    min: float
+    max: float
+
+
+def check_layer(tr: Trace, layer: int) -> int:
+    L = tr.mlp.shape[0]
+    if not -L <= int(layer) < L:
+        raise PromptError(f"Layer {layer} does not exist.", f"Choose a layer from 0 to {L - 1}.")
+    return int(layer) % L
+
+
+def check_position(tr: Trace, position: int) -> int:
+    T = tr.mlp.shape[1]
+    if not -T <= int(position) < T:
+        raise PromptError(f"Position {position} is outside the prompt.", f"Choose a position from 0 to {T - 1}.")
+    return int(position) % T
+
+
+def check_neuron(tr: Trace, neuron: int) -> int:
+    M = tr.mlp.shape[2]
+    if not 0 <= int(neuron) < M:
+        raise PromptError(f"Neuron {neuron} does not exist.", f"Each layer has neurons 0 to {M - 1}.")
+    return int(neuron)
+
+
+def top_neurons(tr: Trace, layer: int, n: int = 20, skip_first: bool = False) -> NeuronSet:
+    """The n neurons of `layer` with the largest |activation| anywhere in the prompt.
+
+    `skip_first` leaves position 0 out of the ranking: many models park huge activations on the first
+    token (an "attention sink"), which would otherwise crowd out everything else.
+    """
+    layer = check_layer(tr, layer)
+    a = tr.mlp[layer]                                               # [T, M]
+    skip = skip_first and a.shape[0] > 1
+    score = np.abs(a[1:] if skip else a).max(axis=0)                # [M]
+    n = max(1, min(int(n), a.shape[1]))
+    idx = _top(score, n)                                            # [n]
+    return NeuronSet(layer=layer, neurons=idx, score=score[idx].astype(np.float32),
+                     acts=np.ascontiguousarray(a[:, idx], dtype=np.float32), skipped_first=skip)
+
+
+def top_neurons_at(tr: Trace, layer: int, position: int, n: int = 10) -> TokenNeurons:
+    """The n neurons of `layer` firing most strongly (|activation|) at `position`."""
+    layer, position = check_layer(tr, layer), check_position(tr, position)
+    a = tr.mlp[layer, position]                                     # [M]
+    n = max(1, min(int(n), a.shape[0]))
+    idx = _top(np.abs(a), n)                                        # [n]
+    return TokenNeurons(layer=layer, position=position, neurons=idx, acts=a[idx].astype(np.float32))
+
+
+def neuron_activation(tr: Trace, layer: int, neuron: int) -> np.ndarray:
+    """One neuron's activation at every position of the prompt.  # [T]"""
+    return tr.mlp[check_layer(tr, layer), :, check_neuron(tr, neuron)].astype(np.float32)
+
+
+def activation_histogram(tr: Trace, layer: int, bins: int = 80, skip_first: bool = False) -> Histogram:
+    """Distribution of all activations of one layer over the prompt (T·M values)."""
+    layer = check_layer(tr, layer)
+    a = tr.mlp[layer]                                               # [T, M]
+    if skip_first and a.shape[0] > 1:
+        a = a[1:]
+    v = a.ravel().astype(np.float64)                                # [T·M]
+    counts, edges = np.histogram(v, bins=max(1, int(bins)))
+    return Histogram(layer=layer, counts=counts, edges=edges, mean=float(v.mean()), std=float(v.std()),
+                     frac_positive=float((v > 0).mean()), min=float(v.min()), max=float(v.max()))
+
+
+def layer_activity(tr: Trace, skip_first: bool = False) -> np.ndarray:
+    """Max |activation| of each layer at each position: where in the model the MLPs fire.  # [L, T]"""
+    a = np.abs(tr.mlp).max(axis=-1)                                 # [L, T]
+    if skip_first and a.shape[1] > 1:
+        a = a.copy()
+        a[:, 0] = np.nan
+    return a
+
+
+def _top(score: np.ndarray, n: int) -> np.ndarray:
+    idx = np.argpartition(-score, n - 1)[:n]
+    return idx[np.argsort(-score[idx], kind="stable")].astype(np.int64)

@@ -1,0 +1,102 @@
+"""MLP neurons: which of a layer's neurons fire on the prompt, where, and how strongly."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explainer import mlp, ui
+from explainer.errors import ExplainerError
+from explainer.figures import mlp as figs
+from explainer.figures.common import axis_labels, show_token
+
+ss = st.session_state
+
+lm = ui.page(
+    "MLP neurons",
+    "After attention mixes information between tokens, every block's MLP works on each token alone: "
+    "thousands of neurons per layer, each firing on particular patterns.",
+    icon="🧩",
+)
+if lm is None:
+    st.stop()
+text = ui.prompt_box()
+tr = ui.current_trace(lm, text)
+if tr is None:
+    st.stop()
+
+L, T, M = tr.mlp.shape
+if lm.arch.family == "llama":
+    how = "SiLU(gate) × up, a gated MLP, so it can be positive or negative"
+else:
+    how = "GELU of the up-projection: mostly ≥ 0, with a small negative dip"
+st.write(
+    f"Each of the {L} layers has **{M:,} neurons**. A neuron's *activation* is one number per token — here "
+    f"{how}. The MLP then adds activation × (that neuron's output direction) to the token's vector, so a "
+    "neuron that fires writes its own little message into the residual stream."
+)
+
+c1, c2, c3 = st.columns([3, 2, 2])
+layer = c1.slider("Layer", 0, L - 1, value=min(L - 1, L // 2), key="mlp_layer")
+n_show = c2.slider("Neurons shown", 5, 40, value=20, step=5, key="mlp_n")
+skip = c3.toggle("Leave out the first token", value=True, key="mlp_skip", disabled=T < 2,
+                 help="Many models park huge activations on the very first token (an 'attention sink'), "
+                      "which would crowd out everything else in the ranking and the colours.")
+
+ns = mlp.top_neurons(tr, layer, n_show, skip_first=skip)
+st.subheader(f"1 · The {len(ns.neurons)} most active neurons of layer {layer}")
+ui.chart(figs.neurons_heatmap(tr.tokens, ns), key="mlp_heat")
+st.caption("Ranked by their largest |activation| anywhere in the prompt"
+           + (" (first token left out)" if ns.skipped_first else "")
+           + ". Red: positive, blue: negative. Hover a cell for the exact value.")
+
+
+@st.fragment
+def token_and_neuron() -> None:
+    left, right = st.columns(2, gap="large")
+    labels = axis_labels(tr.tokens)
+    with left:
+        st.subheader("2 · Which neurons fire on one token?")
+        pos = st.selectbox("Token", range(T), index=T - 1, format_func=lambda p: labels[p], key="mlp_pos")
+        tn = mlp.top_neurons_at(tr, layer, pos, n=10)
+        ui.chart(figs.top_neurons_bar(tn, tr.tokens[pos]), key="mlp_bar")
+    with right:
+        st.subheader("3 · One neuron across the prompt")
+        choices = list(dict.fromkeys([int(n) for n in ns.neurons] + [int(n) for n in tn.neurons]))
+        if ss.get("_mlp_neuron_layer") != layer or ss.get("mlp_neuron") not in choices:
+            ss["mlp_neuron"] = choices[0]          # a new layer starts on its strongest neuron
+            ss["_mlp_neuron_layer"] = layer
+        neuron = st.selectbox("Neuron", choices, key="mlp_neuron",
+                              format_func=lambda n: f"L{layer}.N{n}", help="The layer's most active neurons, "
+                              "then the ones firing hardest on the token chosen on the left.")
+        acts = mlp.neuron_activation(tr, layer, neuron)                 # [T]
+        body = acts[1:] if skip and T > 1 else acts
+        vmax = float(np.abs(body).max()) or 1.0
+        ui.token_chips(tr.tokens, [f"{a:+.2f}" for a in acts], figs.neuron_colors(acts, vmax),
+                       figs.neuron_titles(tr.tokens, acts, layer, neuron))
+        peak = int(np.argmax(np.abs(acts[1:])) + 1) if skip and T > 1 else int(np.argmax(np.abs(acts)))
+        st.caption(f"Each token coloured by L{layer}.N{neuron}'s activation (the number under it): "
+                   f"red positive, blue negative, white zero. Strongest at "
+                   f"'{show_token(tr.tokens[peak])}' (position {peak}): {acts[peak]:+.3f}.")
+
+
+try:
+    token_and_neuron()
+except ExplainerError as e:
+    st.info(str(e))
+
+st.subheader(f"4 · All of layer {layer}'s activations, and where every layer fires")
+h_col, a_col = st.columns(2, gap="large")
+with h_col:
+    hist = mlp.activation_histogram(tr, layer, skip_first=skip)
+    ui.chart(figs.activation_histogram(hist), key="mlp_hist")
+    left_out = " (first token left out)" if skip and T > 1 else ""
+    st.caption(f"{int(hist.counts.sum()):,} values{left_out}: mean {hist.mean:+.3f}, "
+               f"spread (std) {hist.std:.3f}, {hist.frac_positive:.0%} positive, range {hist.min:+.2f} … "
+               f"{hist.max:+.2f}. Most neurons are near zero for most tokens: activity is sparse. "
+               "The count axis is logarithmic.")
+with a_col:
+    activity = mlp.layer_activity(tr, skip_first=skip)              # [L, T]
+    ui.chart(figs.layer_activity_heatmap(tr.tokens, activity, layer), key="mlp_layers")
+    st.caption("The strongest neuron's |activation| in every layer at every token. The outlined row is the "
+               "layer shown above.")

@@ -1,0 +1,116 @@
+"""The residual stream and the logit lens: watch the prediction form, layer by layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explainer import lens, ui
+from explainer.errors import ExplainerError
+from explainer.figures import lens as figs
+from explainer.figures.common import axis_labels, show_token
+from explainer.sampling import softmax, top_k
+from explainer.tokens import token_strings
+
+WINDOW = 16  # positions shown at once in the grid by default
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def lens_of(model_name: str, text: str, max_tokens: int, k: int) -> lens.LensResult:
+    return lens.logit_lens(ui.get_model(model_name), ui.get_trace(model_name, text, max_tokens), k=k)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def trajectory_of(model_name: str, text: str, max_tokens: int, token_id: int) -> lens.TokenTrajectory:
+    return lens.token_trajectory(ui.get_model(model_name), ui.get_trace(model_name, text, max_tokens), token_id)
+
+
+def _row_name(row: int) -> str:
+    return "already in the embeddings" if row == 0 else f"after block {row - 1}"
+
+
+lm = ui.page(
+    "Residual stream & logit lens",
+    "Every block adds its contribution to one running vector per token, the residual stream. Decode that "
+    "stream after each block as if it were the last, and watch the prediction take shape.",
+    icon="🔭",
+)
+if lm is None:
+    st.stop()
+text = ui.prompt_box()
+tr = ui.current_trace(lm, text)
+if tr is None:
+    st.stop()
+max_tokens = int(st.session_state.max_tokens)
+L, T = tr.n_layers, tr.n_tokens
+try:
+    with st.spinner("Decoding every layer…"):
+        res = lens_of(lm.name, tr.text, max_tokens, 5)
+except ExplainerError as e:
+    st.info(str(e))
+    st.stop()
+
+st.subheader("1 · The model's guess after every block")
+st.write(
+    "Each cell takes the residual stream of one token after one block, puts it through the model's **final "
+    "norm and unembedding** (what normally happens only at the very end), and writes the most likely next "
+    "token. The colour is its probability. The top row is the model's real output; the bottom row reads the "
+    "raw token embeddings."
+)
+positions = range(T)
+if T > WINDOW:
+    lo, hi = st.slider("Positions shown", 0, T - 1, value=(T - WINDOW, T - 1), key="lens_window",
+                       help="The grid shows a window of positions; drag it to see other parts of the prompt.")
+    positions = range(lo, hi + 1)
+ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
+final = res.strings[-1, -1, 0]
+settled = res.settled_layer(-1)
+st.caption(f"**Bold**: the guess already equals the model's final prediction at that position. After the last "
+           f"token the model predicts '{show_token(final)}' ({res.probs[-1, -1, 0]:.1%}); it is the top guess "
+           f"{_row_name(settled)} and stays there. Hover a cell for the top 5 and the entropy.")
+
+
+@st.fragment
+def follow_token() -> None:
+    st.subheader("2 · Follow one token through the layers")
+    labels = axis_labels(tr.tokens)
+    c1, c2, c3 = st.columns([2, 2, 2])
+    pos = c1.selectbox("After the token", range(T), index=T - 1, format_func=lambda p: labels[p], key="lens_pos")
+    probs = softmax(tr.logits[pos])                                    # [V]
+    top = [int(i) for i in top_k(probs, 5)]
+    names = token_strings(lm.tokenizer, top)
+    if st.session_state.get("lens_track") not in top:   # a new position starts on its prediction
+        st.session_state["lens_track"] = top[0]
+    pick = c2.selectbox("Track", top, format_func=lambda i: f"{show_token(names[top.index(i)])}  "
+                        f"({probs[i]:.1%} at the end)", key="lens_track",
+                        help="The model's final top 5 at this position.")
+    word = c3.text_input("…or type a word", key="lens_word", placeholder="e.g. London",
+                         help="A word the tokenizer splits is tracked by its first token.")
+    space = c3.toggle("with a leading space", value=True, key="lens_space",
+                      help="Inside a sentence a word's token starts with a space: ' London', not 'London'.")
+    token_id = pick
+    if word.strip():
+        try:
+            choice = lens.choose_token(lm, " " + word.strip() if space else word.strip())
+        except ExplainerError as e:
+            st.info(str(e))
+            return
+        if choice.notice:
+            st.caption(choice.notice)
+        token_id = choice.token_id
+    tj = trajectory_of(lm.name, tr.text, max_tokens, int(token_id))
+    ui.chart(figs.trajectory(tj, tr.tokens, pos), key="lens_traj")
+    first = np.flatnonzero(tj.ranks[:, pos] == 0)
+    when = f"first becomes the top guess {_row_name(int(first[0]))}" if first.size else "is never the top guess"
+    st.caption(f"'{show_token(tj.token)}' after {labels[pos]}: its probability and rank read from the stream at "
+               f"every layer (0 = the embeddings, {L} = the model's output). It {when} and ends at rank "
+               f"{int(tj.ranks[-1, pos]) + 1:,} of {lm.vocab_size:,}.")
+
+
+follow_token()
+
+st.subheader("3 · How big the residual stream grows")
+ui.chart(figs.residual_norms(res, tr.tokens, positions), key="lens_norm")
+st.caption("The length (L2 norm) of each token's vector after every block, on a log scale. Blocks keep adding to "
+           "the stream, so it grows; the final norm rescales it before the unembedding. A first token with a "
+           "much larger norm is common: many heads use it as a resting place (an 'attention sink').")

@@ -1,0 +1,132 @@
+"""Interventions: switch off attention heads or MLP neurons and see how the prediction changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explainer import interventions as iv
+from explainer import ui
+from explainer.errors import ExplainerError
+from explainer.figures import interventions as figs
+from explainer.figures.common import show_token
+
+ss = st.session_state
+N_SUGGEST = 3
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def attribution_of(model_name: str, text: str, max_tokens: int) -> iv.Attribution:
+    return iv.attribution(ui.get_model(model_name), ui.get_trace(model_name, text, max_tokens))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def ablation_of(model_name: str, text: str, max_tokens: int, heads: tuple, neurons: tuple) -> iv.AblationResult:
+    return iv.ablate(ui.get_model(model_name), ui.get_trace(model_name, text, max_tokens), heads, neurons)
+
+
+lm = ui.page(
+    "Interventions",
+    "Switch parts of the model off and watch what happens to its prediction: the surest way to find out "
+    "what a head or a neuron is for.",
+    icon="✂️",
+)
+if lm is None:
+    st.stop()
+text = ui.prompt_box()
+tr = ui.current_trace(lm, text)
+if tr is None:
+    st.stop()
+max_tokens = int(ss.max_tokens)
+L, H = lm.n_layers, lm.n_heads
+try:
+    with st.spinner("Estimating which heads and neurons matter (one forward and one backward pass)…"):
+        attr = attribution_of(lm.name, tr.text, max_tokens)
+except ExplainerError as e:
+    st.info(str(e))
+    st.stop()
+
+labels = [iv.head_label(layer, h) for layer in range(L) for h in range(H)]
+suggested_heads = [iv.head_label(*x) for x in attr.top_heads(N_SUGGEST)]
+suggested_neurons = ", ".join(iv.neuron_label(*x) for x in attr.top_neurons(N_SUGGEST))
+if "abl_heads" not in ss:                      # first visit: start with something worth seeing
+    ss.abl_heads = suggested_heads
+ss.abl_heads = [h for h in ss.abl_heads if h in labels]  # another model may have fewer heads
+
+
+def _set(key: str, value) -> None:
+    ss[key] = value
+
+
+st.subheader("1 · Choose what to switch off")
+st.write(
+    "Switching off (zeroing) a **head** removes what it writes into the residual stream, at every position; "
+    "switching off a **neuron** sets its activation to zero. The model itself is not changed: the zeroing "
+    "happens in hooks on this one forward pass, which are removed afterwards."
+)
+c_heads, c_neurons = st.columns(2, gap="large")
+with c_heads:
+    st.multiselect("Attention heads (layer.head)", labels, key="abl_heads",
+                   help=f"{L} layers × {H} heads. Heads are numbered from 0.")
+    b1, b2 = st.columns(2)
+    b1.button(f"Suggest {N_SUGGEST} heads", key="abl_suggest_heads", on_click=_set,
+              args=("abl_heads", suggested_heads), width="stretch")
+    b2.button("No heads", key="abl_clear_heads", on_click=_set, args=("abl_heads", []), width="stretch")
+with c_neurons:
+    st.text_input("MLP neurons (layer.neuron)", key="abl_neurons", placeholder="e.g. L15.N1274, L20.N7",
+                  help=f"Neurons of layer l are L{{l}}.N0 … L{{l}}.N{lm.d_mlp - 1}; separate them with commas.")
+    b3, b4 = st.columns(2)
+    b3.button(f"Suggest {N_SUGGEST} neurons", key="abl_suggest_neurons", on_click=_set,
+              args=("abl_neurons", suggested_neurons), width="stretch")
+    b4.button("No neurons", key="abl_clear_neurons", on_click=_set, args=("abl_neurons", ""),
+              width="stretch")
+
+heads = iv.parse_heads(ss.abl_heads)
+try:
+    neurons = iv.parse_neurons(ss.get("abl_neurons", ""))
+    with st.spinner("Running the model with those parts switched off…"):
+        res = ablation_of(lm.name, tr.text, max_tokens, tuple(heads), tuple(neurons))
+except ExplainerError as e:
+    st.warning(str(e))
+    st.stop()
+
+st.subheader("2 · Before and after")
+cmp = iv.compare(lm, res, k=8)
+parts = [f"{len(res.heads)} head{'s' * (len(res.heads) != 1)}", f"{len(res.neurons)} neuron"
+         f"{'s' * (len(res.neurons) != 1)}"]
+what = " and ".join(parts) + " off"
+pb, pa = res.probs_before, res.probs_after
+m1, m2, m3 = st.columns(3)
+before_tok, after_tok = (show_token(t) for t in (cmp.tokens[list(cmp.ids).index(cmp.top_before)],
+                                                  cmp.tokens[list(cmp.ids).index(cmp.top_after)]))
+m1.metric("Prediction before", f"'{before_tok}'", f"{pb[cmp.top_before]:.1%}", delta_color="off", delta_arrow="off")
+m2.metric("Prediction after", f"'{after_tok}'", f"{pa[cmp.top_after]:.1%}", delta_color="off", delta_arrow="off")
+m3.metric(f"p('{before_tok}')", f"{pa[cmp.top_before]:.1%}",
+          f"{(pa[cmp.top_before] - pb[cmp.top_before]) * 100:+.1f} points")
+if not res.heads and not res.neurons:
+    st.info("Nothing is switched off yet, so before and after are the same. Pick heads or neurons above, or "
+            "press a Suggest button.")
+ui.chart(figs.before_after(cmp, what), key="abl_before_after")
+left, right = st.columns([3, 2], gap="large")
+with left:
+    ui.chart(figs.probability_changes(cmp, "Change in probability"), key="abl_changes")
+with right:
+    kl = float(np.sum(pb * (np.log(np.maximum(pb, 1e-30)) - np.log(np.maximum(pa, 1e-30)))))
+    st.markdown(
+        f"**What changed.** The tokens most likely before the intervention, plus any that entered the top 8 "
+        f"after it. The prediction {'changed' if cmp.prediction_changed else 'stayed the same'}. "
+        f"KL divergence from the normal distribution: **{kl:.3f} nats** (0 = no change at all)."
+    )
+    st.caption("Zeroing is a blunt tool: a model can route around a missing part, and a part can matter for "
+               "one prompt but not another. Try the same heads on a different prompt.")
+
+st.subheader("3 · Which heads matter for this prediction? (an estimate)")
+ui.chart(figs.attribution_heatmap(attr.heads, attr.target, heads), key="abl_attr")
+top_list = ", ".join(f"{iv.head_label(*x)} ({attr.heads[x]:+.2f})" for x in attr.top_heads(8))
+top_neur = ", ".join(f"{iv.neuron_label(*x)} ({attr.neurons[x]:+.2f})" for x in attr.top_neurons(5))
+st.caption(
+    f"For every head at once: roughly how much log p('{show_token(attr.target)}') would change if that head "
+    f"were switched off (gradient × activation, from one forward and one backward pass). Red: switching it off "
+    f"should hurt the prediction. It is a first-order estimate; the before/after above is the real effect. "
+    f"Chosen heads are outlined. Strongest heads: {top_list}. Strongest neurons: {top_neur}."
+)

@@ -1,0 +1,154 @@
+"""The logit lens against independent references: a plain forward pass, and the final norm and
+unembedding recomputed by hand in numpy; chunked decoding that never holds [L+1, T, V] at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import explainer as ex
+from explainer import lens
+from explainer.sampling import softmax
+
+PROMPT = "The Eiffel Tower is in the city of"
+
+
+def _plain_logits(lm: ex.LoadedModel, ids) -> np.ndarray:
+    with torch.no_grad():
+        return lm.model(torch.tensor([[int(i) for i in ids]]), use_cache=False).logits[0].float().numpy()  # [T, V]
+
+
+def _hand_decode(lm: ex.LoadedModel, x: np.ndarray) -> np.ndarray:
+    """Final norm and unembedding in float64 numpy, from the weights.  [..., D] -> [..., V] probabilities"""
+    norm = lm.arch.final_norm_module(lm.model)
+    x = x.astype(np.float64)
+    w = norm.weight.detach().double().numpy()
+    eps = getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", None)
+    if type(norm).__name__.endswith("RMSNorm"):
+        h = x / np.sqrt((x**2).mean(-1, keepdims=True) + eps) * w
+    else:  # LayerNorm
+        h = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps) * w
+        h = h + norm.bias.detach().double().numpy()
+    head = lm.model.get_output_embeddings()
+    logits = h @ head.weight.detach().double().numpy().T                   # [n, V]
+    if getattr(head, "bias", None) is not None:
+        logits = logits + head.bias.detach().double().numpy()
+    return softmax(logits)
+
+
+def _check_last_row_is_the_model(lm: ex.LoadedModel, tr: ex.Trace, res: lens.LensResult) -> None:
+    probs = softmax(_plain_logits(lm, tr.token_ids))                      # [T, V] independent forward pass
+    T = tr.n_tokens
+    assert res.ids.shape == (lm.n_layers + 1, T, res.k)
+    np.testing.assert_array_equal(res.ids[-1, :, 0], probs.argmax(-1))    # the prediction at every position
+    ref = np.take_along_axis(probs, res.ids[-1], axis=-1)                  # [T, k]
+    np.testing.assert_allclose(res.probs[-1], ref, rtol=1e-4, atol=1e-6)
+    kth = np.sort(probs, axis=-1)[:, -res.k:][:, ::-1]                     # the true top-k values
+    np.testing.assert_allclose(res.probs[-1], kth, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(res.final_prob[-1], probs.max(-1), rtol=1e-4)
+    ent = -(probs * np.log(np.maximum(probs, 1e-300))).sum(-1)
+    np.testing.assert_allclose(res.entropy[-1], ent, rtol=1e-3, atol=1e-4)
+
+
+def test_last_row_equals_the_models_prediction_bundled(bundled):
+    tr = ex.trace(bundled, PROMPT)
+    res = lens.logit_lens(bundled, tr, k=5)
+    _check_last_row_is_the_model(bundled, tr, res)
+    assert res.strings[-1, -1, 0] == " Paris"  # the bundled model knows where the Eiffel Tower is
+
+
+def test_last_row_equals_the_models_prediction_every_family(tiny):
+    tr = ex.trace(tiny, "The quick brown fox jumps over the lazy dog because it")
+    _check_last_row_is_the_model(tiny, tr, lens.logit_lens(tiny, tr, k=3))
+
+
+@pytest.mark.parametrize("which", ["bundled", "tiny_gpt2"])
+def test_every_row_equals_a_hand_computed_norm_and_unembedding(which, request):
+    lm = request.getfixturevalue(which)           # RMSNorm (Llama) and LayerNorm with a bias (GPT-2)
+    tr = ex.trace(lm, PROMPT)
+    res = lens.logit_lens(lm, tr, k=4)
+    p = _hand_decode(lm, tr.resid)                                         # [L+1, T, V] (fine for a test)
+    top = -np.partition(-p, 3, axis=-1)[..., :4]
+    top.sort(axis=-1)
+    # the probabilities of the lens's ids, and the true top-4 values (robust to near-ties in the order)
+    np.testing.assert_allclose(res.probs, np.take_along_axis(p, res.ids, -1), rtol=2e-4, atol=1e-6)
+    np.testing.assert_allclose(res.probs, top[..., ::-1], rtol=2e-4, atol=1e-6)
+    np.testing.assert_allclose(res.resid_norm, np.linalg.norm(tr.resid.astype(np.float64), axis=-1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("which, rows", [("tiny_gpt2", 7), ("bundled", 40)])
+def test_never_decodes_all_layers_at_once_and_chunking_changes_nothing(which, rows, request, monkeypatch):
+    lm = request.getfixturevalue(which)
+    tr = ex.trace(lm, "word " * 40 if which == "tiny_gpt2" else PROMPT)
+    L1, T, V = lm.n_layers + 1, tr.n_tokens, lm.vocab_size
+    sizes: list[int] = []
+    real = lens._decoder
+
+    def spying_decoder(lm):
+        decode = real(lm)
+
+        def wrapped(x):
+            out = decode(x)
+            sizes.append(out.numel())
+            return out
+        return wrapped
+
+    monkeypatch.setattr(lens, "_decoder", spying_decoder)
+    full = lens.logit_lens(lm, tr, k=5)                          # the default chunk: far below [L+1, T, V]
+    assert max(sizes) <= lens.CHUNK_ELEMENTS < L1 * T * V and len(sizes) > 1
+    traj = lens.token_trajectory(lm, tr, int(full.ids[-1, -1, 0]))
+
+    sizes.clear()
+    monkeypatch.setattr(lens, "CHUNK_ELEMENTS", rows * V)        # `rows` residual rows at a time
+    small = lens.logit_lens(lm, tr, k=5)
+    assert max(sizes) == rows * V and len(sizes) == -(-L1 * T // rows)
+    # other chunk sizes change only float rounding (the matrix products are blocked differently)
+    np.testing.assert_allclose(small.probs, full.probs, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(small.entropy, full.entropy, rtol=1e-4, atol=1e-5)
+    clear = full.probs[..., 0] > full.probs[..., 1] * (1 + 1e-3)  # [L+1, T] top-1 not a near-tie
+    assert clear.mean() > 0.5
+    np.testing.assert_array_equal(small.ids[..., 0][clear], full.ids[..., 0][clear])
+    small_traj = lens.token_trajectory(lm, tr, traj.token_id)
+    np.testing.assert_allclose(small_traj.probs, traj.probs, rtol=1e-4, atol=1e-9)
+    assert np.abs(small_traj.ranks - traj.ranks).max() <= 0.01 * V
+
+
+def test_trajectory_matches_softmax_rank_by_hand(tiny_gpt2):
+    tr = ex.trace(tiny_gpt2, PROMPT)
+    tok = int(tr.token_ids[2])
+    tj = lens.token_trajectory(tiny_gpt2, tr, tok)
+    for layer in (0, tiny_gpt2.n_layers):
+        p = _hand_decode(tiny_gpt2, tr.resid[layer])                       # [T, V]
+        np.testing.assert_allclose(tj.probs[layer], p[:, tok], rtol=2e-4)
+        # a random model's distribution is nearly flat: many tokens tie with ours within float32 rounding,
+        # so the rank must lie between "clearly larger" and "larger or about equal"
+        surely = (p > p[:, [tok]] * (1 + 1e-4)).sum(-1)                    # [T]
+        maybe = (p > p[:, [tok]] * (1 - 1e-4)).sum(-1) - 1                 # [T] (minus the token itself)
+        assert ((surely <= tj.ranks[layer]) & (tj.ranks[layer] <= maybe)).all()
+        assert (maybe - surely).max() < 0.05 * tiny_gpt2.vocab_size       # a bracket tight enough to mean something
+
+
+def test_settled_layer_and_choose_token(bundled):
+    tr = ex.trace(bundled, PROMPT)
+    res = lens.logit_lens(bundled, tr)
+    row = res.settled_layer()
+    top = res.ids[:, -1, 0]
+    assert (top[row:] == top[-1]).all() and (row == 0 or top[row - 1] != top[-1])
+    choice = lens.choose_token(bundled, " Paris")
+    assert choice.token_id == int(top[-1]) and choice.notice is None
+    split = lens.choose_token(bundled, " Ouagadougou")
+    assert split.notice and split.token_id == bundled.tokenizer(" Ouagadougou", add_special_tokens=False)[
+        "input_ids"][0]
+
+
+def test_bad_inputs_raise_prompt_errors(bundled, tiny_gpt2):
+    tr = ex.trace(bundled, PROMPT)
+    with pytest.raises(ex.PromptError):
+        lens.choose_token(bundled, "   ")
+    with pytest.raises(ex.PromptError):
+        lens.token_trajectory(bundled, tr, bundled.vocab_size)
+    with pytest.raises(ex.PromptError):
+        lens.logit_lens(bundled, tr, k=0)
+    with pytest.raises(ex.PromptError):                         # a trace of another model
+        lens.logit_lens(tiny_gpt2, tr)

@@ -1,0 +1,94 @@
+"""MLP neuron helpers against direct numpy on trace.mlp, and the activations against the model's own MLP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import explainer as ex
+from explainer import mlp
+
+PROMPT = "The Eiffel Tower is in the city of"
+
+
+@pytest.fixture(scope="module")
+def tr(bundled) -> ex.Trace:
+    return ex.trace(bundled, PROMPT)
+
+
+@pytest.mark.parametrize("skip_first", [False, True])
+def test_top_neurons_by_hand(tr, skip_first):
+    layer, n = 12, 15
+    a = tr.mlp[layer].astype(np.float64)                                    # [T, M]
+    score = np.abs(a[1:] if skip_first else a).max(0)                      # [M]
+    want = sorted(range(a.shape[1]), key=lambda j: -score[j])[:n]
+    ns = mlp.top_neurons(tr, layer, n, skip_first=skip_first)
+    assert ns.layer == layer and ns.skipped_first == skip_first
+    np.testing.assert_array_equal(ns.neurons, want)
+    np.testing.assert_allclose(ns.score, score[want], rtol=1e-6)
+    np.testing.assert_allclose(ns.acts, a[:, want], rtol=1e-6)
+    assert (np.diff(ns.score) <= 0).all()
+
+
+def test_skipping_the_first_token_changes_the_ranking(tr):
+    # the bundled model parks huge activations on the first token in some layers: there the flag must matter
+    peak = np.abs(tr.mlp).max(-1)                                          # [L, T]
+    layer = int(np.argmax(peak[:, 0] / peak[:, 1:].max(-1)))
+    assert peak[layer, 0] > 10 * peak[layer, 1:].max()
+    with_first = mlp.top_neurons(tr, layer, 20).neurons
+    without = mlp.top_neurons(tr, layer, 20, skip_first=True).neurons
+    assert set(with_first.tolist()) != set(without.tolist())
+    assert mlp.top_neurons(tr, layer, 20, skip_first=True).score.max() < peak[layer, 0]
+
+
+def test_top_neurons_at_and_one_neuron_by_hand(tr):
+    layer, pos = 20, tr.n_tokens - 1
+    a = tr.mlp[layer, pos].astype(np.float64)                              # [M]
+    want = np.argsort(-np.abs(a), kind="stable")[:10]
+    tn = mlp.top_neurons_at(tr, layer, pos, n=10)
+    np.testing.assert_array_equal(tn.neurons, want)
+    np.testing.assert_allclose(tn.acts, a[want], rtol=1e-6)             # signed
+    neuron = int(want[0])
+    np.testing.assert_array_equal(mlp.neuron_activation(tr, layer, neuron), tr.mlp[layer, :, neuron])
+    assert mlp.top_neurons_at(tr, -1, -1, n=3).position == pos           # negative indices count from the end
+
+
+def test_histogram_and_layer_activity_by_hand(tr):
+    h = mlp.activation_histogram(tr, 5, bins=40, skip_first=True)
+    v = tr.mlp[5, 1:].ravel().astype(np.float64)
+    counts, edges = np.histogram(v, bins=40)
+    np.testing.assert_array_equal(h.counts, counts)
+    np.testing.assert_allclose(h.edges, edges)
+    assert h.counts.sum() == (tr.n_tokens - 1) * tr.mlp.shape[2]
+    assert h.mean == pytest.approx(v.mean()) and h.std == pytest.approx(v.std())
+    assert h.frac_positive == pytest.approx((v > 0).mean()) and (h.min, h.max) == (v.min(), v.max())
+    act = mlp.layer_activity(tr)
+    np.testing.assert_allclose(act, np.abs(tr.mlp).max(-1))
+    skipped = mlp.layer_activity(tr, skip_first=True)
+    assert np.isnan(skipped[:, 0]).all() and np.array_equal(skipped[:, 1:], act[:, 1:])
+
+
+def test_neurons_add_activation_times_their_output_column(tiny_gpt2):
+    """The docstring's claim, from the weights: MLP output = Σ_n act_n · W_down[n] + bias."""
+    lm = tiny_gpt2
+    tr = ex.trace(lm, PROMPT)
+    block = lm.model.transformer.h[1]
+    seen = {}
+    handle = block.mlp.register_forward_hook(lambda m, a, out: seen.setdefault("out", out[0].detach().numpy()))
+    try:
+        with torch.no_grad():                                              # a plain forward pass
+            lm.model(torch.tensor([tr.token_ids.tolist()]), use_cache=False)
+    finally:
+        handle.remove()
+    w = block.mlp.c_proj.weight.detach().numpy()                           # [M, D] (Conv1D: rows = neurons)
+    b = block.mlp.c_proj.bias.detach().numpy()
+    np.testing.assert_allclose(tr.mlp[1] @ w + b, seen["out"], rtol=1e-4, atol=1e-5)
+
+
+def test_bad_indices_raise_prompt_errors(tr):
+    L, T, M = tr.mlp.shape
+    for call in (lambda: mlp.top_neurons(tr, L), lambda: mlp.top_neurons_at(tr, 0, T),
+                 lambda: mlp.neuron_activation(tr, 0, M), lambda: mlp.neuron_activation(tr, 0, -1)):
+        with pytest.raises(ex.PromptError):
+            call()
