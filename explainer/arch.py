@@ -27,6 +27,8 @@ class Arch:
     pos_embed: str | None                         # attribute of the base model: learned positions
     parallel: bool                                # attention and MLP read the same block input
     qk: Callable[..., tuple[torch.Tensor, torch.Tensor]]  # (lm, layer, x_normed) -> q, k
+    attn_out: str                                 # attribute of the attention: the output projection,
+                                                  # whose input is the heads' outputs side by side [B, T, H·dh]
 
     def base_model(self, model: nn.Module) -> nn.Module:
         return getattr(model, self.base)
@@ -36,6 +38,9 @@ class Arch:
 
     def attention(self, block: nn.Module) -> nn.Module:
         return getattr(block, self.attn)
+
+    def attn_out_proj(self, block: nn.Module) -> nn.Module:
+        return getattr(self.attention(block), self.attn_out)
 
     def mlp_module(self, block: nn.Module) -> nn.Module:
         return getattr(block, self.mlp)
@@ -99,12 +104,12 @@ def _gptj_qk(model: nn.Module, layer: int, x: torch.Tensor):
     return q.permute(0, 2, 1, 3), k.permute(0, 2, 1, 3)             # [B, H, T, dh]
 
 
-GPT2 = Arch("gpt2", "transformer", "h", "attn", "ln_1", "mlp", "c_proj", "ln_f", "wpe", False, _gpt2_qk)
+GPT2 = Arch("gpt2", "transformer", "h", "attn", "ln_1", "mlp", "c_proj", "ln_f", "wpe", False, _gpt2_qk, "c_proj")
 LLAMA = Arch("llama", "model", "layers", "self_attn", "input_layernorm", "mlp", "down_proj", "norm", None,
-             False, _llama_qk)
-GPTJ = Arch("gptj", "transformer", "h", "attn", "ln_1", "mlp", "fc_out", "ln_f", None, True, _gptj_qk)
+             False, _llama_qk, "o_proj")
+GPTJ = Arch("gptj", "transformer", "h", "attn", "ln_1", "mlp", "fc_out", "ln_f", None, True, _gptj_qk, "out_proj")
 NEOX = Arch("gpt_neox", "gpt_neox", "layers", "attention", "input_layernorm", "mlp", "dense_4h_to_h",
-            "final_layer_norm", None, True, _neox_qk)
+            "final_layer_norm", None, True, _neox_qk, "dense")
 
 ARCHS: dict[str, Arch] = {
     "gpt2": GPT2,

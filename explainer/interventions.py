@@ -28,20 +28,11 @@ from .sampling import softmax
 from .tokens import encode, token_strings
 from .trace import Trace
 
-# The attention output projection of each family (an attribute of `arch.attention(block)`). Its input
-# is the heads' outputs concatenated: [B, T, H·dh]. Kept here rather than in arch.py.
-ATTN_OUT_PROJ: dict[str, str] = {
-    "gpt2": "c_proj",        # GPT2Attention.c_proj (Conv1D)
-    "llama": "o_proj",       # LlamaAttention.o_proj (also Mistral, Qwen2)
-    "gptj": "out_proj",      # GPTJAttention.out_proj
-    "gpt_neox": "dense",     # GPTNeoXAttention.dense
-}
-
 
 def attn_out_proj(lm: LoadedModel, layer: int) -> nn.Module:
     """The module that mixes the heads' outputs back into d_model for one layer."""
     block = lm.arch.block_list(lm.model)[layer]
-    return getattr(lm.arch.attention(block), ATTN_OUT_PROJ[lm.arch.family])
+    return lm.arch.attn_out_proj(block)
 
 
 @dataclass(frozen=True, eq=False)
