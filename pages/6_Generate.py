@@ -22,6 +22,17 @@ DEFAULTS = {"gen_max_new": 40, "gen_temp": 0.7, "gen_top_k": 50, "gen_top_p": 0.
             "gen_batch": "The cat sat on the\nOnce upon a time, in a land far away, there lived a\nHello"}
 
 
+def _md_escape(s: str) -> str:
+    """Plain text for a Markdown cell (st.table renders Markdown: a lone '-' would become a bullet)."""
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>~" else c for c in s)
+
+
+def _md_token(s: str) -> str:
+    """A token as a code span in Markdown, so '-', '*' or '#' show as themselves."""
+    s = show_token(s)
+    return f"`` {s} ``" if "`" in s else f"`{s}`"
+
+
 def _stop_text(stops) -> str:
     return "|".join(s.replace("\n", "\\n").replace("\t", "\\t") for s in stops)
 
@@ -218,10 +229,10 @@ else:
     tops = [int(p.argmax()) for p in together]
     names = token_strings(lm.tokenizer, tops)
     alone_tops = [int(p.argmax()) for p in alone]
-    rows = [{"prompt": p, "real tokens": n, "next token (batch)": show_token(nm),
+    rows = [{"prompt": _md_escape(p), "real tokens": n, "next token (batch)": _md_token(nm),
              "probability": f"{together[i, t]:.1%}",
              "run alone": "same ✓" if alone_tops[i] == t and abs(alone[i][t] - together[i, t]) < 1e-3 else
-             f"differs: '{show_token(token_strings(lm.tokenizer, [alone_tops[i]])[0])}'"}
+             f"differs: {_md_token(token_strings(lm.tokenizer, [alone_tops[i]])[0])}"}
             for i, (p, n, t, nm) in enumerate(zip(batch.prompts, batch.lengths, tops, names))]
     st.table(rows)
     st.caption("One forward pass for the whole batch, with the mask and position ids that skip the padding, "

@@ -110,6 +110,8 @@ def test_generate_page_streams_stops_and_pads(offline, bundled):
     # Padding: the table's batch predictions agree with running each prompt alone.
     rows = at.table[0].value
     assert len(rows) == 3 and all(str(v).startswith("same") for v in rows["run alone"])
+    # st.table renders Markdown: tokens go in code spans (a lone '-' would otherwise become a bullet).
+    assert all(str(v).startswith("`") and str(v).endswith("`") for v in rows["next token (batch)"])
 
     at.slider(key="gen_temp").set_value(0.0).run()
     at.button(key="gen_go").click().run()
