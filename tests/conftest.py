@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import explainer as ex
 from explainer.models import TINY_FAMILIES
@@ -23,3 +24,11 @@ def tiny(request) -> ex.LoadedModel:
 @pytest.fixture(scope="session")
 def tiny_gpt2() -> ex.LoadedModel:
     return ex.tiny_model("gpt2", seed=0)
+
+
+def hook_keys(model: torch.nn.Module) -> set[tuple[str, str, int]]:
+    """Every forward (pre-)hook on the model, by module and handle id. Compare before and after rather
+    than expecting none: transformers 5 installs its own lasting hooks the first time a model is asked
+    for output_attentions (its output recorder), so a shared test model may carry some legitimately."""
+    return {(name, kind, key) for name, m in model.named_modules()
+            for kind, d in (("pre", m._forward_pre_hooks), ("post", m._forward_hooks)) for key in d}

@@ -104,6 +104,7 @@ def test_no_hook_remains_after_capture_or_failure(tiny):
 
 def test_threads_capturing_at_once_equal_sequential(tiny_gpt2):
     prompts = [f"Prompt number {i}: " + "lorem ipsum " * (i + 1) for i in range(8)]
+    before = _all_hooks(tiny_gpt2.model)
     sequential = [ex.trace(tiny_gpt2, p) for p in prompts]
     results: dict[int, ex.Trace] = {}
     errors: list[BaseException] = []
@@ -128,7 +129,7 @@ def test_threads_capturing_at_once_equal_sequential(tiny_gpt2):
         assert got.tokens == ref.tokens
         for field in ("resid", "attn", "mlp", "logits"):
             np.testing.assert_allclose(getattr(got, field), getattr(ref, field), atol=1e-5, err_msg=field)
-    assert _all_hooks(tiny_gpt2.model) == 0
+    assert _all_hooks(tiny_gpt2.model) == before
 
 
 # -- prompts ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import torch
 import explainer as ex
 from explainer import interventions as iv
 from explainer.capture import hooks
+from tests.conftest import hook_keys
 
 PROMPT = "The Eiffel Tower is in the city of"
 
@@ -58,8 +59,6 @@ def _reference(lm, heads=(), neurons=()) -> np.ndarray:
     return _logits(model, ids)
 
 
-def _no_hooks_left(model) -> bool:
-    return all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
 
 
 def test_ablating_nothing_changes_nothing(tiny):
@@ -76,11 +75,12 @@ def test_ablating_nothing_changes_nothing(tiny):
 
 @pytest.mark.parametrize("heads", [[(1, 2)], [(0, 0), (1, 3), (1, 1)]])
 def test_ablating_heads_equals_zeroing_their_output_weights(tiny, heads):
+    before = hook_keys(tiny.model)
     res = iv.ablate(tiny, PROMPT, heads=heads)
     ref = _reference(tiny, heads=heads)
     assert res.changed and np.abs(res.logits_after - res.logits_before).max() > 1e-3
     np.testing.assert_allclose(res.logits_after, ref, rtol=1e-4, atol=1e-5)
-    assert _no_hooks_left(tiny.model)
+    assert hook_keys(tiny.model) == before
 
 
 def test_ablating_neurons_equals_zeroing_their_down_projection_weights(tiny):
@@ -107,15 +107,16 @@ def test_shared_model_untouched_and_hooks_removed_after_an_error(tiny_gpt2):
     lm = tiny_gpt2
     state = {k: v.clone() for k, v in lm.model.state_dict().items()}
     tr = ex.trace(lm, PROMPT)
+    before = hook_keys(lm.model)
     boom = lm.model.transformer.ln_f.register_forward_hook(lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
     try:
         with pytest.raises(RuntimeError, match="boom"):
             iv.ablate(lm, tr, heads=[(0, 1)], neurons=[(1, 3)])        # fails inside the ablated pass
     finally:
         boom.remove()
-    assert _no_hooks_left(lm.model)
+    assert hook_keys(lm.model) == before
     iv.ablate(lm, tr, heads=[(0, 1), (1, 0)], neurons=[(1, 3)])
-    assert _no_hooks_left(lm.model)
+    assert hook_keys(lm.model) == before
     after = lm.model.state_dict()
     assert all(torch.equal(state[k], after[k]) for k in state)
     np.testing.assert_allclose(_logits(lm.model, tr.token_ids), tr.logits, rtol=1e-5, atol=1e-5)
@@ -124,6 +125,7 @@ def test_shared_model_untouched_and_hooks_removed_after_an_error(tiny_gpt2):
 def test_two_threads_ablating_differently_get_their_own_results(tiny_gpt2):
     lm = tiny_gpt2
     tr = ex.trace(lm, PROMPT)
+    before = hook_keys(lm.model)
     jobs = {"a": dict(heads=[(0, 0)]), "b": dict(neurons=[(1, 9), (0, 3)]), "c": dict(heads=[(1, 2), (1, 3)])}
     alone = {name: iv.ablate(lm, tr, **kw).logits_after for name, kw in jobs.items()}
     start = threading.Barrier(len(jobs))
@@ -147,7 +149,7 @@ def test_two_threads_ablating_differently_get_their_own_results(tiny_gpt2):
     for name in jobs:
         for logits in got[name]:
             np.testing.assert_allclose(logits, alone[name], rtol=1e-5, atol=1e-5)
-    assert _no_hooks_left(lm.model)
+    assert hook_keys(lm.model) == before
 
 
 def test_attribution_matches_a_finite_difference(tiny_gpt2):
