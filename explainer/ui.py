@@ -74,6 +74,18 @@ def page(title: str, intro: str = "", icon: str = "🔎") -> ex.LoadedModel | No
     return sidebar_model()
 
 
+def traced_page(title: str, intro: str = "", icon: str = "🔎") -> tuple[ex.LoadedModel, ex.Trace]:
+    """page(), then the shared prompt box and its trace: what every view of the prompt starts with.
+    Stops the page (its message already shown) when there is no model or the prompt cannot be traced."""
+    lm = page(title, intro, icon)
+    if lm is None:
+        st.stop()
+    tr = current_trace(lm, prompt_box())
+    if tr is None:
+        st.stop()
+    return lm, tr
+
+
 def _init_state() -> None:
     if "model_name" not in ss:
         qp = st.query_params.get("model")

@@ -12,19 +12,12 @@ from explainer.figures import attention as fa
 from explainer.figures.common import show_token
 from explainer.tokens import token_strings
 
-lm = ui.page(
+lm, tr = ui.traced_page(
     "Attention",
     "Each token looks back at the tokens before it and mixes in what it finds. Every layer does this "
     "with several heads side by side, each with its own idea of what is worth looking at.",
     icon="👀",
 )
-if lm is None:
-    st.error("No model is loaded. Pick the bundled model in the sidebar; it works offline.")
-    st.stop()
-text = ui.prompt_box()
-tr = ui.current_trace(lm, text)
-if tr is None:
-    st.stop()
 ss = st.session_state
 L, H = lm.n_layers, lm.n_heads
 

@@ -12,18 +12,12 @@ from explainer.figures.common import axis_labels, show_token
 
 ss = st.session_state
 
-lm = ui.page(
+lm, tr = ui.traced_page(
     "MLP neurons",
     "After attention mixes information between tokens, every block's MLP works on each token alone: "
     "thousands of neurons per layer, each firing on particular patterns.",
     icon="🧩",
 )
-if lm is None:
-    st.stop()
-text = ui.prompt_box()
-tr = ui.current_trace(lm, text)
-if tr is None:
-    st.stop()
 
 L, T, M = tr.mlp.shape
 if lm.arch.family == "llama":

@@ -29,18 +29,12 @@ def _row_name(row: int) -> str:
     return "already in the embeddings" if row == 0 else f"after block {row - 1}"
 
 
-lm = ui.page(
+lm, tr = ui.traced_page(
     "Residual stream & logit lens",
     "Every block adds its contribution to one running vector per token, the residual stream. Decode that "
     "stream after each block as if it were the last, and watch the prediction take shape.",
     icon="🔭",
 )
-if lm is None:
-    st.stop()
-text = ui.prompt_box()
-tr = ui.current_trace(lm, text)
-if tr is None:
-    st.stop()
 max_tokens = int(st.session_state.max_tokens)
 L, T = tr.n_layers, tr.n_tokens
 try:

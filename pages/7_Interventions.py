@@ -25,18 +25,12 @@ def ablation_of(model_name: str, text: str, max_tokens: int, heads: tuple, neuro
     return iv.ablate(ui.get_model(model_name), ui.get_trace(model_name, text, max_tokens), heads, neurons)
 
 
-lm = ui.page(
+lm, tr = ui.traced_page(
     "Interventions",
     "Switch parts of the model off and watch what happens to its prediction: the surest way to find out "
     "what a head or a neuron is for.",
     icon="✂️",
 )
-if lm is None:
-    st.stop()
-text = ui.prompt_box()
-tr = ui.current_trace(lm, text)
-if tr is None:
-    st.stop()
 max_tokens = int(ss.max_tokens)
 L, H = lm.n_layers, lm.n_heads
 try:
