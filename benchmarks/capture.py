@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _bench import ROOT, rss_mb, text_of  # (also puts the repository on sys.path)
 
 
 def _child(mode: str, device: str) -> None:
@@ -33,29 +30,19 @@ def _child(mode: str, device: str) -> None:
     t = time.perf_counter()
     lm = ex.load_model("bundled", device=device)
     load_s = time.perf_counter() - t
-    out = {"load_s": load_s, "rss_after_load_mb": _rss_mb()}
+    out = {"load_s": load_s, "rss_after_load_mb": rss_mb()}
     if mode == "peak":
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        ex.trace(lm, _text(lm, 512))
-        out["rss_peak_mb"] = _rss_mb()
+        ex.trace(lm, text_of(lm, 512))
+        out["rss_peak_mb"] = rss_mb()
         if device.startswith("cuda"):
             out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(out))
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _text(lm, n_tokens: int) -> str:
-    """A natural text of exactly n_tokens tokens for this tokenizer."""
-    base = ("The history of the transformer begins with attention. Each token looks back at the "
-            "tokens before it, mixes what it finds, and passes the result up the residual stream. ")
-    ids = lm.tokenizer(base * (n_tokens // 10 + 2))["input_ids"][:n_tokens]
-    text = lm.tokenizer.decode(ids)
-    assert len(lm.tokenizer(text)["input_ids"]) == n_tokens, "round-trip changed the token count"
-    return text
 
 
 def _spawn(mode: str, device: str, env: dict) -> dict:
@@ -93,7 +80,7 @@ def main() -> None:
           f"{peak['rss_peak_mb']:.0f} MB{cuda}")
     print(f"{'tokens':>6} {'bare forward':>13} {'capture':>9} {'median ratio':>13}")
     for n in (16, 128, 512):
-        text = _text(lm, n)
+        text = text_of(lm, n)
         ids = torch.tensor([lm.tokenizer(text)["input_ids"]], device=lm.device)
 
         def bare(ids=ids):

@@ -22,20 +22,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up (and the one-off matrix conversion)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+from _bench import ROOT, median_ms  # (also puts the repository on sys.path)
 
 
 def bench_analogy(repeats: int) -> None:
@@ -48,7 +36,7 @@ def bench_analogy(repeats: int) -> None:
     first = (time.perf_counter() - t) * 1000
     v, d = emb.embedding_matrix(lm).weight.shape
     res = emb.analogy(lm, ["king", "woman"], ["man"], k=10)
-    ms = _median_ms(lambda: emb.analogy(lm, ["king", "woman"], ["man"], k=10), repeats)
+    ms = median_ms(lambda: emb.analogy(lm, ["king", "woman"], ["man"], k=10), repeats)
     print(f"bundled model ({v:,} × {d}): king − man + woman → {res.best.text!r}")
     print(f"  analogy, whole call (median of {repeats}):       {ms:7.1f} ms")
     print(f"  one-off matrix to numpy + row norms:          {first:7.1f} ms   (once per model)")

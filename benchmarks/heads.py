@@ -15,25 +15,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def _text(lm, n_tokens: int) -> str:
-    base = ("The history of the transformer begins with attention. Each token looks back at the "
-            "tokens before it, mixes what it finds, and passes the result up the residual stream. ")
-    ids = lm.tokenizer(base * (n_tokens // 10 + 2))["input_ids"][:n_tokens]
-    return lm.tokenizer.decode(ids)
-
-
-def _time(fn, *args, **kw) -> float:
-    t = time.perf_counter()
-    fn(*args, **kw)
-    return time.perf_counter() - t
+from _bench import seconds, text_of  # (also puts the repository on sys.path)
 
 
 def main() -> None:
@@ -64,13 +48,13 @@ def main() -> None:
         bare(seq.ids)
         hs, fw = [], []
         for _ in range(args.repeats):                                     # interleaved pairs
-            hs.append(_time(heads.head_scores, lm, n=n))
-            fw.append(_time(bare, seq.ids))
+            hs.append(seconds(heads.head_scores, lm, n=n))
+            fw.append(seconds(bare, seq.ids))
         ratio = statistics.median(h / f for h, f in zip(hs, fw))
         print(f"head_scores  batch 4 × {seq.ids.shape[1]:>3} tokens: median {statistics.median(hs) * 1e3:7.1f} ms "
               f"(bare forward {statistics.median(fw) * 1e3:7.1f} ms, ratio {ratio:.2f})")
 
-    tr = ex.trace(lm, _text(lm, 128))
+    tr = ex.trace(lm, text_of(lm, 128))
     scores = heads.head_scores(lm)
     T = tr.n_tokens
 
@@ -92,8 +76,8 @@ def main() -> None:
     size = 0
     for _ in range(args.repeats):
         layer, head = heads.looking_back_head(tr.attn)
-        parts["qk_steps"].append(_time(heads.qk_steps, lm, tr, layer, head))
-        parts["figures"].append(_time(build))
+        parts["qk_steps"].append(seconds(heads.qk_steps, lm, tr, layer, head))
+        parts["figures"].append(seconds(build))
         t = time.perf_counter()
         size = build_json()
         parts["figures+json"].append(time.perf_counter() - t)

@@ -10,39 +10,17 @@ largest block of logits the lens holds at once, and the growth of peak memory du
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
-import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _text(lm, n_tokens: int) -> str:
-    base = ("The history of the transformer begins with attention. Each token looks back at the "
-            "tokens before it, mixes what it finds, and passes the result up the residual stream. ")
-    ids = lm.tokenizer(base * (n_tokens // 10 + 2))["input_ids"][:n_tokens]
-    return lm.tokenizer.decode(ids)
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+from _bench import rss_mb, seconds, text_of  # (also puts the repository on sys.path)
 
 
 def _paired(fn, forward, repeats: int) -> tuple[float, float]:
     """Median time of fn, and the median ratio fn / forward over adjacent pairs (robust to a loaded machine)."""
     times, ratios = [], []
     for _ in range(repeats):
-        f = _timed(forward)
-        t = _timed(fn)
+        f = seconds(forward)
+        t = seconds(fn)
         times.append(t)
         ratios.append(t / f)
     return statistics.median(times), statistics.median(ratios)
@@ -63,7 +41,7 @@ def main() -> None:
 
     cuda = args.device.startswith("cuda")
     lm = ex.load_model("bundled", device=args.device)
-    tr = ex.trace(lm, _text(lm, args.tokens))
+    tr = ex.trace(lm, text_of(lm, args.tokens))
     L1, T, V = lm.n_layers + 1, tr.n_tokens, lm.vocab_size
     ids = torch.tensor([tr.token_ids.tolist()], device=lm.device)
 
@@ -87,17 +65,17 @@ def main() -> None:
 
     forward()                                                   # warm-up
     lens._decoder = spy
-    rss0 = _rss_mb()
+    rss0 = rss_mb()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base_alloc = torch.cuda.memory_allocated()
     lens.logit_lens(lm, tr, k=5)                                # warm-up, and the memory measurement
-    rss_growth = _rss_mb() - rss0
+    rss_growth = rss_mb() - rss0
     cuda_extra = (torch.cuda.max_memory_allocated() - base_alloc) / 2**20 if cuda else None
     lens._decoder = real
 
-    fwd = statistics.median(_timed(forward) for _ in range(args.repeats))
+    fwd = statistics.median(seconds(forward) for _ in range(args.repeats))
     t_lens = _paired(lambda: lens.logit_lens(lm, tr, k=5), forward, args.repeats)
     t_traj = _paired(lambda: lens.token_trajectory(lm, tr, int(tr.token_ids[-1])), forward, args.repeats)
     heads, neurons = [(3, 4), (10, 2), (20, 8)], [(11, 100), (28, 7), (15, 1274)]

@@ -13,24 +13,8 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def _time(fn, repeats: int) -> float:
-    """Median wall time of fn() over `repeats` runs (after one warm-up run)."""
-    fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return statistics.median(out)
+from _bench import median_seconds  # (also puts the repository on sys.path)
 
 
 def main() -> None:
@@ -58,7 +42,7 @@ def main() -> None:
             for _ in mm.train(model, data[cfg.block_size], steps=n, lr=0.1, batch_size=batch,
                               eval_every=eval_every or n, threads=threads):
                 pass
-        return n / _time(run, args.repeats)
+        return n / median_seconds(run, args.repeats)
 
     print()
     print(f"{'model (context, embedding, hidden)':38s} {'params':>7s} {'batch':>5s} "
@@ -82,7 +66,7 @@ def main() -> None:
         "sample 20 names": lambda: mm.sample(mm.CharMLP(cfg, seed=0), 20, seed=0),
     }
     for name, fn in jobs.items():
-        print(f"{name:52s} {_time(fn, args.repeats):8.3f} s")
+        print(f"{name:52s} {median_seconds(fn, args.repeats):8.3f} s")
     final = mm.train_to_end(mm.CharMLP(cfg, seed=0), data[3], steps=3000, lr=0.1, batch_size=32, eval_every=3000)
     print(f"\ndev loss after the page's default run: {final[-1].dev_loss:.3f} (uniform guess: ln 27 = "
           f"{mm.UNIFORM_LOSS:.3f})")

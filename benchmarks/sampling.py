@@ -14,22 +14,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+from _bench import median_ms  # (also puts the repository on sys.path)
 
 
 def bench_redraw(lm, repeats: int) -> None:
@@ -53,7 +39,7 @@ def bench_redraw(lm, repeats: int) -> None:
             for fig in (distribution_chart(d, ids, strings), survival_chart(d, ids, strings)):
                 fig.to_json()  # what st.plotly_chart sends to the browser
 
-        a, b = _median_ms(dist_only, repeats), _median_ms(redraw, repeats)
+        a, b = median_ms(dist_only, repeats), median_ms(redraw, repeats)
         worst = max(worst, b)
         print(f"{t:>11g} {k:>6} {p:>6g} | {a:>16.1f} {b:>21.1f}")
     print(f"worst median redraw: {worst:.1f} ms (target < 100 ms)\n")
