@@ -8,6 +8,7 @@ forward pass raises.
 
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +63,64 @@ def hooks(pairs: list[tuple[nn.Module, str, Callable]]) -> Iterator[None]:
             h.remove()
 
 
+class HostBuffers:
+    """Recycles the memory of traces nobody holds any more, the way torch's allocator recycles a
+    forward pass's activations.
+
+    A long prompt's capture owns hundreds of MB (at 512 tokens the bundled model's attention alone is
+    30 × 9 × 512² floats = 283 MB). Memory fresh from the OS costs a page fault per 4 KB page on first
+    write, about 0.25 s for that much: a quarter of the forward pass it is captured from. So large
+    arrays are views of pooled byte blocks, and a block whose views have all been dropped (its trace
+    evicted from the page cache, say) is handed out again instead of new memory.
+
+    Whether a block is free is read from its reference count: every view of a numpy array keeps a
+    reference to the array that owns the data, so a block that only the pool refers to has no live
+    view. At most `max_idle_bytes` of free blocks are kept.
+    """
+
+    MIN_BYTES = 1 << 20  # smaller arrays are cheap to fault in: plain np.empty
+
+    def __init__(self, max_idle_bytes: int = 1 << 30) -> None:
+        self.max_idle_bytes = max_idle_bytes
+        self._blocks: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def _idle(self) -> list[int]:
+        return [i for i in range(len(self._blocks)) if sys.getrefcount(self._blocks[i]) == 2]  # list + arg
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised, writeable float32 array of `shape`."""
+        nbytes = int(np.prod(shape)) * 4
+        if nbytes < self.MIN_BYTES:
+            return np.empty(shape, dtype=np.float32)
+        with self._lock:
+            idle = self._idle()
+            fits = [i for i in idle if nbytes <= self._blocks[i].nbytes <= 2 * nbytes]
+            if fits:
+                block = self._blocks[min(fits, key=lambda i: self._blocks[i].nbytes)]
+            else:
+                block = np.empty(nbytes, dtype=np.uint8)
+                self._blocks.append(block)
+                spare = sum(self._blocks[i].nbytes for i in idle)
+                for i in sorted(idle, key=lambda i: -self._blocks[i].nbytes):  # biggest go first
+                    if spare <= self.max_idle_bytes:
+                        break
+                    spare -= self._blocks[i].nbytes
+                    self._blocks[i] = None  # type: ignore[call-overload]
+                self._blocks = [b for b in self._blocks if b is not None]
+            return block[:nbytes].view(np.float32).reshape(shape)  # holds a reference to block
+
+    def held_bytes(self) -> tuple[int, int]:
+        """(bytes in blocks some trace still uses, bytes in idle blocks)."""
+        with self._lock:
+            idle = set(self._idle())
+            return (sum(b.nbytes for i, b in enumerate(self._blocks) if i not in idle),
+                    sum(self._blocks[i].nbytes for i in idle))
+
+
+host_buffers = HostBuffers()
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False  # traces are shared between sessions through the cache
     return a
@@ -80,13 +139,16 @@ def trace(lm: LoadedModel, text: str, max_tokens: int | None = None) -> Trace:
     arch, model = lm.arch, lm.model
     blocks = arch.block_list(model)
     L, T, D, H, M = len(blocks), len(enc.ids), lm.d_model, lm.n_heads, lm.d_mlp
-    buf = {name: torch.empty(shape, dtype=torch.float32, device=lm.device) for name, shape in {
+    host = {name: host_buffers.take(shape) for name, shape in {
         "embed": (T, D),
         "pos": (T, D),
         "resid": (L + 1, T, D),
         "attn": (L, H, T, T),
         "mlp": (L, T, M),
     }.items()}
+    on_cpu = lm.device.type == "cpu"  # hooks write straight into the host arrays; else into device buffers
+    buf = {k: torch.from_numpy(v) if on_cpu else torch.empty(v.shape, dtype=torch.float32, device=lm.device)
+           for k, v in host.items()}
     seen: set[tuple[str, int]] = set()
 
     def put(name: str, i: int | None, x: torch.Tensor) -> None:
@@ -122,7 +184,10 @@ def trace(lm: LoadedModel, text: str, max_tokens: int | None = None) -> Trace:
     if missing := expected - seen:  # a family whose modules did not fire as the adapter expects
         raise RuntimeError(f"capture incomplete for {lm.name}: nothing recorded for {sorted(missing)[:3]}")
 
-    np_ = {k: _readonly(v.cpu().numpy()) for k, v in buf.items()}
+    if not on_cpu:
+        for k, v in buf.items():
+            torch.from_numpy(host[k]).copy_(v)
+    np_ = {k: _readonly(v) for k, v in host.items()}
     return Trace(
         model_name=lm.name,
         text=text,

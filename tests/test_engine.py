@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import explainer as ex
+from explainer.capture import HostBuffers
 from explainer.models import cache_root, dtype_for, pick_device
 
 PROMPT = "The quick brown fox jumps over the lazy dog because it"
@@ -173,6 +174,41 @@ def test_bundled_capture_matches_plain_forward(bundled):
     _checks(bundled, tr)
     # and a real pretrained model knows the answer
     assert bundled.tokenizer.decode([int(tr.logits[-1].argmax())]) == " Paris"
+
+
+def test_bundled_long_captures_recycle_memory_only_when_dropped(bundled):
+    """120-token traces (11 MB of attention each) come from pooled blocks: a live trace's memory is
+    never handed out again, a dropped one's is, and every capture stays exact."""
+    text = " ".join(["The cat sat on the mat and looked out of the window at the rain."] * 8)
+    first = ex.trace(bundled, text)
+    assert first.n_tokens >= 100 and first.attn.nbytes >= HostBuffers.MIN_BYTES
+    kept = np.array(first.attn)
+    second = ex.trace(bundled, text.replace("cat", "dog"))
+    for a, b in ((first.attn, second.attn), (first.mlp, second.mlp), (first.resid, second.resid)):
+        assert not np.shares_memory(a, b)
+    del a, b
+    np.testing.assert_array_equal(first.attn, kept)  # untouched by the second capture
+    _checks(bundled, second)
+    address = second.attn.ctypes.data
+    del second
+    third = ex.trace(bundled, text.replace("cat", "dog"))
+    assert third.attn.ctypes.data == address  # the dropped trace's block, reused
+    _checks(bundled, third)
+    with pytest.raises(ValueError):
+        third.attn[0, 0, 0, 0] = 1.0  # shared between sessions, so read-only
+
+
+def test_host_buffers_keep_at_most_the_idle_limit():
+    pool = HostBuffers(max_idle_bytes=3 << 20)
+    arrays = [pool.take((1 << 18,)) for _ in range(4)]                 # four 1 MB blocks in use
+    assert pool.held_bytes() == (4 << 20, 0)
+    assert all(not np.shares_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
+    del arrays
+    assert pool.held_bytes() == (0, 4 << 20)
+    big = pool.take((1 << 20,))                                         # 4 MB: no idle block fits
+    assert pool.held_bytes() == (4 << 20, 3 << 20)                      # one idle block let go
+    small = pool.take((10,))
+    assert small.shape == (10,) and small.dtype == np.float32 and big.flags.writeable
 
 
 def test_bundled_mlp_and_qk(bundled):
