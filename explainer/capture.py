@@ -75,7 +75,7 @@ class HostBuffers:
 
     Whether a block is free is read from its reference count: every view of a numpy array keeps a
     reference to the array that owns the data, so a block that only the pool refers to has no live
-    view. At most `max_idle_bytes` of free blocks are kept.
+    view. Whenever a new block is needed, free blocks beyond `max_idle_bytes` are let go.
     """
 
     MIN_BYTES = 1 << 20  # smaller arrays are cheap to fault in: plain np.empty
@@ -99,15 +99,14 @@ class HostBuffers:
             if fits:
                 block = self._blocks[min(fits, key=lambda i: self._blocks[i].nbytes)]
             else:
-                block = np.empty(nbytes, dtype=np.uint8)
-                self._blocks.append(block)
-                spare = sum(self._blocks[i].nbytes for i in idle)
+                drop, spare = set(), sum(self._blocks[i].nbytes for i in idle)
                 for i in sorted(idle, key=lambda i: -self._blocks[i].nbytes):  # biggest go first
                     if spare <= self.max_idle_bytes:
                         break
                     spare -= self._blocks[i].nbytes
-                    self._blocks[i] = None  # type: ignore[call-overload]
-                self._blocks = [b for b in self._blocks if b is not None]
+                    drop.add(i)
+                block = np.empty(nbytes, dtype=np.uint8)
+                self._blocks = [b for i, b in enumerate(self._blocks) if i not in drop] + [block]
             return block[:nbytes].view(np.float32).reshape(shape)  # holds a reference to block
 
     def held_bytes(self) -> tuple[int, int]:
