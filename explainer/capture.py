@@ -21,7 +21,7 @@ from torch import nn
 from .errors import PromptError
 from .models import LoadedModel
 from .tokens import encode
-from .trace import Trace
+from .trace import Trace, readonly
 
 
 def _first(x):
@@ -120,11 +120,6 @@ class HostBuffers:
 host_buffers = HostBuffers()
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False  # traces are shared between sessions through the cache
-    return a
-
-
 def trace(lm: LoadedModel, text: str, max_tokens: int | None = None) -> Trace:
     """Run `text` through the model once and capture its internals.
 
@@ -186,18 +181,18 @@ def trace(lm: LoadedModel, text: str, max_tokens: int | None = None) -> Trace:
     if not on_cpu:
         for k, v in buf.items():
             torch.from_numpy(host[k]).copy_(v)
-    np_ = {k: _readonly(v) for k, v in host.items()}
+    np_ = {k: readonly(v) for k, v in host.items()}
     return Trace(
         model_name=lm.name,
         text=text,
         tokens=enc.tokens,
-        token_ids=_readonly(np.asarray(enc.ids, dtype=np.int64)),
+        token_ids=readonly(np.asarray(enc.ids, dtype=np.int64)),
         embed=np_["embed"],
         pos_embed=np_["pos"] if ("pos", -1) in seen else None,
         resid=np_["resid"],                                         # [L+1, T, D]
         attn=np_["attn"],                                           # [L, H, T, T]
         mlp=np_["mlp"],                                             # [L, T, M]
-        logits=_readonly(out.logits[0].float().cpu().numpy()),      # [T, V]
+        logits=readonly(out.logits[0].float().cpu().numpy()),      # [T, V]
         n_tokens_in_text=enc.n_total,
         notice=enc.notice,
     )

@@ -24,6 +24,7 @@ from .errors import ExplainerError, PromptError
 from .models import LoadedModel
 from .sampling import Distribution, Settings, choose, probabilities, rng, sample, softmax
 from .tokens import encode, token_strings
+from .trace import readonly
 
 # -- the model call ------------------------------------------------------------------------------
 
@@ -153,11 +154,6 @@ class StepState:
         return tokenizer.decode(list(self.ids))
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
-
-
 def start(lm: LoadedModel, text: str, max_tokens: int | None = None,
           logits: np.ndarray | None = None) -> StepState:
     """A fresh stepping session for `text`. Pass the prompt's last-position `logits` when they are
@@ -170,7 +166,7 @@ def start(lm: LoadedModel, text: str, max_tokens: int | None = None,
         cache = None
         logits = np.array(logits, dtype=np.float32)
     return StepState(model_name=lm.name, prompt_ids=enc.ids, prompt_tokens=enc.tokens, n_ctx=lm.n_ctx,
-                     frontier=_readonly(np.asarray(logits, dtype=np.float32)), notice=enc.notice, cache=cache)
+                     frontier=readonly(np.asarray(logits, dtype=np.float32)), notice=enc.notice, cache=cache)
 
 
 def advance(lm: LoadedModel, state: StepState, how: str = "top", settings: Settings | None = None,
@@ -204,7 +200,7 @@ def advance(lm: LoadedModel, state: StepState, how: str = "top", settings: Setti
             state.cache = None  # unknown state: rebuild from the ids next time
             raise
         state.steps.append(step)
-        state.frontier = _readonly(logits)
+        state.frontier = readonly(logits)
         return step
 
 
@@ -427,7 +423,7 @@ def pad_batch(lm: LoadedModel, prompts: Sequence[str], side: str = "left", max_t
     ids = np.array(enc["input_ids"], dtype=np.int64)            # [B, T]
     mask = np.array(enc["attention_mask"], dtype=np.int64)      # [B, T]
     strings = tuple(token_strings(lm.tokenizer, row) for row in ids)
-    return Batch(prompts=texts, ids=_readonly(ids), mask=_readonly(mask), tokens=strings, pad_id=int(tok.pad_token_id),
+    return Batch(prompts=texts, ids=readonly(ids), mask=readonly(mask), tokens=strings, pad_id=int(tok.pad_token_id),
                  pad_token=str(tok.pad_token), side=side, note=note)
 
 

@@ -26,7 +26,7 @@ from .errors import PromptError
 from .models import LoadedModel
 from .sampling import softmax
 from .tokens import encode, token_strings
-from .trace import Trace
+from .trace import Trace, readonly
 
 
 def attn_out_proj(lm: LoadedModel, layer: int) -> nn.Module:
@@ -154,13 +154,13 @@ def ablate(lm: LoadedModel, source: str | Trace, heads: Iterable = (), neurons: 
     ids = torch.tensor([token_ids], device=lm.device)                   # [1, T]
     with torch.inference_mode():
         if before is None:
-            before = _ro(lm.model(input_ids=ids, use_cache=False).logits[0].float().cpu().numpy())  # [T, V]
+            before = readonly(lm.model(input_ids=ids, use_cache=False).logits[0].float().cpu().numpy())  # [T, V]
         after = before
         if hs or ns:
             with hooks(ablation_hooks(lm, hs, ns)):
                 out = lm.model(input_ids=ids, use_cache=False).logits[0]    # [T, V]
-            after = _ro(out.float().cpu().numpy())
-    return AblationResult(tokens=tuple(tokens), token_ids=_ro(np.asarray(token_ids, dtype=np.int64)), heads=hs,
+            after = readonly(out.float().cpu().numpy())
+    return AblationResult(tokens=tuple(tokens), token_ids=readonly(np.asarray(token_ids, dtype=np.int64)), heads=hs,
                           neurons=ns, logits_before=before, logits_after=after, notice=notice)
 
 
@@ -243,7 +243,7 @@ def attribution(lm: LoadedModel, tr: Trace, target: int | None = None) -> Attrib
             x = kept["mlp", layer]                                    # [1, T, M]
             neurons[layer] = (-(x.grad * x)[0].float().sum(0)).cpu().numpy()  # [M]
     return Attribution(target_id=target, target=token_strings(lm.tokenizer, [target])[0], logprob=float(logp.detach()),
-                       heads=_ro(heads), neurons=_ro(neurons))
+                       heads=readonly(heads), neurons=readonly(neurons))
 
 
 # -- labels ----------------------------------------------------------------------------------------
@@ -277,8 +277,3 @@ def parse_heads(labels: str | Iterable[str]) -> list[tuple[int, int]]:
 def parse_neurons(text: str | Iterable[str]) -> list[tuple[int, int]]:
     """"L15.N1274, 20.7" -> [(15, 1274), (20, 7)]. Raises PromptError naming a bad entry."""
     return _parse_pairs(text, "N", "neuron", "L15.N1274")
-
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a

@@ -18,7 +18,7 @@ import torch
 from .errors import PromptError
 from .models import LoadedModel
 from .tokens import token_strings
-from .trace import Trace
+from .trace import Trace, readonly
 
 CHUNK_ELEMENTS = 1 << 22  # logits decoded at once: 4M floats = 16 MB in float32 (read at call time)
 
@@ -118,18 +118,18 @@ def logit_lens(lm: LoadedModel, tr: Trace, k: int = 5) -> LensResult:
     text = dict(zip(uniq.tolist(), token_strings(lm.tokenizer, uniq), strict=True))
     strings = np.array([text[i] for i in ids.ravel().tolist()], dtype=object)
     return LensResult(
-        ids=_ro(ids.reshape(L1, T, k)),
-        probs=_ro(probs.reshape(L1, T, k)),
-        strings=_ro(strings.reshape(L1, T, k)),
-        entropy=_ro(entropy.reshape(L1, T)),
-        final_prob=_ro(final_prob.reshape(L1, T)),
+        ids=readonly(ids.reshape(L1, T, k)),
+        probs=readonly(probs.reshape(L1, T, k)),
+        strings=readonly(strings.reshape(L1, T, k)),
+        entropy=readonly(entropy.reshape(L1, T)),
+        final_prob=readonly(final_prob.reshape(L1, T)),
         resid_norm=residual_norm(tr),
     )
 
 
 def residual_norm(tr: Trace) -> np.ndarray:
     """L2 norm of the residual stream at every layer and position.  # [L+1, T]"""
-    return _ro(np.linalg.norm(tr.resid, axis=-1).astype(np.float32))
+    return readonly(np.linalg.norm(tr.resid, axis=-1).astype(np.float32))
 
 
 def token_trajectory(lm: LoadedModel, tr: Trace, token_id: int) -> TokenTrajectory:
@@ -146,7 +146,7 @@ def token_trajectory(lm: LoadedModel, tr: Trace, token_id: int) -> TokenTrajecto
         probs[sl] = mine.exp().cpu().numpy()
         ranks[sl] = (logp > mine[:, None]).sum(-1).cpu().numpy()
     return TokenTrajectory(token_id=token_id, token=token_strings(lm.tokenizer, [token_id])[0],
-                           probs=_ro(probs.reshape(L1, T)), ranks=_ro(ranks.reshape(L1, T)))
+                           probs=readonly(probs.reshape(L1, T)), ranks=readonly(ranks.reshape(L1, T)))
 
 
 @dataclass(frozen=True)
@@ -174,8 +174,3 @@ def choose_token(lm: LoadedModel, word: str) -> TokenChoice:
 def _device_of(module: torch.nn.Module, default: torch.device) -> torch.device:
     p = next(module.parameters(), None)
     return p.device if p is not None else default
-
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a

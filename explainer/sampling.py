@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from .errors import ExplainerError
+from .trace import readonly
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -234,7 +235,7 @@ def probabilities(logits, temperature: float = 1.0, top_k: int | None = None,
     keep = keep_k & ~removed_p & ~removed_g
     probs = _masked_softmax(z, keep) if (k is not None or p is not None or t == 0) else tempered  # [V]
     for a in (x, tempered, after_k, probs, removed_k, removed_p, removed_g):
-        a.flags.writeable = False
+        readonly(a)
     return Distribution(logits=x, tempered=tempered, after_top_k=after_k, probs=probs, removed_top_k=removed_k,
                         removed_top_p=removed_p, removed_greedy=removed_g, settings=settings, notes=notes)
 

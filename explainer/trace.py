@@ -11,6 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def readonly(a: np.ndarray) -> np.ndarray:
+    """Mark `a` read-only and return it: traces and results are shared between sessions through caches."""
+    a.flags.writeable = False
+    return a
+
+
 @dataclass(frozen=True, eq=False)
 class Trace:
     model_name: str
