@@ -77,10 +77,7 @@ def home() -> None:
     cols = st.columns(3)
     for i, (path, icon, label, blurb) in enumerate(TOUR):
         with cols[i % 3]:
-            if (Path(__file__).parent / path).exists():
-                st.page_link(path, label=f"**{i + 1}. {label}**", icon=icon)
-            else:
-                st.markdown(f"**{i + 1}. {label}** (coming soon)")
+            st.page_link(path, label=f"**{i + 1}. {label}**", icon=icon)
             st.caption(blurb)
 
 
@@ -88,10 +85,9 @@ def navigation() -> None:
     """Titles a teacher can read in the sidebar (not file names), grouped in the order of the tour."""
     sections: dict[str, list] = {"": [st.Page(home, title="Home", icon=":material/home:", default=True)]}
     for i, (path, icon, label, _) in enumerate(TOUR):
-        if (Path(__file__).parent / path).exists():
-            section = "Inside the model" if i < 4 else "Making text" if i < 6 else "Going further"
-            url = Path(path).stem.split("_", 1)[1]
-            sections.setdefault(section, []).append(st.Page(path, title=label, icon=icon, url_path=url))
+        section = "Inside the model" if i < 4 else "Making text" if i < 6 else "Going further"
+        url = Path(path).stem.split("_", 1)[1]
+        sections.setdefault(section, []).append(st.Page(path, title=label, icon=icon, url_path=url))
     st.navigation(sections).run()
 
 
