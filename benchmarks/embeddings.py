@@ -21,9 +21,8 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
-from _bench import ROOT, median_ms  # (also puts the repository on sys.path)
+from _bench import ROOT, median_ms, median_seconds, seconds  # (also puts the repository on sys.path)
 
 
 def bench_analogy(repeats: int) -> None:
@@ -31,9 +30,7 @@ def bench_analogy(repeats: int) -> None:
     from explainer import embeddings as emb
 
     lm = ex.load_model("bundled", device="cpu")
-    t = time.perf_counter()
-    emb.embedding_matrix(lm)
-    first = (time.perf_counter() - t) * 1000
+    first = seconds(emb.embedding_matrix, lm) * 1000
     v, d = emb.embedding_matrix(lm).weight.shape
     res = emb.analogy(lm, ["king", "woman"], ["man"], k=10)
     ms = median_ms(lambda: emb.analogy(lm, ["king", "woman"], ["man"], k=10), repeats)
@@ -67,12 +64,8 @@ def bench_random(repeats: int) -> None:
     a, b = [], []
     ours(), naive()
     for _ in range(repeats):  # interleaved, so both see the same machine load
-        t = time.perf_counter()
-        ours()
-        a.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        naive()
-        b.append(time.perf_counter() - t)
+        a.append(seconds(ours))
+        b.append(seconds(naive))
     ma, mb = statistics.median(a) * 1000, statistics.median(b) * 1000
     print(f"random 50,257 × 768 (GPT-2 small's shape), median of {repeats}:")
     print(f"  top-10 cosine, cached norms + argpartition:    {ma:7.1f} ms   (target < 200 ms)")
@@ -84,16 +77,10 @@ def _page_child(repeats: int) -> None:
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     at = AppTest.from_file(str(ROOT / "pages" / "1_Embeddings.py"), default_timeout=600)
-    t = time.perf_counter()
-    at.run()
-    first = time.perf_counter() - t
+    first = seconds(at.run)
     assert not at.exception and not at.error, [e.message for e in at.exception]
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        at.run()
-        times.append(time.perf_counter() - t)
-    print(json.dumps({"first_s": first, "rerun_s": statistics.median(times), "charts": len(at.get("plotly_chart"))}))
+    rerun = median_seconds(at.run, repeats, warmup=False)
+    print(json.dumps({"first_s": first, "rerun_s": rerun, "charts": len(at.get("plotly_chart"))}))
 
 
 def bench_page(repeats: int) -> None:

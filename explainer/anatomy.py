@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arch import ARCHS
 from .errors import ExplainerError
 
 GROUPS = ("embedding", "positional", "attention", "mlp", "norms", "unembedding")
@@ -42,8 +43,7 @@ GROUP_LABELS = {
 }
 BYTES_PER_PARAM = {"float32": 4.0, "float16": 2.0, "4-bit": 0.5}
 
-_LLAMA_LIKE = ("llama", "mistral", "qwen2")
-SUPPORTED = ("gpt2", *_LLAMA_LIKE, "gptj", "gpt_neox")
+SUPPORTED = tuple(ARCHS)   # gpt2, llama, mistral, qwen2, gptj, gpt_neox
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,6 @@ class ParamCount:
     @property
     def total(self) -> int:
         return self.embedding + self.positional + self.attention + self.mlp + self.norms + self.unembedding
-
-    @property
-    def parts(self) -> dict[str, int]:
-        """The breakdown in display order: group -> parameters."""
-        return {g: getattr(self, g) for g in GROUPS}
 
     @property
     def final_norm(self) -> int:
@@ -140,7 +135,7 @@ def count_parameters(config) -> ParamCount:
         mlp = (d * d_mlp + d_mlp) + (d_mlp * d + d)                   # c_fc, c_proj
         mlp_mats = 2
         final_norm = 2 * d
-    elif family in _LLAMA_LIKE:
+    elif ARCHS[family].family == "llama":  # llama, mistral, qwen2
         d_mlp = int(config.intermediate_size)
         n_kv = int(_get(config, "num_key_value_heads", default=n_heads))
         d_head = int(_get(config, "head_dim", default=d // n_heads))
@@ -313,8 +308,8 @@ def two_files(lm) -> TwoFiles:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1000
     return f"{n:,.1f} TB"

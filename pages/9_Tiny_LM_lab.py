@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-
 import streamlit as st
 
 from explainer import makemore as mm
@@ -41,8 +39,7 @@ def overfit(block_size: int, n_names: int, n_hidden: int) -> mm.OverfitResult:
 def new_run(cfg: mm.MLPConfig, seed: int) -> dict:
     """A fresh, untrained model with its history (kept in session state, so reruns keep it)."""
     model = mm.CharMLP(cfg, seed=seed)
-    return {"cfg": cfg, "seed": seed, "model": model, "hist": [mm.snapshot(model, dataset(cfg.block_size))],
-            "test": None, "lr": None}
+    return {"cfg": cfg, "model": model, "hist": [mm.snapshot(model, dataset(cfg.block_size))], "test": None}
 
 
 try:
@@ -140,7 +137,6 @@ try:
             with emb_slot:
                 ui.chart(figs.embedding_scatter(xy, p.step, cfg.n_embd > 2, mm.vowel_spread(p.embedding)),
                          key=f"lab_emb_{p.step}")
-        run["lr"] = float(lr)
         run["auto"] = first_visit
         run["test"] = run["model"].evaluate(data.test)
         st.rerun()  # redraw every part (buttons, metrics, the replay) from the trained model
@@ -190,11 +186,9 @@ try:
                                 help="Same seed, same names.")
         names = mm.sample(run["model"], int(n), seed=int(sseed), temperature=float(temp))
         known = set(data.train.words)
-        chips = "".join(
-            f'<span class="tok" style="background:{"#e2ece9" if w in known else "#fde2e4"}" '
-            f'title="{"in the training names" if w in known else "a new name"}">{html.escape(w or "(empty)")}</span>'
-            for w in names)
-        st.markdown(f'<div class="tok-row">{chips}</div>', unsafe_allow_html=True)
+        ui.token_chips([w or "(empty)" for w in names],
+                       colors=["#e2ece9" if w in known else "#fde2e4" for w in names],
+                       titles=["in the training names" if w in known else "a new name" for w in names])
         new = sum(w not in known for w in names)
         st.caption(f"One character at a time, each drawn from the model's probabilities, until it picks '.'. "
                    f"Pink: {new} new names; green: names it saw in training."

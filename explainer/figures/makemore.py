@@ -64,10 +64,6 @@ def _char_colors() -> list[str]:
     return [END if c == "." else VOWEL if c in VOWELS else CONSONANT for c in CHARS]
 
 
-def _labels() -> list[str]:
-    return ["." if c == "." else c for c in CHARS]
-
-
 def _range(coords: np.ndarray) -> tuple[list[float], list[float]]:
     flat = coords.reshape(-1, 2)                                           # [K*27, 2]
     lo, hi = flat.min(0), flat.max(0)
@@ -75,10 +71,16 @@ def _range(coords: np.ndarray) -> tuple[list[float], list[float]]:
     return [float(lo[0] - pad[0]), float(hi[0] + pad[0])], [float(lo[1] - pad[1]), float(hi[1] + pad[1])]
 
 
+def _axes(fig: go.Figure, xr: list[float], yr: list[float], projected: bool) -> None:
+    name = "principal direction" if projected else "embedding dimension"
+    fig.update_xaxes(range=xr, title=f"{name} 1", zeroline=False)
+    fig.update_yaxes(range=yr, title=f"{name} 2", zeroline=False)
+
+
 def _scatter(coords: np.ndarray) -> go.Scatter:
     kinds = ["start/end of a name" if c == "." else "vowel" if c in VOWELS else "consonant" for c in CHARS]
     return go.Scatter(
-        x=coords[:, 0], y=coords[:, 1], mode="markers+text", text=_labels(), customdata=kinds,
+        x=coords[:, 0], y=coords[:, 1], mode="markers+text", text=list(CHARS), customdata=kinds,
         textfont=dict(size=20, color="white"), textposition="middle center",
         marker=dict(size=30, color=_char_colors(), line=dict(color="white", width=1)),
         hovertemplate="'%{text}' (%{customdata})<br>x %{x:.2f}, y %{y:.2f}<extra></extra>", showlegend=False,
@@ -90,10 +92,7 @@ def embedding_scatter(coords: np.ndarray, step: int, projected: bool = False, sp
     """The character embedding table, one dot per character [27, 2]; vowels in red."""
     fig = go.Figure(_scatter(coords))
     xr, yr = _range(coords)
-    fig.update_xaxes(range=xr, title="principal direction 1" if projected else "embedding dimension 1",
-                     zeroline=False)
-    fig.update_yaxes(range=yr, title="principal direction 2" if projected else "embedding dimension 2",
-                     zeroline=False)
+    _axes(fig, xr, yr, projected)
     extra = f" · vowel spread {spread:.2f}" if spread is not None else ""
     return style(fig, title or f"Character embeddings at step {step:,}{extra}", height=480)
 
@@ -105,10 +104,7 @@ def embedding_animation(frames: Sequence[np.ndarray], steps: Sequence[int], proj
     xr, yr = _range(stack)
     fig = go.Figure(_scatter(stack[-1]),
                     frames=[go.Frame(data=[_scatter(f)], name=str(s)) for f, s in zip(stack, steps)])
-    fig.update_xaxes(range=xr, title="principal direction 1" if projected else "embedding dimension 1",
-                     zeroline=False)
-    fig.update_yaxes(range=yr, title="principal direction 2" if projected else "embedding dimension 2",
-                     zeroline=False)
+    _axes(fig, xr, yr, projected)
     play = dict(frame=dict(duration=250, redraw=True), transition=dict(duration=200), fromcurrent=False)
     fig.update_layout(
         updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.2, xanchor="left", yanchor="top",
