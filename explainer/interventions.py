@@ -23,6 +23,7 @@ from torch import nn
 
 from .capture import hooks
 from .errors import PromptError
+from .heads import top_heads
 from .models import LoadedModel
 from .sampling import softmax
 from .tokens import encode, token_strings
@@ -124,7 +125,8 @@ def ablation_hooks(lm: LoadedModel, heads: Iterable = (), neurons: Iterable = ()
     dh = lm.d_head                                                    # output projection input: [B, T, H·dh]
     for layer, h in hs:
         by_layer[layer].append(slice(h * dh, (h + 1) * dh))
-    pairs = [(attn_out_proj(lm, layer), "pre", _zero_columns(cols)) for layer, cols in sorted(by_layer.items())]
+    pairs = [(lm.arch.attn_out_proj(blocks[layer]), "pre", _zero_columns(cols))
+             for layer, cols in sorted(by_layer.items())]
     by_layer_n: dict[int, list[int]] = defaultdict(list)
     for layer, n in ns:
         by_layer_n[layer].append(n)
@@ -195,12 +197,10 @@ class Attribution:
 
     def top_heads(self, n: int = 5) -> list[tuple[int, int]]:
         """The n heads whose removal should lower log p(target) most (most negative estimate first)."""
-        flat = np.argsort(self.heads, axis=None, kind="stable")[:n]
-        return [(int(i // self.heads.shape[1]), int(i % self.heads.shape[1])) for i in flat]
+        return [(h.layer, h.head) for h in top_heads(-self.heads, n)]
 
     def top_neurons(self, n: int = 5) -> list[tuple[int, int]]:
-        flat = np.argsort(self.neurons, axis=None, kind="stable")[:n]
-        return [(int(i // self.neurons.shape[1]), int(i % self.neurons.shape[1])) for i in flat]
+        return [(nr.layer, nr.head) for nr in top_heads(-self.neurons, n)]   # .head: the neuron index
 
 
 def attribution(lm: LoadedModel, tr: Trace, target: int | None = None) -> Attribution:
@@ -225,7 +225,7 @@ def attribution(lm: LoadedModel, tr: Trace, target: int | None = None) -> Attrib
 
     pairs: list[Hook] = []
     for layer, block in enumerate(blocks):
-        pairs += [(attn_out_proj(lm, layer), "pre", keep("head", layer)),
+        pairs += [(lm.arch.attn_out_proj(block), "pre", keep("head", layer)),
                   (lm.arch.mlp_down_proj(block), "pre", keep("mlp", layer))]
     ids = torch.tensor([[int(i) for i in tr.token_ids]], device=lm.device)  # [1, T]
     with hooks(pairs), torch.enable_grad():

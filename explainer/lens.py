@@ -35,10 +35,6 @@ class LensResult:
     resid_norm: np.ndarray      # [L+1, T]    float32 L2 norm of the residual stream
 
     @property
-    def n_layers(self) -> int:
-        return self.ids.shape[0] - 1
-
-    @property
     def k(self) -> int:
         return self.ids.shape[2]
 

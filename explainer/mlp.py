@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import PromptError
+from .sampling import top_k
 from .trace import Trace
 
 
@@ -80,7 +81,7 @@ def top_neurons(tr: Trace, layer: int, n: int = 20, skip_first: bool = False) ->
     skip = skip_first and a.shape[0] > 1
     score = np.abs(a[1:] if skip else a).max(axis=0)                # [M]
     n = max(1, min(int(n), a.shape[1]))
-    idx = _top(score, n)                                            # [n]
+    idx = top_k(score, n).astype(np.int64)                          # [n]
     return NeuronSet(layer=layer, neurons=idx, score=score[idx].astype(np.float32),
                      acts=np.ascontiguousarray(a[:, idx], dtype=np.float32), skipped_first=skip)
 
@@ -90,7 +91,7 @@ def top_neurons_at(tr: Trace, layer: int, position: int, n: int = 10) -> TokenNe
     layer, position = check_layer(tr, layer), check_position(tr, position)
     a = tr.mlp[layer, position]                                     # [M]
     n = max(1, min(int(n), a.shape[0]))
-    idx = _top(np.abs(a), n)                                        # [n]
+    idx = top_k(np.abs(a), n).astype(np.int64)                      # [n]
     return TokenNeurons(layer=layer, position=position, neurons=idx, acts=a[idx].astype(np.float32))
 
 
@@ -118,8 +119,3 @@ def layer_activity(tr: Trace, skip_first: bool = False) -> np.ndarray:
         a = a.copy()
         a[:, 0] = np.nan
     return a
-
-
-def _top(score: np.ndarray, n: int) -> np.ndarray:
-    idx = np.argpartition(-score, n - 1)[:n]
-    return idx[np.argsort(-score[idx], kind="stable")].astype(np.int64)

@@ -64,11 +64,11 @@ def token_and_neuron() -> None:
                               format_func=lambda n: f"L{layer}.N{n}", help="The layer's most active neurons, "
                               "then the ones firing hardest on the token chosen on the left.")
         acts = mlp.neuron_activation(tr, layer, neuron)                 # [T]
-        body = acts[1:] if skip and T > 1 else acts
+        body = acts[1:] if ns.skipped_first else acts
         vmax = float(np.abs(body).max()) or 1.0
         ui.token_chips(tr.tokens, [f"{a:+.2f}" for a in acts], figs.neuron_colors(acts, vmax),
                        figs.neuron_titles(tr.tokens, acts, layer, neuron))
-        peak = int(np.argmax(np.abs(acts[1:])) + 1) if skip and T > 1 else int(np.argmax(np.abs(acts)))
+        peak = int(np.argmax(np.abs(acts[1:])) + 1) if ns.skipped_first else int(np.argmax(np.abs(acts)))
         st.caption(f"Each token coloured by L{layer}.N{neuron}'s activation (the number under it): "
                    f"red positive, blue negative, white zero. Strongest at "
                    f"'{show_token(tr.tokens[peak])}' (position {peak}): {acts[peak]:+.3f}.")
@@ -84,7 +84,7 @@ h_col, a_col = st.columns(2, gap="large")
 with h_col:
     hist = mlp.activation_histogram(tr, layer, skip_first=skip)
     ui.chart(figs.activation_histogram(hist), key="mlp_hist")
-    left_out = " (first token left out)" if skip and T > 1 else ""
+    left_out = " (first token left out)" if ns.skipped_first else ""
     st.caption(f"{int(hist.counts.sum()):,} values{left_out}: mean {hist.mean:+.3f}, "
                f"spread (std) {hist.std:.3f}, {hist.frac_positive:.0%} positive, range {hist.min:+.2f} … "
                f"{hist.max:+.2f}. Most neurons are near zero for most tokens: activity is sparse. "

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 import plotly.graph_objects as go
 
+from ..heads import top_heads
 from .common import DIVERGING, PROB_SCALE, axis_labels, show_token, style
 
 FUTURE = "#d9d9d9"          # background showing through masked (future) cells
@@ -117,6 +118,21 @@ def _pool_max(a: np.ndarray, size: int) -> np.ndarray:
     return np.maximum.reduceat(a, edges, axis=-2)                      # [..., size, size]
 
 
+def _pool_causal_max(attn: np.ndarray, size: int) -> np.ndarray:
+    """Max-pool patterns [..., T, T] (T > size) to [..., size, size] over the past only (keys ≤ query);
+    cells whose maximum is negative become NaN. Only the diagonal blocks mix past and future (blocks above
+    them are wholly future, the caller greys them out), so only they are re-pooled with the future masked,
+    and no masked copy of the whole array is made."""
+    T = attn.shape[-1]
+    pooled = _pool_max(attn, size)                                      # [..., size, size]
+    edges = np.linspace(0, T, size + 1).round().astype(int)            # [size+1] the same blocks as _pool_max
+    for b in range(size):
+        lo, hi = edges[b], edges[b + 1]
+        past = np.tril(np.ones((hi - lo, hi - lo), dtype=bool))         # [w, w]
+        pooled[..., b, b] = np.where(past, attn[..., lo:hi, lo:hi], -1.0).max(axis=(-2, -1))
+    return np.where(pooled < 0, np.nan, pooled)
+
+
 def _click_markers(xs, ys, layer_head: np.ndarray, hover: list[str], size: float) -> go.Scatter:
     """Invisible clickable markers, one per head; customdata = [layer, head]."""
     return go.Scatter(
@@ -143,18 +159,16 @@ def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, 
     """Every head's pattern as a small tile: layers across, heads down. Prompts longer than
     `max_tile` tokens are max-pooled to max_tile × max_tile so that sharp patterns stay visible."""
     L, H, T, _ = attn.shape
-    future = ~np.tril(np.ones((T, T), dtype=bool))                      # [T, T]
-    tiles = np.where(future, np.nan, attn)                              # [L, H, T, T]
-    s = T
-    if T > max_tile:
-        s = max_tile
-        pooled = _pool_max(np.nan_to_num(tiles, nan=-1.0), s)           # [L, H, s, s]
-        tiles = np.where(pooled < 0, np.nan, pooled)
+    s = min(T, max_tile)
+    tiles = _pool_causal_max(attn, s) if T > s else attn                # [L, H, s, s]; no copy when not pooled
+    future = ~np.tril(np.ones((s, s), dtype=bool))                      # [s, s] tile cells wholly in the future
     step = s + 1                                                         # one empty row/column between tiles
     Z = np.full((H * step - 1, L * step - 1), np.nan)                   # [H·(s+1)-1, L·(s+1)-1]
     for layer in range(L):
         for head in range(H):
-            Z[head * step: head * step + s, layer * step: layer * step + s] = tiles[layer, head]
+            tile = Z[head * step: head * step + s, layer * step: layer * step + s]   # a view into Z
+            tile[...] = tiles[layer, head]
+            tile[future] = np.nan
     centre = (s - 1) / 2
     tile_px = float(np.clip(1000 / L, 28, 64))   # about the width of a tile in a wide layout
     fig = go.Figure(go.Heatmap(z=Z, x0=0, dx=1, y0=0, dy=1, colorscale=PROB_SCALE, zmin=0, zmax=1,
@@ -236,12 +250,12 @@ def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | No
     """Scores [L, H] in [0, 1]: layers across, heads down; the `top` heads carry their rank; click a
     cell to open that head."""
     L, H = scores.shape
-    order = np.argsort(-scores.ravel(), kind="stable")[:top]
-    rank = np.full(L * H, "", dtype=object)
-    rank[order] = [f"#{i + 1}" for i in range(len(order))]
+    rank = np.full((L, H), "", dtype=object)
+    for i, best in enumerate(top_heads(scores, top)):
+        rank[best.layer, best.head] = f"#{i + 1}"
     fig = go.Figure(go.Heatmap(
         z=scores.T, x=np.arange(L), y=np.arange(H), colorscale=SCORE_SCALE, zmin=0, zmax=1, xgap=1, ygap=1,
-        text=rank.reshape(L, H).T, texttemplate="%{text}", textfont=dict(size=12), hoverinfo="skip",
+        text=rank.T, texttemplate="%{text}", textfont=dict(size=12), hoverinfo="skip",
         colorbar=dict(title=dict(text="score", side="right"), thickness=14)))
     lh = np.array([(layer, head) for layer in range(L) for head in range(H)])   # [L·H, 2]
     hover = [f"<b>layer {a} · head {b}</b><br>{role_label}: {scores[a, b]:.3f}<br>{help_text}"

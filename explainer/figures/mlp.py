@@ -44,14 +44,13 @@ def top_neurons_bar(tn: TokenNeurons, token: str, title: str | None = None) -> g
     return style(fig, title, height=120 + 34 * len(labels))
 
 
-def neuron_colors(values: np.ndarray, vmax: float | None = None) -> list[str]:
+def neuron_colors(values: np.ndarray, vmax: float) -> list[str]:
     """HTML background colours for token chips: red for positive, blue for negative, white at 0.
 
-    Intensity is |value| / vmax (vmax defaults to the largest |value|), clipped to 1.
+    Intensity is |value| / vmax (1 when vmax is 0), clipped to 1.
     """
     v = np.asarray(values, dtype=np.float64)
-    m = float(vmax) if vmax else float(np.abs(v).max()) if v.size else 1.0
-    m = m or 1.0
+    m = float(vmax) or 1.0
     out = []
     for x in v:
         a = min(abs(x) / m, 1.0)
@@ -67,8 +66,8 @@ def neuron_titles(tokens, values: np.ndarray, layer: int, neuron: int) -> list[s
             for i, (t, v) in enumerate(zip(tokens, values, strict=True))]
 
 
-def activation_histogram(h: Histogram, log_y: bool = True, title: str | None = None) -> go.Figure:
-    """How often each activation value occurs in one layer (all neurons × all tokens)."""
+def activation_histogram(h: Histogram, title: str | None = None) -> go.Figure:
+    """How often each activation value occurs in one layer (all neurons × all tokens), on a log count axis."""
     centers = (h.edges[:-1] + h.edges[1:]) / 2
     width = float(h.edges[1] - h.edges[0])
     fig = go.Figure(go.Bar(
@@ -78,8 +77,7 @@ def activation_histogram(h: Histogram, log_y: bool = True, title: str | None = N
     ))
     fig.add_vline(x=0, line_dash="dot", line_color="#555")
     fig.update_xaxes(title_text=f"activation (layer {h.layer})")
-    fig.update_yaxes(title_text="count" + (" (log scale)" if log_y else ""), type="log" if log_y else "linear",
-                     dtick=1 if log_y else None)  # log axis: ticks at powers of ten only
+    fig.update_yaxes(title_text="count (log scale)", type="log", dtick=1)  # log axis: ticks at powers of ten only
     return style(fig, title, height=380)
 
 
