@@ -1,12 +1,21 @@
-"""Shared fixtures: the bundled model once per session, tiny seeded models per family."""
+"""Shared fixtures and helpers: the bundled model once per session, tiny seeded models per family,
+hook bookkeeping, a thread runner, and small readers for Streamlit AppTest pages."""
 
 from __future__ import annotations
 
+import base64
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
 import pytest
 import torch
 
 import explainer as ex
 from explainer.models import TINY_FAMILIES
+
+EIFFEL = "The Eiffel Tower is in the city of"
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +41,60 @@ def hook_keys(model: torch.nn.Module) -> set[tuple[str, str, int]]:
     for output_attentions (its output recorder), so a shared test model may carry some legitimately."""
     return {(name, kind, key) for name, m in model.named_modules()
             for kind, d in (("pre", m._forward_pre_hooks), ("post", m._forward_hooks)) for key in d}
+
+
+@pytest.fixture(scope="module")
+def tr(bundled) -> ex.Trace:
+    """The bundled model's trace of EIFFEL, once per test module."""
+    return ex.trace(bundled, EIFFEL)
+
+
+def run_concurrently(fn: Callable[[Any], Any], args: Iterable[Any]) -> tuple[list[Any], list[BaseException]]:
+    """Call fn(a) for every a in args, each on its own thread, all released at once by a barrier so that
+    they overlap. Returns the results in the order of args (None where a call raised) and every
+    exception raised (BaseException included), for the caller to assert there are none."""
+    args = list(args)
+    start = threading.Barrier(len(args))
+    results: list[Any] = [None] * len(args)
+    errors: list[BaseException] = []
+
+    def work(i: int, a: Any) -> None:
+        try:
+            start.wait()
+            results[i] = fn(a)
+        except BaseException as e:  # noqa: BLE001 - returned to the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i, a)) for i, a in enumerate(args)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
+# -- Streamlit AppTest pages ------------------------------------------------------------------------
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Like a classroom without network: Hub ids must fail fast."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def page_ok(at) -> None:
+    """The page ran with no exception and shows no error."""
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def page_metrics(at) -> dict[str, str]:
+    """The page's st.metric values by label."""
+    return {m.label: m.value for m in at.metric}
+
+
+def plotly_array(v) -> np.ndarray:
+    """A plotly JSON array: a plain list, or numpy data packed as {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(v, dict):
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
+    return np.asarray(v, dtype=float)

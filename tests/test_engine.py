@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,7 @@ import torch
 import explainer as ex
 from explainer.capture import HostBuffers
 from explainer.models import cache_root, dtype_for, pick_device
+from tests.conftest import hook_keys, run_concurrently
 
 PROMPT = "The quick brown fox jumps over the lazy dog because it"
 
@@ -18,10 +17,6 @@ PROMPT = "The quick brown fox jumps over the lazy dog because it"
 def _plain_forward(lm: ex.LoadedModel, ids) -> np.ndarray:
     with torch.no_grad():
         return lm.model(torch.tensor([list(ids)]), use_cache=False).logits[0].float().numpy()  # [T, V]
-
-
-def _all_hooks(model: torch.nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
 def _checks(lm: ex.LoadedModel, tr: ex.Trace) -> None:
@@ -87,9 +82,9 @@ def test_queries_keys_reproduce_pattern(tiny):
 
 
 def test_no_hook_remains_after_capture_or_failure(tiny):
-    before = _all_hooks(tiny.model)
+    before = hook_keys(tiny.model)
     ex.trace(tiny, PROMPT)
-    assert _all_hooks(tiny.model) == before
+    assert hook_keys(tiny.model) == before
 
     def boom(*_):
         raise RuntimeError("boom")
@@ -100,37 +95,22 @@ def test_no_hook_remains_after_capture_or_failure(tiny):
             ex.trace(tiny, PROMPT)
     finally:
         bad.remove()
-    assert _all_hooks(tiny.model) == before
+    assert hook_keys(tiny.model) == before
 
 
 def test_threads_capturing_at_once_equal_sequential(tiny_gpt2):
     prompts = [f"Prompt number {i}: " + "lorem ipsum " * (i + 1) for i in range(8)]
-    before = _all_hooks(tiny_gpt2.model)
+    before = hook_keys(tiny_gpt2.model)
     sequential = [ex.trace(tiny_gpt2, p) for p in prompts]
-    results: dict[int, ex.Trace] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
-
-    def work(i: int) -> None:
-        try:
-            start.wait()
-            for _ in range(3):
-                results[i] = ex.trace(tiny_gpt2, prompts[i])
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for i, ref in enumerate(sequential):
-        got = results[i]
-        assert got.tokens == ref.tokens
-        for field in ("resid", "attn", "mlp", "logits"):
-            np.testing.assert_allclose(getattr(got, field), getattr(ref, field), atol=1e-5, err_msg=field)
-    assert _all_hooks(tiny_gpt2.model) == before
+    results, errors = run_concurrently(lambda p: [ex.trace(tiny_gpt2, p) for _ in range(3)], prompts)
+    assert not errors, errors
+    for runs, ref in zip(results, sequential, strict=True):
+        assert len(runs) == 3
+        for got in runs:  # every one of the three traces, not only the last
+            assert got.tokens == ref.tokens
+            for field in ("resid", "attn", "mlp", "logits"):
+                np.testing.assert_allclose(getattr(got, field), getattr(ref, field), atol=1e-5, err_msg=field)
+    assert hook_keys(tiny_gpt2.model) == before
 
 
 # -- prompts ------------------------------------------------------------------------------------

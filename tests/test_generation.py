@@ -4,8 +4,6 @@ and two sessions stepping on one shared model at once."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -13,6 +11,7 @@ import torch
 from explainer import generation as gen
 from explainer.errors import PromptError
 from explainer.sampling import Settings
+from tests.conftest import run_concurrently
 
 PROMPTS = ["The Eiffel Tower is in the city of", "def add(a, b):\n    return"]
 
@@ -253,20 +252,13 @@ def test_two_sessions_step_on_one_shared_model_at_once(bundled):
         for _ in range(6):
             gen.advance(bundled, st, "top")
         solo[t] = [s.token_id for s in st.steps]
-    results, errors = {}, []
 
     def run(t):
-        try:
-            st = gen.start(bundled, t)
-            for _ in range(6):
-                gen.advance(bundled, st, "top")
-            results[t] = [s.token_id for s in st.steps]
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        st = gen.start(bundled, t)
+        for _ in range(6):
+            gen.advance(bundled, st, "top")
+        return [s.token_id for s in st.steps]
 
-    threads = [threading.Thread(target=run, args=(t,)) for t in texts]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors and results == solo
+    results, errors = run_concurrently(run, texts)
+    assert not errors, errors
+    assert dict(zip(texts, results, strict=True)) == solo

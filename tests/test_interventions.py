@@ -4,7 +4,6 @@ of the model; hooks removed (also after an error); the shared model untouched; t
 from __future__ import annotations
 
 import copy
-import threading
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import torch
 import explainer as ex
 from explainer import interventions as iv
 from explainer.capture import hooks
-from tests.conftest import hook_keys
+from tests.conftest import hook_keys, run_concurrently
 
 PROMPT = "The Eiffel Tower is in the city of"
 
@@ -128,26 +127,12 @@ def test_two_threads_ablating_differently_get_their_own_results(tiny_gpt2):
     before = hook_keys(lm.model)
     jobs = {"a": dict(heads=[(0, 0)]), "b": dict(neurons=[(1, 9), (0, 3)]), "c": dict(heads=[(1, 2), (1, 3)])}
     alone = {name: iv.ablate(lm, tr, **kw).logits_after for name, kw in jobs.items()}
-    start = threading.Barrier(len(jobs))
-    got: dict[str, list] = {name: [] for name in jobs}
-    errors: list[BaseException] = []
-
-    def work(name):
-        try:
-            start.wait()
-            for _ in range(5):
-                got[name].append(iv.ablate(lm, tr, **jobs[name]).logits_after)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for name in jobs:
-        for logits in got[name]:
+    results, errors = run_concurrently(
+        lambda name: [iv.ablate(lm, tr, **jobs[name]).logits_after for _ in range(5)], jobs)
+    assert not errors, errors
+    for name, got in zip(jobs, results, strict=True):
+        assert len(got) == 5
+        for logits in got:
             np.testing.assert_allclose(logits, alone[name], rtol=1e-5, atol=1e-5)
     assert hook_keys(lm.model) == before
 

@@ -93,16 +93,16 @@ def test_training_beats_the_uniform_baseline(trained):
 
 def test_training_is_repeatable_and_can_continue(data):
     runs = []
+    d2 = mm.load_data(2, seed=42)  # training only reads the data: one load serves both runs
     for _ in range(2):
         m = mm.CharMLP(mm.MLPConfig(2, 3, 20), seed=5)
-        d2 = mm.load_data(2, seed=42)
         runs.append(mm.train_to_end(m, d2, steps=120, eval_every=40, seed=7))
     assert [h.dev_loss for h in runs[0]] == [h.dev_loss for h in runs[1]]
     m = mm.CharMLP(mm.MLPConfig(3, 2, 20), seed=0)
     more = mm.train_to_end(m, data, steps=50, eval_every=20, start_step=100)
     assert [h.step for h in more] == [100, 120, 140, 150]
     with pytest.raises(PromptError):
-        mm.train_to_end(m, mm.load_data(2), steps=10)
+        mm.train_to_end(m, d2, steps=10)  # a context of 2 for a model with 3
 
 
 def test_sampling_is_repeatable_and_follows_the_model(trained):

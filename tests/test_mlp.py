@@ -8,13 +8,9 @@ import torch
 
 import explainer as ex
 from explainer import mlp
+from tests.conftest import EIFFEL
 
-PROMPT = "The Eiffel Tower is in the city of"
-
-
-@pytest.fixture(scope="module")
-def tr(bundled) -> ex.Trace:
-    return ex.trace(bundled, PROMPT)
+# tr, the bundled model's trace of EIFFEL, comes from conftest.py
 
 
 @pytest.mark.parametrize("skip_first", [False, True])
@@ -72,7 +68,7 @@ def test_histogram_and_layer_activity_by_hand(tr):
 def test_neurons_add_activation_times_their_output_column(tiny_gpt2):
     """The docstring's claim, from the weights: MLP output = Σ_n act_n · W_down[n] + bias."""
     lm = tiny_gpt2
-    tr = ex.trace(lm, PROMPT)
+    tr = ex.trace(lm, EIFFEL)
     block = lm.model.transformer.h[1]
     seen = {}
     handle = block.mlp.register_forward_hook(lambda m, a, out: seen.setdefault("out", out[0].detach().numpy()))

@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 import explainer as ex
 from explainer import heads
+from tests.conftest import page_ok
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +26,8 @@ def _chart(at: AppTest, key: str) -> str:
     return specs[0]
 
 
-def _ok(at: AppTest) -> None:
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-
-
 def test_defaults_show_every_section(app, bundled):
-    _ok(app)
+    page_ok(app)
     subs = [s.value for s in app.subheader]
     assert subs[0] == f"1 · All {bundled.n_layers * bundled.n_heads} heads at once"
     assert any(s.startswith("3 · ") for s in subs) and any(s.startswith("4 · ") for s in subs)
@@ -50,7 +46,7 @@ def test_defaults_show_every_section(app, bundled):
 def test_moving_layer_and_head_updates_the_view(app, bundled):
     app.slider(key="att_layer").set_value(4).run()
     app.slider(key="att_head").set_value(7).run()
-    _ok(app)
+    page_ok(app)
     kv = 7 // (bundled.n_heads // bundled.n_kv_heads)
     md = " ".join(m.value for m in app.markdown)
     assert f"Head 7 reads key/value head **{kv}**" in md
@@ -60,7 +56,7 @@ def test_moving_layer_and_head_updates_the_view(app, bundled):
 def test_button_opens_the_strongest_induction_head(app, bundled):
     best = heads.top_heads(heads.head_scores(bundled)["induction"], k=1)[0]
     app.button(key="att_view_induction_0").click().run()
-    _ok(app)
+    page_ok(app)
     assert (app.session_state.att_layer, app.session_state.att_head) == (best.layer, best.head)
     assert (app.slider(key="att_layer").value, app.slider(key="att_head").value) == (best.layer, best.head)
     cap = [c.value for c in app.caption if "Average weight on the outlined cells" in c.value]
@@ -69,9 +65,9 @@ def test_button_opens_the_strongest_induction_head(app, bundled):
 
 def test_empty_prompt_gets_a_message(app):
     app.text_area(key="prompt_widget").set_value("  ").run()
-    _ok(app)
+    page_ok(app)
     assert any("empty" in i.value for i in app.info)
     assert app.session_state._prompt == "  "
     app.text_area(key="prompt_widget").set_value("The cat sat on the mat").run()
-    _ok(app)
+    page_ok(app)
     assert "5:␣mat" in _chart(app, "att_head_map") and "5:␣mat" in _chart(app, "att_step_raw")  # the new prompt

@@ -3,7 +3,6 @@ What the page shows is checked against the engine run directly on the same model
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
@@ -13,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 import explainer as ex
 from explainer import embeddings as emb
 from explainer.figures.common import show_token
+from tests.conftest import page_ok, plotly_array
 
 
 @pytest.fixture(scope="module")
@@ -24,25 +24,12 @@ def app():
         yield at
 
 
-def _ok(at) -> None:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
 def _chart(at, key: str) -> dict:
     """The plotly figure (as JSON) of the chart with this widget key."""
     for c in at.get("plotly_chart"):
         if c.proto.id.endswith(f"-{key}"):
             return json.loads(c.proto.spec)
     raise AssertionError(f"no chart {key}; have {[c.proto.id.rsplit('-', 1)[-1] for c in at.get('plotly_chart')]}")
-
-
-def _array(v) -> np.ndarray:
-    """A plotly JSON array: a list, or plotly's typed array {"dtype", "bdata" (base64), "shape"}."""
-    if isinstance(v, dict):
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
-        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
-    return np.asarray(v, dtype=float)
 
 
 def _texts(fig: dict) -> list[str]:
@@ -56,7 +43,7 @@ def _analogy_header(at) -> str:
 
 
 def test_defaults_show_every_tab(app, bundled):
-    _ok(app)
+    page_ok(app)
     assert any("input embedding matrix" in i.value and "tied" in i.value for i in app.info)
     # word map: every word of the default preset is a labelled point; 7 arrows
     wm = emb.word_map(bundled, emb.MAP_PRESETS[app.session_state.emb_map_preset])
@@ -81,7 +68,7 @@ def test_defaults_show_every_tab(app, bundled):
 @pytest.mark.parametrize("preset", list(emb.MAP_PRESETS))
 def test_each_map_preset(app, bundled, preset):
     app.selectbox(key="emb_map_preset").set_value(preset).run()
-    _ok(app)
+    page_ok(app)
     assert app.session_state.emb_map_words == emb.MAP_PRESETS[preset]
     wm = emb.word_map(bundled, emb.MAP_PRESETS[preset])
     fig = _chart(app, "emb_map_chart")
@@ -93,14 +80,14 @@ def test_map_in_3d_with_aligned_axes_and_a_free_list(app, bundled):
     app.radio(key="emb_map_dims").set_value("3-D").run()
     app.checkbox(key="emb_map_align").check().run()
     app.text_area(key="emb_map_words").set_value("man → woman, king → queen, table, naïve").run()
-    _ok(app)
+    page_ok(app)
     fig = _chart(app, "emb_map_chart")
     assert {d["type"] for d in fig["data"]} >= {"scatter3d", "cone"}
     assert "average arrow" in fig["layout"]["scene"]["xaxis"]["title"]["text"]
     assert "naïve*" in _texts(fig)  # a word of several tokens, marked as a mean of its pieces
     assert any("mean of its pieces" in c.value for c in app.caption)
     app.text_area(key="emb_map_words").set_value("   ").run()  # an empty list: a message, not a traceback
-    _ok(app)
+    page_ok(app)
     assert any("empty" in i.value for i in app.info)
     assert app.session_state.emb_map_words == "   "
     app.radio(key="emb_map_dims").set_value("2-D").run()
@@ -110,7 +97,7 @@ def test_map_in_3d_with_aligned_axes_and_a_free_list(app, bundled):
 @pytest.mark.parametrize("preset", list(emb.ANALOGY_PRESETS))
 def test_each_analogy_preset(app, bundled, preset):
     app.selectbox(key="emb_an_preset").set_value(preset).run()
-    _ok(app)
+    page_ok(app)
     a, b, c = emb.ANALOGY_PRESETS[preset]
     ref = emb.analogy(bundled, [a, c], [b], k=10, exclude_variants=True)
     head = _analogy_header(app)
@@ -123,24 +110,24 @@ def test_nearest_neighbours_of_a_word(app, bundled):
     _, ref = emb.neighbours(bundled, app.session_state.emb_nb_word, k=10)
     assert _chart(app, "emb_nb_bars")["data"][0]["y"][-1] == f"1. {show_token(ref[0].text)}"
     app.text_input(key="emb_nb_word").set_value("queen").run()
-    _ok(app)
+    page_ok(app)
     _, ref = emb.neighbours(bundled, "queen", k=10)
     bars = _chart(app, "emb_nb_bars")["data"][0]
     assert bars["y"][::-1] == [f"{r + 1}. {show_token(n.text)}" for r, n in enumerate(ref)]
     assert _chart(app, "emb_nb_glove")["data"][0]["y"][-1].startswith("1. ")
     app.text_input(key="emb_nb_word").set_value("").run()
-    _ok(app)
+    page_ok(app)
     assert any("empty" in i.value for i in app.info)
     app.text_input(key="emb_nb_word").set_value("Paris").run()
 
 
 def test_analogy_bad_input_keeps_what_was_typed(app):
     app.text_input(key="emb_an_b").set_value("").run()
-    _ok(app)
+    page_ok(app)
     assert any("empty" in i.value for i in app.info)
     app.text_input(key="emb_an_b").set_value("man").run()
     app.text_input(key="emb_an_c").set_value("zzqxw").run()  # GloVe does not know it; the model splits it
-    _ok(app)
+    page_ok(app)
     assert any("400,000" in i.value for i in app.info)  # GloVe's side says so
     assert any("zzqxw" in c.value and "mean of its pieces" in c.value for c in app.caption)
     assert app.session_state.emb_an_c == "zzqxw"
@@ -149,7 +136,7 @@ def test_analogy_bad_input_keeps_what_was_typed(app):
 @pytest.mark.parametrize("preset", list(emb.DIRECTION_PRESETS))
 def test_each_direction_preset(app, bundled, preset):
     app.selectbox(key="emb_dir_preset").set_value(preset).run()
-    _ok(app)
+    page_ok(app)
     axis, words = emb.DIRECTION_PRESETS[preset]
     pairs = emb.parse_items(axis).pairs
     wv = emb.word_vectors(bundled, [*emb.split_words(words), *(w for p in pairs for w in p)])
@@ -161,17 +148,17 @@ def test_each_direction_preset(app, bundled, preset):
 
 def test_similarity_words(app):
     app.text_area(key="emb_sim_words").set_value("king, queen, the").run()
-    _ok(app)
+    page_ok(app)
     assert _chart(app, "emb_sim_heat")["data"][0]["x"] == ["king", "queen", "the"]
     app.text_area(key="emb_sim_words").set_value("king").run()
-    _ok(app)
+    page_ok(app)
     assert any("at least two" in i.value for i in app.info)
 
 
 @pytest.mark.parametrize("preset", list(emb.CONTEXT_PRESETS))
 def test_each_context_preset(app, bundled, preset):
     app.selectbox(key="emb_ctx_preset").set_value(preset).run()
-    _ok(app)
+    page_ok(app)
     word, sentences = emb.CONTEXT_PRESETS[preset]
     md = " ".join(m.value for m in app.markdown)
     assert all(s.split()[0] in md for s in sentences) and f"<u>{word}</u>" in md
@@ -190,17 +177,17 @@ def test_context_layer_slider_redraws_the_table(app, bundled):
                         centered=app.session_state.emb_ctx_center)
     for layer in (0, L // 2, L):
         app.slider(key=f"emb_ctx_layer_{L}").set_value(layer).run()
-        _ok(app)
-        z = _array(_chart(app, "emb_ctx_matrix")["data"][0]["z"])
+        page_ok(app)
+        z = plotly_array(_chart(app, "emb_ctx_matrix")["data"][0]["z"])
         np.testing.assert_allclose(z, ca.cosine[layer], atol=1e-6)
     assert np.allclose(ca.cosine[0], 1.0, atol=1e-6)  # every sentence starts from the same embedding row
 
 
 def test_context_word_missing_from_a_sentence(app):
     app.text_input(key="emb_ctx_word").set_value("zebra").run()
-    _ok(app)
+    page_ok(app)
     assert any("does not appear" in i.value for i in app.info)
     app.text_area(key="emb_ctx_sentences").set_value("only one sentence with a zebra").run()
-    _ok(app)
+    page_ok(app)
     assert any("at least two sentences" in i.value for i in app.info)
 

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import math
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from explainer import anatomy
+from tests.conftest import page_metrics
 
-
-def _metrics(at) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+# the offline fixture comes from conftest.py
 
 
 def test_anatomy_page_counts_the_loaded_model(offline, bundled):
@@ -25,7 +18,7 @@ def test_anatomy_page_counts_the_loaded_model(offline, bundled):
     assert not at.error
     total = sum(p.numel() for p in bundled.model.parameters())
     assert any(f"{total:,} parameters" in s.value for s in at.subheader)
-    m = _metrics(at)
+    m = page_metrics(at)
     assert m["Weight matrices"] == f"{sum(1 for p in bundled.model.parameters() if p.dim() == 2):,}"
     assert m["Layers (blocks)"] == str(bundled.n_layers) and m["d_model"] == f"{bundled.d_model:,}"
     assert m["Vocabulary"] == f"{bundled.vocab_size:,}" and m["Context window"] == f"{bundled.n_ctx:,}"
@@ -45,14 +38,14 @@ def test_anatomy_page_survives_a_failed_model_pick(offline):
     at.selectbox(key="model_pick").set_value("gpt2").run()  # offline: cannot load, keeps the bundled model
     assert not at.exception
     assert at.session_state.model_name == "bundled"
-    assert "Parameters" in _metrics(at)
+    assert "Parameters" in page_metrics(at)
 
 
 def test_lab_trains_samples_and_overfits(offline):
     at = AppTest.from_file("../pages/9_Tiny_LM_lab.py", default_timeout=180).run()
     assert not at.exception
     assert not at.error
-    m = _metrics(at)
+    m = page_metrics(at)
     # a first model trains as the page opens (3,000 steps by default), from a uniform guess to well below it
     assert m["Steps trained"] == "3,000" and float(m["Dev loss"]) < math.log(27) - 0.7
     first = at.session_state.lab_run["hist"]
@@ -66,7 +59,7 @@ def test_lab_trains_samples_and_overfits(offline):
     at.number_input(key="lab_every").set_value(200)
     at.button(key="lab_train").click().run()
     assert not at.exception and not at.error
-    m = _metrics(at)
+    m = page_metrics(at)
     assert m["Steps trained"] == "600"
     assert float(m["Dev loss"]) < math.log(27) - 0.4
     assert m["Test loss"] != "—"
@@ -81,13 +74,13 @@ def test_lab_trains_samples_and_overfits(offline):
     names = chips()
     assert len(names) == 1 and names[0].count('class="tok"') == 20
     at.slider(key="lab_temp").set_value(1.0).run()
-    assert _metrics(at)["Steps trained"] == "600"
+    assert page_metrics(at)["Steps trained"] == "600"
     assert chips() == names
     at.number_input(key="lab_sample_seed").set_value(7).run()
     assert chips() != names
 
     at.button(key="lab_more").click().run()
-    assert _metrics(at)["Steps trained"] == "1,200"
+    assert page_metrics(at)["Steps trained"] == "1,200"
 
     # new settings: the old model stays until Train is pressed; a 10-d embedding is drawn by PCA
     at.select_slider(key="lab_embd").set_value(10).run()
@@ -96,7 +89,7 @@ def test_lab_trains_samples_and_overfits(offline):
     at.number_input(key="lab_steps").set_value(100)
     at.button(key="lab_train").click().run()
     assert not at.exception and not at.error
-    assert at.session_state.lab_run["cfg"].n_embd == 10 and _metrics(at)["Steps trained"] == "100"
+    assert at.session_state.lab_run["cfg"].n_embd == 10 and page_metrics(at)["Steps trained"] == "100"
 
     at.text_input(key="lab_prefix").set_value("a1").run()
     assert not at.exception

@@ -3,35 +3,18 @@ and what they show checked against the engine computed here independently."""
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
-import explainer as ex
 from explainer import interventions as iv
 from explainer import lens, mlp
 from explainer.figures.common import show_token
 from explainer.sampling import softmax
+from tests.conftest import page_ok, plotly_array
 
-PROMPT = "The Eiffel Tower is in the city of"
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def tr(bundled) -> ex.Trace:
-    return ex.trace(bundled, PROMPT)
-
-
-def _ok(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+# offline and tr (the bundled model's trace of the pages' default prompt) come from conftest.py
 
 
 def _charts(at) -> dict[str, dict]:
@@ -43,21 +26,13 @@ def _charts(at) -> dict[str, dict]:
     return out
 
 
-def _array(v) -> np.ndarray:
-    """A plotly JSON array: a plain list, or numpy data packed as {"dtype", "bdata", "shape"}."""
-    if isinstance(v, dict):
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
-        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
-    return np.asarray(v, dtype=float)
-
-
 def _text(at) -> str:
     return " ".join(x.value for kind in ("markdown", "caption", "subheader") for x in getattr(at, kind))
 
 
 def test_mlp_page(offline, bundled, tr):
     at = AppTest.from_file("../pages/3_MLP_neurons.py", default_timeout=180).run()
-    _ok(at)
+    page_ok(at)
     layer = at.slider(key="mlp_layer").value
     ns = mlp.top_neurons(tr, layer, 20, skip_first=True)
     assert any(f"The 20 most active neurons of layer {layer}" in s.value for s in at.subheader)
@@ -69,30 +44,30 @@ def test_mlp_page(offline, bundled, tr):
     assert len(_charts(at)) == 4
 
     at.slider(key="mlp_layer").set_value(11).run()               # a layer with a huge first-token activation
-    _ok(at)
+    page_ok(at)
     assert at.selectbox(key="mlp_neuron").value == int(mlp.top_neurons(tr, 11, 20, skip_first=True).neurons[0])
     at.toggle(key="mlp_skip").set_value(False).run()
-    _ok(at)
+    page_ok(at)
     sb = at.selectbox(key="mlp_neuron")                          # the first token's giant now leads the list;
     assert sb.options[0] == f"L11.N{int(mlp.top_neurons(tr, 11, 20).neurons[0])}"
     assert sb.value == int(mlp.top_neurons(tr, 11, 20, skip_first=True).neurons[0])  # the neuron shown stays
     at.selectbox(key="mlp_pos").set_value(3).run()
-    _ok(at)
+    page_ok(at)
     tn = mlp.top_neurons_at(tr, 11, 3, n=10)
     other = int(tn.neurons[-1])
     at.selectbox(key="mlp_neuron").set_value(other).run()
-    _ok(at)
+    page_ok(at)
     md = _text(at)
     assert f"L11.N{other}" in md
     assert all(f"<small>{a:+.2f}</small>" in md for a in tr.mlp[11, :, other])
     at.slider(key="mlp_n").set_value(40).run()
-    _ok(at)
+    page_ok(at)
     assert any("The 40 most active neurons of layer 11" in s.value for s in at.subheader)
 
 
 def test_logit_lens_page(offline, bundled, tr):
     at = AppTest.from_file("../pages/4_Logit_lens.py", default_timeout=300).run()
-    _ok(at)
+    page_ok(at)
     res = lens.logit_lens(bundled, tr)
     settled = res.settled_layer()
     md = _text(at)
@@ -101,33 +76,33 @@ def test_logit_lens_page(offline, bundled, tr):
     cells = grid["data"][0]["text"]
     assert len(cells) == bundled.n_layers + 1 and len(cells[0]) == tr.n_tokens
     assert cells[-1][-1] == "<b>␣Paris</b>"                      # the model's output row, last position
-    np.testing.assert_allclose(_array(grid["data"][0]["z"]), res.probs[:, :, 0], rtol=1e-5)
+    np.testing.assert_allclose(plotly_array(grid["data"][0]["z"]), res.probs[:, :, 0], rtol=1e-5)
 
     at.text_input(key="lens_word").set_value("London").run()     # track another city
-    _ok(at)
+    page_ok(at)
     london = lens.choose_token(bundled, " London")
     tj = lens.token_trajectory(bundled, tr, london.token_id)
     assert f"ends at rank {int(tj.ranks[-1, -1]) + 1:,} of" in _text(at)
     at.text_input(key="lens_word").set_value("").run()
     at.selectbox(key="lens_pos").set_value(3).run()               # after ' Tower'
-    _ok(at)
+    page_ok(at)
     top = int(np.argmax(softmax(tr.logits[3])))
     assert at.selectbox(key="lens_track").value == top
 
     at.number_input(key="max_tokens").set_value(64).run()
     at.text_area(key="prompt_widget").set_value("one two three four five six seven eight nine ten " * 3).run()
-    _ok(at)
+    page_ok(at)
     lo, hi = at.slider(key="lens_window").value                  # more than 16 tokens: a window of positions
     assert hi - lo + 1 == 16
     at.slider(key="lens_window").set_value((0, 9)).run()
-    _ok(at)
+    page_ok(at)
     grid = next(s for s in _charts(at).values() if s["data"][0]["type"] == "heatmap")
     assert len(grid["data"][0]["text"][0]) == 10
 
 
 def test_interventions_page(offline, bundled, tr):
     at = AppTest.from_file("../pages/7_Interventions.py", default_timeout=300).run()
-    _ok(at)
+    page_ok(at)
     attr = iv.attribution(bundled, tr)
     suggested = [iv.head_label(*x) for x in attr.top_heads(3)]
     assert at.multiselect(key="abl_heads").value == suggested    # opens with something worth seeing
@@ -138,13 +113,13 @@ def test_interventions_page(offline, bundled, tr):
     assert metrics["p('␣Paris')"].value == f"{p_after:.1%}"
 
     at.button(key="abl_clear_heads").click().run()
-    _ok(at)
+    page_ok(at)
     assert any("Nothing is switched off" in i.value for i in at.info)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Prediction after"] == metrics["Prediction before"]
 
     at.text_input(key="abl_neurons").set_value("L11.N100, 28.7").run()
-    _ok(at)
+    page_ok(at)
     res = iv.ablate(bundled, tr, neurons=[(11, 100), (28, 7)])
     after = show_token(iv.compare(bundled, res).tokens[0])
     assert any(s.value.startswith("2 · Before and after") for s in at.subheader)
@@ -152,12 +127,12 @@ def test_interventions_page(offline, bundled, tr):
     assert after
 
     at.text_input(key="abl_neurons").set_value("L11.banana").run()  # bad input: a message, what was typed kept
-    _ok(at)
+    page_ok(at)
     assert any("banana" in w.value for w in at.warning)
     assert at.text_input(key="abl_neurons").value == "L11.banana"
 
     at.button(key="abl_suggest_neurons").click().run()
-    _ok(at)
+    page_ok(at)
     assert at.text_input(key="abl_neurons").value == ", ".join(iv.neuron_label(*x) for x in attr.top_neurons(3))
     at.multiselect(key="abl_heads").select("L0.H0").run()
-    _ok(at)
+    page_ok(at)
