@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from _bench import median_ms  # (also puts the repository on sys.path)
+from _bench import median_ms, text_of  # (also puts the repository on sys.path)
 
 
 def bench_redraw(lm, repeats: int) -> None:
@@ -48,12 +48,10 @@ def bench_redraw(lm, repeats: int) -> None:
 def bench_generation(lm, repeats: int, n_new: int) -> None:
     from explainer.generation import GenConfig, generate
 
-    base = ("The history of the transformer begins with attention. Each token looks back at the tokens "
-            "before it, mixes what it finds, and passes the result up the residual stream. ")
     print(f"## Seconds per generated token, greedy, {n_new} new tokens, median of {repeats} runs")
     print(f"{'prompt tokens':>13} | {'prefill s':>9} {'with cache s/tok':>16} {'without s/tok':>13} {'ratio':>6}")
     for n_prompt in (16, 256):
-        ids = lm.tokenizer(base * (n_prompt // 10 + 2))["input_ids"][:n_prompt]
+        ids = lm.tokenizer(text_of(lm, n_prompt))["input_ids"]
         cfgs = {c: GenConfig(max_new_tokens=n_new, temperature=0, use_cache=c, stop_at_eos=False)
                 for c in (True, False)}
         generate(lm, ids, cfgs[True])  # warm-up

@@ -14,7 +14,6 @@ import inspect
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -22,8 +21,8 @@ import torch
 
 from .errors import ExplainerError, PromptError
 from .models import LoadedModel
-from .sampling import Distribution, Settings, choose, probabilities, rng, sample, softmax
-from .tokens import encode, token_strings
+from .sampling import Distribution, Settings, choose, probabilities, rng, sample
+from .tokens import context_limit, encode, token_strings
 from .trace import readonly
 
 # -- the model call ------------------------------------------------------------------------------
@@ -107,12 +106,7 @@ class Step:
     seed: int | None
     prob: float              # the token's probability in the distribution it was chosen from
     rank: int                # 1 = the model's favourite (by logit)
-
-    @cached_property
-    def dist(self) -> Distribution:
-        """The distribution this step was taken from."""
-        s = self.settings
-        return probabilities(self.logits, s.temperature, s.top_k, s.top_p)
+    dist: Distribution = field(repr=False)  # the distribution this step was taken from
 
 
 @dataclass(eq=False)
@@ -120,13 +114,10 @@ class StepState:
     """A session's stepping state: the prompt, the steps taken, the cache. Not shared between
     sessions; a lock keeps two reruns of one session from using the cache at once."""
 
-    model_name: str
     prompt_ids: tuple[int, ...]
-    prompt_tokens: tuple[str, ...]
     n_ctx: int
     frontier: np.ndarray                 # [V] logits for the token after prompt + steps
     steps: list[Step] = field(default_factory=list)
-    notice: str | None = None            # e.g. the prompt was truncated
     draws: int = 0                       # samples drawn so far: the seed's stream number
     cache: object | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -150,9 +141,6 @@ class StepState:
             raise ExplainerError(f"There is no step {index}.", f"Pick a step between 0 and {len(self.steps)}.")
         return self.frontier if index == len(self.steps) else self.steps[index].logits
 
-    def text(self, tokenizer) -> str:
-        return tokenizer.decode(list(self.ids))
-
 
 def start(lm: LoadedModel, text: str, max_tokens: int | None = None,
           logits: np.ndarray | None = None) -> StepState:
@@ -165,8 +153,8 @@ def start(lm: LoadedModel, text: str, max_tokens: int | None = None,
     else:
         cache = None
         logits = np.array(logits, dtype=np.float32)
-    return StepState(model_name=lm.name, prompt_ids=enc.ids, prompt_tokens=enc.tokens, n_ctx=lm.n_ctx,
-                     frontier=readonly(np.asarray(logits, dtype=np.float32)), notice=enc.notice, cache=cache)
+    return StepState(prompt_ids=enc.ids, n_ctx=lm.n_ctx, frontier=readonly(np.asarray(logits, dtype=np.float32)),
+                     cache=cache)
 
 
 def advance(lm: LoadedModel, state: StepState, how: str = "top", settings: Settings | None = None,
@@ -186,7 +174,7 @@ def advance(lm: LoadedModel, state: StepState, how: str = "top", settings: Setti
         rank = int((dist.logits > dist.logits[token]).sum()) + 1
         step = Step(index=len(state.steps), logits=state.frontier, token_id=token,
                     token=token_strings(lm.tokenizer, [token])[0], how=how, settings=dist.settings,
-                    seed=seed if how == "sample" else None, prob=float(dist.probs[token]), rank=rank)
+                    seed=seed if how == "sample" else None, prob=float(dist.probs[token]), rank=rank, dist=dist)
         ids = state.ids + (token,)
         if state.cache is None:
             state.cache = new_cache(lm)
@@ -249,7 +237,6 @@ class GenToken:
     token_id: int
     token: str           # display text (leading spaces kept)
     prob: float          # its probability in the distribution it was drawn from
-    prob_model: float    # its probability under the model itself (temperature 1, no filters)
     entropy: float       # bits, of the distribution it was drawn from
     n_kept: int          # tokens that survived the filters
     special: bool = False  # an end-of-text token (not part of the text)
@@ -257,13 +244,11 @@ class GenToken:
 
 @dataclass(frozen=True)
 class GenOutcome:
-    prompt_ids: tuple[int, ...]
     tokens: tuple[GenToken, ...]
     text: str                     # the generated text, cut before a stop string
     reason: str                   # "max_new_tokens", "stop", "eos" or "context"
     stop_string: str | None
     seconds: float                # everything: reading the prompt, choosing tokens, every model call
-    notice: str | None = None     # e.g. the prompt was truncated
     prefill_seconds: float = 0.0  # the first model call, over the whole prompt
     n_decode: int = 0             # model calls after it (one per new token, except the last)
 
@@ -295,10 +280,9 @@ class Stream:
                  max_tokens: int | None = None):
         self.lm, self.cfg = lm, cfg or GenConfig()
         if isinstance(prompt, str):
-            enc = encode(lm, prompt, max_tokens)
-            self.prompt_ids, self.notice = enc.ids, enc.notice
+            self.prompt_ids = encode(lm, prompt, max_tokens).ids
         else:
-            self.prompt_ids, self.notice = tuple(int(i) for i in prompt), None
+            self.prompt_ids = tuple(int(i) for i in prompt)
             if not self.prompt_ids:
                 raise PromptError("The prompt is empty.", "Type a prompt to continue.")
             if len(self.prompt_ids) > lm.n_ctx:
@@ -320,7 +304,7 @@ class Stream:
         cache = new_cache(lm) if cfg.use_cache else None
         t0 = time.perf_counter()
         reason, hit, text = "max_new_tokens", None, ""
-        logits = next_logits(lm, ids, cache) if len(ids) <= lm.n_ctx else None
+        logits = next_logits(lm, ids, cache)
         prefill, n_decode = time.perf_counter() - t0, 0
         for i in range(int(cfg.max_new_tokens)):
             if len(ids) >= lm.n_ctx:
@@ -330,8 +314,7 @@ class Stream:
             token = dist.argmax if dist.greedy else sample(dist, generator=g)
             special = token in eos
             gt = GenToken(index=i, token_id=token, token=token_strings(tok, [token])[0],
-                          prob=float(dist.probs[token]), prob_model=float(softmax(dist.logits)[token]),
-                          entropy=dist.entropy, n_kept=dist.n_kept, special=special)
+                          prob=float(dist.probs[token]), entropy=dist.entropy, n_kept=dist.n_kept, special=special)
             out.append(gt)
             yield gt
             if special:
@@ -351,9 +334,8 @@ class Stream:
                 n_decode += 1
         if reason != "stop":
             text = tok.decode(gen_ids, skip_special_tokens=True)
-        self.outcome = GenOutcome(prompt_ids=tuple(self.prompt_ids), tokens=tuple(out), text=text, reason=reason,
-                                  stop_string=hit, seconds=time.perf_counter() - t0, notice=self.notice,
-                                  prefill_seconds=prefill, n_decode=n_decode)
+        self.outcome = GenOutcome(tokens=tuple(out), text=text, reason=reason, stop_string=hit,
+                                  seconds=time.perf_counter() - t0, prefill_seconds=prefill, n_decode=n_decode)
 
 
 def generate(lm: LoadedModel, prompt: str | Sequence[int], cfg: GenConfig | None = None,
@@ -418,7 +400,7 @@ def pad_batch(lm: LoadedModel, prompts: Sequence[str], side: str = "left", max_t
     if not texts:
         raise PromptError("There are no prompts to batch.", "Type one prompt per line.")
     tok, note = padding_tokenizer(lm.tokenizer)
-    limit = min(max_tokens or lm.n_ctx, lm.n_ctx)
+    limit = context_limit(lm, max_tokens)
     enc = tok(list(texts), padding=True, padding_side=side, truncation=True, max_length=limit)
     ids = np.array(enc["input_ids"], dtype=np.int64)            # [B, T]
     mask = np.array(enc["attention_mask"], dtype=np.int64)      # [B, T]

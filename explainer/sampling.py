@@ -134,11 +134,6 @@ class Distribution:
         """Entropy of the model's own distribution (temperature 1, no filters), in bits."""
         return entropy(softmax(self.logits))
 
-    @cached_property
-    def ranked(self) -> np.ndarray:
-        """Token ids by raw logit, largest first (ties: lower id first).  # [V]"""
-        return np.argsort(-self.logits, kind="stable")
-
     def top(self, n: int) -> np.ndarray:
         """The n tokens with the largest logits, largest first.  # [n]"""
         return top_k(self.logits, n)

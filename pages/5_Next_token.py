@@ -23,20 +23,14 @@ from explainer.tokens import token_strings
 ss = st.session_state
 DEFAULTS = {"nt_temp": 1.0, "nt_top_k": 10, "nt_top_p": 0.9, "nt_show": 12, "nt_seed": 42}
 
-lm = ui.page(
+lm, tr = ui.traced_page(
     "Next token",
     "The model's output is a probability for every token in its vocabulary. Temperature, top-k and top-p "
     "reshape that distribution before one token is drawn; then the text grows by one token and it starts again.",
     icon="🎲",
 )
-if lm is None:
-    st.stop()
 for k, v in DEFAULTS.items():  # keep the controls' values across pages; initialise once
     ss[k] = ss[k] if k in ss else v
-text = ui.prompt_box()
-tr = ui.current_trace(lm, text)
-if tr is None:
-    st.stop()
 max_tokens = int(ss.max_tokens)
 
 

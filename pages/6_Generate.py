@@ -103,19 +103,19 @@ def _config(extra_stop: tuple[str, ...] = ()) -> gen.GenConfig:
                          stop=gen.parse_stop(ss.gen_stop) + extra_stop, seed=int(ss.gen_seed))
 
 
+def _show_tokens(box, toks, prefix: str = "") -> None:
+    """GenTokens shaded by probability into `box`, after the plain `prefix`."""
+    box.markdown(shaded_tokens_html([t.token for t in toks], [t.prob for t in toks], [t.token_id for t in toks],
+                                    prefix=prefix), unsafe_allow_html=True)
+
+
 def _stream_into(box, stream: gen.Stream, prefix: str = "") -> gen.GenOutcome:
     toks: list[gen.GenToken] = []
     for t in stream:
         toks.append(t)
-        box.markdown(shaded_tokens_html([x.token for x in toks], [x.prob for x in toks], [x.token_id for x in toks],
-                                        prefix=prefix), unsafe_allow_html=True)
+        _show_tokens(box, toks, prefix)
     assert stream.outcome is not None
     return stream.outcome
-
-
-def _show_outcome(box, out: gen.GenOutcome, prefix: str = "") -> None:
-    box.markdown(shaded_tokens_html([t.token for t in out.tokens], [t.prob for t in out.tokens],
-                                    [t.token_id for t in out.tokens], prefix=prefix), unsafe_allow_html=True)
 
 
 def _summary(out: gen.GenOutcome) -> str:
@@ -199,7 +199,7 @@ else:
             ss.gen_out = (text, _stream_into(box, stream, prefix))
     if "gen_out" in ss and ss.gen_out[0] == text:
         out = ss.gen_out[1]
-        _show_outcome(box, out, prefix)
+        _show_tokens(box, out.tokens, prefix)
         st.markdown(shading_legend_html(), unsafe_allow_html=True)
         st.caption(_summary(out))
         if out.tokens:

@@ -74,18 +74,17 @@ def survival_chart(dist: Distribution, ids: Sequence[int], strings: Sequence[str
     s = dist.settings
     v = dist.vocab_size
     stages = [
-        (f"temperature {s.temperature:g}<br>{v:,} tokens", dist.tempered, np.zeros(v, dtype=bool), ""),
-        (f"top-k {s.top_k or 'off'}<br>{dist.n_after_top_k:,} left", dist.after_top_k, dist.removed_top_k,
-         "cut by top-k"),
+        (f"temperature {s.temperature:g}<br>{v:,} tokens", dist.tempered, np.zeros(v, dtype=bool)),
+        (f"top-k {s.top_k or 'off'}<br>{dist.n_after_top_k:,} left", dist.after_top_k, dist.removed_top_k),
         (f"top-p {s.top_p if s.top_p is not None else 'off'}<br>{dist.n_kept:,} left", dist.probs,
-         dist.removed_top_k | dist.removed_top_p | dist.removed_greedy, ""),
+         dist.removed_top_k | dist.removed_top_p | dist.removed_greedy),
     ]
     cols = [c for c, *_ in stages]
     rows = [f"{r + 1}. {_short(t)}" for r, t in enumerate(strings)]
     z = np.full((len(ids), 3), np.nan)
     text = np.empty((len(ids), 3), dtype=object)
     hover = np.empty((len(ids), 3), dtype=object)
-    for j, (_, probs, removed, _) in enumerate(stages):
+    for j, (_, probs, removed) in enumerate(stages):
         for r, i in enumerate(ids):
             fate = dist.fate(int(i))
             if removed[i]:
