@@ -147,7 +147,7 @@ def sidebar_model() -> ex.LoadedModel | None:
 def _load_with_progress(name: str) -> ex.LoadedModel | None:
     box = st.empty()
     try:
-        if name == BUNDLED and not bundled_ready():  # first run on this machine: ~30 s, show progress
+        if name == BUNDLED and not bundled_ready():  # first run on this machine: ~40 s, show progress
             bar = box.progress(0.0, "Preparing the bundled model…")
             with _convert_lock():  # one conversion even when several sessions start at once
                 prepare_bundled(lambda frac, msg: bar.progress(min(max(frac, 0.0), 1.0), msg))

@@ -4,6 +4,7 @@ hook bookkeeping, a thread runner, and small readers for Streamlit AppTest pages
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,7 +21,7 @@ EIFFEL = "The Eiffel Tower is in the city of"
 
 @pytest.fixture(scope="session")
 def bundled() -> ex.LoadedModel:
-    """The real SmolLM2-135M (offline); the first run converts it (~30 s), later runs take ~1 s."""
+    """The real SmolLM2-135M (offline); the first run converts it (~40 s), later runs take ~5 s."""
     return ex.load_model("bundled", device="cpu")
 
 
@@ -98,3 +99,23 @@ def plotly_array(v) -> np.ndarray:
         a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
         return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
     return np.asarray(v, dtype=float)
+
+
+def charts(at) -> dict[str, dict]:
+    """Every plotly chart on an AppTest page, parsed, by its element id (which ends in "-" + its key).
+    Tests compare parsed values, never substrings of the JSON: how it is serialised depends on which
+    encoder is installed (`␣` written literally or as an escape)."""
+    return {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def chart(at, key: str) -> dict:
+    """The parsed plotly figure of the chart with this widget key."""
+    have = charts(at)
+    found = [fig for el_id, fig in have.items() if el_id.endswith(f"-{key}")]
+    assert len(found) == 1, f"no single chart {key}; have {[i.rsplit('-', 1)[-1] for i in have]}"
+    return found[0]
+
+
+def title_text(fig: dict) -> str:
+    t = fig.get("layout", {}).get("title", {})
+    return t.get("text", "") if isinstance(t, dict) else str(t)

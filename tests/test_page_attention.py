@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 import explainer as ex
 from explainer import heads
-from tests.conftest import page_ok
+from tests.conftest import chart, page_ok, title_text
 
 
 @pytest.fixture(scope="module")
@@ -17,13 +17,6 @@ def app():
     at = AppTest.from_file("../pages/2_Attention.py", default_timeout=180)
     yield at.run()
     mp.undo()
-
-
-def _chart(at: AppTest, key: str) -> str:
-    """The plotly spec of the chart with this key."""
-    specs = [c.proto.spec for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
-    assert len(specs) == 1, key
-    return specs[0]
 
 
 def test_defaults_show_every_section(app, bundled):
@@ -50,7 +43,7 @@ def test_moving_layer_and_head_updates_the_view(app, bundled):
     kv = 7 // (bundled.n_heads // bundled.n_kv_heads)
     md = " ".join(m.value for m in app.markdown)
     assert f"Head 7 reads key/value head **{kv}**" in md
-    assert "Layer 4, head 7" in _chart(app, "att_head_map")
+    assert title_text(chart(app, "att_head_map")) == "Layer 4, head 7"
 
 
 def test_button_opens_the_strongest_induction_head(app, bundled):
@@ -70,4 +63,6 @@ def test_empty_prompt_gets_a_message(app):
     assert app.session_state._prompt == "  "
     app.text_area(key="prompt_widget").set_value("The cat sat on the mat").run()
     page_ok(app)
-    assert "5:␣mat" in _chart(app, "att_head_map") and "5:␣mat" in _chart(app, "att_step_raw")  # the new prompt
+    for key in ("att_head_map", "att_step_raw"):  # the new prompt's tokens label both axes
+        heat = chart(app, key)["data"][0]
+        assert heat["x"][5] == heat["y"][5] == "5:␣mat" and len(heat["x"]) == 6

@@ -3,8 +3,6 @@ What the page shows is checked against the engine run directly on the same model
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -12,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 import explainer as ex
 from explainer import embeddings as emb
 from explainer.figures.common import show_token
-from tests.conftest import page_ok, plotly_array
+from tests.conftest import chart, page_ok, plotly_array
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +20,6 @@ def app():
         at = AppTest.from_file("../pages/1_Embeddings.py", default_timeout=300)
         at.run()
         yield at
-
-
-def _chart(at, key: str) -> dict:
-    """The plotly figure (as JSON) of the chart with this widget key."""
-    for c in at.get("plotly_chart"):
-        if c.proto.id.endswith(f"-{key}"):
-            return json.loads(c.proto.spec)
-    raise AssertionError(f"no chart {key}; have {[c.proto.id.rsplit('-', 1)[-1] for c in at.get('plotly_chart')]}")
 
 
 def _texts(fig: dict) -> list[str]:
@@ -47,19 +37,19 @@ def test_defaults_show_every_tab(app, bundled):
     assert any("input embedding matrix" in i.value and "tied" in i.value for i in app.info)
     # word map: every word of the default preset is a labelled point; 7 arrows
     wm = emb.word_map(bundled, emb.MAP_PRESETS[app.session_state.emb_map_preset])
-    fig = _chart(app, "emb_map_chart")
+    fig = chart(app, "emb_map_chart")
     assert sorted(_texts(fig)) == sorted(w.label for w in wm.vectors.words)
     assert len(fig["layout"]["annotations"]) == len(wm.arrows) == 7
     # analogy: king − man + woman ≈ ␣queen, the same answer as the engine's, and GloVe beside it
     assert "king − man + woman" in _analogy_header(app) and f"`{show_token(' queen')}`" in _analogy_header(app)
-    bars = _chart(app, "emb_an_bars")["data"][0]["y"]
+    bars = chart(app, "emb_an_bars")["data"][0]["y"]
     assert bars[-1].endswith("␣queen")  # best match drawn on top (last category)
-    assert _chart(app, "emb_an_glove")["data"][0]["y"][-1] == "1. queen"
-    assert "the computed point" in [d["name"] for d in _chart(app, "emb_an_map")["data"]]
+    assert chart(app, "emb_an_glove")["data"][0]["y"][-1] == "1. queen"
+    assert "the computed point" in [d["name"] for d in chart(app, "emb_an_map")["data"]]
     # directions, similarity, in context
-    assert _texts(_chart(app, "emb_dir_chart"))
-    assert [d["type"] for d in _chart(app, "emb_sim_heat")["data"]] == ["heatmap", "heatmap"]
-    traj = _chart(app, "emb_ctx_traj")
+    assert _texts(chart(app, "emb_dir_chart"))
+    assert [d["type"] for d in chart(app, "emb_sim_heat")["data"]] == ["heatmap", "heatmap"]
+    traj = chart(app, "emb_ctx_traj")
     _, sentences = emb.CONTEXT_PRESETS[app.session_state.emb_ctx_preset]
     assert len(traj["data"]) == len(sentences)
     assert all(len(d["customdata"]) == bundled.n_layers + 1 for d in traj["data"])  # one point per boundary
@@ -71,7 +61,7 @@ def test_each_map_preset(app, bundled, preset):
     page_ok(app)
     assert app.session_state.emb_map_words == emb.MAP_PRESETS[preset]
     wm = emb.word_map(bundled, emb.MAP_PRESETS[preset])
-    fig = _chart(app, "emb_map_chart")
+    fig = chart(app, "emb_map_chart")
     assert sorted(_texts(fig)) == sorted(w.label for w in wm.vectors.words)
     assert len(fig["layout"].get("annotations", [])) == len(wm.arrows)
 
@@ -81,7 +71,7 @@ def test_map_in_3d_with_aligned_axes_and_a_free_list(app, bundled):
     app.checkbox(key="emb_map_align").check().run()
     app.text_area(key="emb_map_words").set_value("man → woman, king → queen, table, naïve").run()
     page_ok(app)
-    fig = _chart(app, "emb_map_chart")
+    fig = chart(app, "emb_map_chart")
     assert {d["type"] for d in fig["data"]} >= {"scatter3d", "cone"}
     assert "average arrow" in fig["layout"]["scene"]["xaxis"]["title"]["text"]
     assert "naïve*" in _texts(fig)  # a word of several tokens, marked as a mean of its pieces
@@ -102,19 +92,19 @@ def test_each_analogy_preset(app, bundled, preset):
     ref = emb.analogy(bundled, [a, c], [b], k=10, exclude_variants=True)
     head = _analogy_header(app)
     assert ref.expression in head and f"`{show_token(ref.best.text)}`" in head
-    assert len(_chart(app, "emb_an_bars")["data"][0]["y"]) == app.session_state.emb_an_k
-    assert _chart(app, "emb_an_glove")  # GloVe knows every preset word
+    assert len(chart(app, "emb_an_bars")["data"][0]["y"]) == app.session_state.emb_an_k
+    assert chart(app, "emb_an_glove")  # GloVe knows every preset word
 
 
 def test_nearest_neighbours_of_a_word(app, bundled):
     _, ref = emb.neighbours(bundled, app.session_state.emb_nb_word, k=10)
-    assert _chart(app, "emb_nb_bars")["data"][0]["y"][-1] == f"1. {show_token(ref[0].text)}"
+    assert chart(app, "emb_nb_bars")["data"][0]["y"][-1] == f"1. {show_token(ref[0].text)}"
     app.text_input(key="emb_nb_word").set_value("queen").run()
     page_ok(app)
     _, ref = emb.neighbours(bundled, "queen", k=10)
-    bars = _chart(app, "emb_nb_bars")["data"][0]
+    bars = chart(app, "emb_nb_bars")["data"][0]
     assert bars["y"][::-1] == [f"{r + 1}. {show_token(n.text)}" for r, n in enumerate(ref)]
-    assert _chart(app, "emb_nb_glove")["data"][0]["y"][-1].startswith("1. ")
+    assert chart(app, "emb_nb_glove")["data"][0]["y"][-1].startswith("1. ")
     app.text_input(key="emb_nb_word").set_value("").run()
     page_ok(app)
     assert any("empty" in i.value for i in app.info)
@@ -141,7 +131,7 @@ def test_each_direction_preset(app, bundled, preset):
     pairs = emb.parse_items(axis).pairs
     wv = emb.word_vectors(bundled, [*emb.split_words(words), *(w for p in pairs for w in p)])
     proj = emb.project(emb.direction(bundled, pairs), wv.vectors, wv.words)
-    fig = _chart(app, "emb_dir_chart")
+    fig = chart(app, "emb_dir_chart")
     order = sorted(range(len(wv.words)), key=lambda i: proj.position[i])
     assert fig["data"][0]["text"] == [wv.words[i].label for i in order]  # sorted by position along the axis
 
@@ -149,7 +139,7 @@ def test_each_direction_preset(app, bundled, preset):
 def test_similarity_words(app):
     app.text_area(key="emb_sim_words").set_value("king, queen, the").run()
     page_ok(app)
-    assert _chart(app, "emb_sim_heat")["data"][0]["x"] == ["king", "queen", "the"]
+    assert chart(app, "emb_sim_heat")["data"][0]["x"] == ["king", "queen", "the"]
     app.text_area(key="emb_sim_words").set_value("king").run()
     page_ok(app)
     assert any("at least two" in i.value for i in app.info)
@@ -162,10 +152,10 @@ def test_each_context_preset(app, bundled, preset):
     word, sentences = emb.CONTEXT_PRESETS[preset]
     md = " ".join(m.value for m in app.markdown)
     assert all(s.split()[0] in md for s in sentences) and f"<u>{word}</u>" in md
-    traj = _chart(app, "emb_ctx_traj")
+    traj = chart(app, "emb_ctx_traj")
     assert len(traj["data"]) == len(sentences)
     assert all(len(d["customdata"]) == bundled.n_layers + 1 for d in traj["data"])
-    cos = _chart(app, "emb_ctx_cos")
+    cos = chart(app, "emb_ctx_cos")
     assert len(cos["data"]) == len(sentences) * (len(sentences) - 1) // 2
 
 
@@ -178,7 +168,7 @@ def test_context_layer_slider_redraws_the_table(app, bundled):
     for layer in (0, L // 2, L):
         app.slider(key=f"emb_ctx_layer_{L}").set_value(layer).run()
         page_ok(app)
-        z = plotly_array(_chart(app, "emb_ctx_matrix")["data"][0]["z"])
+        z = plotly_array(chart(app, "emb_ctx_matrix")["data"][0]["z"])
         np.testing.assert_allclose(z, ca.cosine[layer], atol=1e-6)
     assert np.allclose(ca.cosine[0], 1.0, atol=1e-6)  # every sentence starts from the same embedding row
 

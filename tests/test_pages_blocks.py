@@ -3,8 +3,6 @@ and what they show checked against the engine computed here independently."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
@@ -12,18 +10,9 @@ from explainer import interventions as iv
 from explainer import lens, mlp
 from explainer.figures.common import show_token
 from explainer.sampling import softmax
-from tests.conftest import page_ok, plotly_array
+from tests.conftest import charts, page_ok, plotly_array
 
 # offline and tr (the bundled model's trace of the pages' default prompt) come from conftest.py
-
-
-def _charts(at) -> dict[str, dict]:
-    """Plotly figures on the page by widget key."""
-    out = {}
-    for el in at.get("plotly_chart"):
-        spec = json.loads(el.proto.spec)
-        out[el.proto.id] = spec
-    return out
 
 
 def _text(at) -> str:
@@ -41,7 +30,7 @@ def test_mlp_page(offline, bundled, tr):
     acts = tr.mlp[layer, :, neuron]                              # the chips carry this neuron's activations
     md = _text(at)
     assert all(f"<small>{a:+.2f}</small>" in md for a in acts)
-    assert len(_charts(at)) == 4
+    assert len(charts(at)) == 4
 
     at.slider(key="mlp_layer").set_value(11).run()               # a layer with a huge first-token activation
     page_ok(at)
@@ -72,7 +61,7 @@ def test_logit_lens_page(offline, bundled, tr):
     settled = res.settled_layer()
     md = _text(at)
     assert "predicts '␣Paris'" in md and f"after block {settled - 1}" in md
-    grid = next(s for s in _charts(at).values() if s["data"][0]["type"] == "heatmap")
+    grid = next(s for s in charts(at).values() if s["data"][0]["type"] == "heatmap")
     cells = grid["data"][0]["text"]
     assert len(cells) == bundled.n_layers + 1 and len(cells[0]) == tr.n_tokens
     assert cells[-1][-1] == "<b>␣Paris</b>"                      # the model's output row, last position
@@ -96,7 +85,7 @@ def test_logit_lens_page(offline, bundled, tr):
     assert hi - lo + 1 == 16
     at.slider(key="lens_window").set_value((0, 9)).run()
     page_ok(at)
-    grid = next(s for s in _charts(at).values() if s["data"][0]["type"] == "heatmap")
+    grid = next(s for s in charts(at).values() if s["data"][0]["type"] == "heatmap")
     assert len(grid["data"][0]["text"][0]) == 10
 
 
