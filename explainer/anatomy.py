@@ -5,7 +5,8 @@ them. `count_parameters(config)` works out every weight matrix, bias and norm ve
 family from its transformers configuration, without building the model, so the same function sizes a
 135M model on a laptop and GPT-3 (175B), which no laptop could hold.
 
-Per family (checked against the transformers 5 modeling files):
+Per family (checked against the transformers 5 modeling files; the formulas live in each family's
+record in arch.py):
 - GPT-2: learned token and position embeddings; per block ln_1, c_attn (q,k,v in one Conv1D, with bias),
   c_proj, ln_2, c_fc, c_proj (all with bias); ln_f; lm_head tied to the token embedding by default.
 - Llama (and Mistral, Qwen2): token embedding only (rotary positions have no parameters); per block
@@ -29,7 +30,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .arch import ARCHS
+from .arch import ARCHS, config_value
 from .errors import ExplainerError
 
 GROUPS = ("embedding", "positional", "attention", "mlp", "norms", "unembedding")
@@ -97,84 +98,27 @@ class ParamCount:
         return int(math.ceil(self.total * BYTES_PER_PARAM[precision]))
 
 
-def _get(config, *names, default=None):
-    for n in names:
-        v = getattr(config, n, None)
-        if v is not None:
-            return v
-    return default
-
-
 def count_parameters(config) -> ParamCount:
-    """Count the parameters a transformers config describes, by part, without building the model."""
+    """Count the parameters a transformers config describes, by part, without building the model.
+
+    The per-family formula is the family record's (`arch.Arch.params`); this assembles the totals."""
     family = getattr(config, "model_type", None)
     if family not in SUPPORTED:
         raise ExplainerError(f"Cannot count the parameters of architecture '{family}'.",
                              f"Pick a model of a supported family: {', '.join(SUPPORTED)}.")
-    d = int(config.hidden_size)
-    n_layers = int(config.num_hidden_layers)
-    n_heads = int(config.num_attention_heads)
-    vocab = int(config.vocab_size)
-    n_ctx = int(_get(config, "n_positions", "max_position_embeddings", default=0))
+    p = ARCHS[family].params(config)
+    d, n_layers, vocab = int(config.hidden_size), int(config.num_hidden_layers), int(config.vocab_size)
     tied = bool(getattr(config, "tie_word_embeddings", False))
-    n_kv = n_heads
-    d_head = d // n_heads
-    embedding, positional = vocab * d, 0
-    lm_head_bias = 0
-    # Per block: (parameters, 2-D matrices) of attention, MLP, and norm parameters.
-    if family == "gpt2":
-        d_mlp = int(config.n_inner or 4 * d)
-        positional = n_ctx * d
-        attn = (d * 3 * d + 3 * d) + (d * d + d)                      # c_attn, c_proj (Conv1D, bias)
-        attn_mats = 2
-        norms = 2 * 2 * d                                             # ln_1, ln_2: weight and bias
-        if getattr(config, "add_cross_attention", False):
-            attn += (d * 2 * d + 2 * d) + (d * d + d) + (d * d + d)   # c_attn (k, v), q_attn, c_proj
-            attn_mats += 3
-            norms += 2 * d                                            # ln_cross_attn
-        mlp = (d * d_mlp + d_mlp) + (d_mlp * d + d)                   # c_fc, c_proj
-        mlp_mats = 2
-        final_norm = 2 * d
-    elif ARCHS[family].family == "llama":  # llama, mistral, qwen2
-        d_mlp = int(config.intermediate_size)
-        n_kv = int(_get(config, "num_key_value_heads", default=n_heads))
-        d_head = int(_get(config, "head_dim", default=d // n_heads))
-        q, kv = n_heads * d_head, n_kv * d_head
-        qkv_bias = family == "qwen2" or bool(getattr(config, "attention_bias", False))
-        o_bias = family != "qwen2" and bool(getattr(config, "attention_bias", False))
-        attn = d * q + 2 * d * kv + q * d + qkv_bias * (q + 2 * kv) + o_bias * d
-        attn_mats = 4
-        mlp_bias = bool(getattr(config, "mlp_bias", False))
-        mlp = 3 * d * d_mlp + mlp_bias * (2 * d_mlp + d)              # gate, up, down (SwiGLU)
-        mlp_mats = 3
-        norms = 2 * d                                                 # two RMSNorms: weight only
-        final_norm = d
-    elif family == "gptj":
-        d_mlp = int(config.n_inner or 4 * d)
-        attn = 4 * d * d                                              # q, k, v, out: no bias
-        attn_mats = 4
-        mlp = (d * d_mlp + d_mlp) + (d_mlp * d + d)                   # fc_in, fc_out
-        mlp_mats = 2
-        norms = 2 * d                                                 # one ln_1 (parallel block)
-        final_norm = 2 * d
-        lm_head_bias = vocab
-    else:  # gpt_neox
-        d_mlp = int(config.intermediate_size)
-        bias = bool(getattr(config, "attention_bias", True))
-        attn = d * 3 * d + d * d + bias * (3 * d + d)                 # query_key_value, dense
-        attn_mats = 2
-        mlp = (d * d_mlp + d_mlp) + (d_mlp * d + d)                   # dense_h_to_4h, dense_4h_to_h
-        mlp_mats = 2
-        norms = 2 * 2 * d                                             # input_ and post_attention_layernorm
-        final_norm = 2 * d
-    unembedding = lm_head_bias + (0 if tied else vocab * d)
-    n_matrices = 1 + (positional > 0) + n_layers * (attn_mats + mlp_mats) + (not tied)
+    embedding = vocab * d
+    unembedding = p.lm_head_bias + (0 if tied else vocab * d)
+    n_matrices = 1 + (p.positional > 0) + n_layers * (p.attn_mats + p.mlp_mats) + (not tied)
     return ParamCount(
-        family=family, embedding=embedding, positional=positional, attention=n_layers * attn,
-        mlp=n_layers * mlp, norms=n_layers * norms + final_norm, unembedding=unembedding, tied=tied,
-        n_matrices=int(n_matrices), n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv, d_model=d,
-        d_head=d_head, d_mlp=d_mlp, vocab_size=vocab, n_ctx=n_ctx, attention_per_layer=attn,
-        mlp_per_layer=mlp, norms_per_layer=norms,
+        family=family, embedding=embedding, positional=p.positional, attention=n_layers * p.attn,
+        mlp=n_layers * p.mlp, norms=n_layers * p.norms + p.final_norm, unembedding=unembedding, tied=tied,
+        n_matrices=int(n_matrices), n_layers=n_layers, n_heads=int(config.num_attention_heads),
+        n_kv_heads=p.n_kv_heads, d_model=d, d_head=p.d_head, d_mlp=p.d_mlp, vocab_size=vocab,
+        n_ctx=int(config_value(config, "n_positions", "max_position_embeddings", default=0)),
+        attention_per_layer=p.attn, mlp_per_layer=p.mlp, norms_per_layer=p.norms,
     )
 
 

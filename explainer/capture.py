@@ -1,5 +1,10 @@
 """Hooks -> Trace. One forward pass, every internal captured, hooks always removed.
 
+The Trace's fields are named hook sites (`sites.site`): hook_embed, hook_pos_embed,
+blocks.0.hook_resid_pre, blocks.{l}.hook_resid_post, blocks.{l}.attn.hook_pattern and
+blocks.{l}.mlp.hook_post. The sites are resolved once per model, before the forward pass; each hook
+only reads its tensor and copies it.
+
 Concurrency: the model is shared between Streamlit sessions. Each capture registers its own hooks,
 and every hook ignores calls made from other threads, so two sessions tracing different prompts at
 the same time each record only their own forward pass. Hooks are removed in `finally`, also when the
@@ -10,57 +15,16 @@ from __future__ import annotations
 
 import sys
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from torch import nn
 
 from .errors import PromptError
 from .models import LoadedModel
+from .sites import Hook, hooks, site
 from .tokens import encode
 from .trace import Trace, readonly
-
-
-def _first(x):
-    return x[0] if isinstance(x, (tuple, list)) else x
-
-
-@contextmanager
-def hooks(pairs: list[tuple[nn.Module, str, Callable]]) -> Iterator[None]:
-    """Register (module, kind, fn) hooks for the calling thread only; always remove them.
-
-    kind: "pre" (fn(module, args, kwargs) -> None | (args, kwargs)) or "post" (fn(module, args, out)
-    -> None | new_out). Calls from other threads pass straight through.
-    """
-    owner = threading.get_ident()
-    handles = []
-
-    def mine(fn, pre: bool):
-        if pre:
-            # torch registers a with_kwargs pre-hook in two steps; a forward pass in another thread
-            # that runs in between calls it without kwargs. Such calls are never the owner's.
-            def hook(mod, args, kwargs=None):
-                if threading.get_ident() == owner and kwargs is not None:
-                    return fn(mod, args, kwargs)
-        else:
-            def hook(mod, args, out):
-                if threading.get_ident() == owner:
-                    return fn(mod, args, out)
-        return hook
-
-    try:
-        for module, kind, fn in pairs:
-            if kind == "pre":
-                handles.append(module.register_forward_pre_hook(mine(fn, True), with_kwargs=True))
-            else:
-                handles.append(module.register_forward_hook(mine(fn, False)))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 class HostBuffers:
@@ -149,26 +113,20 @@ def trace(lm: LoadedModel, text: str, max_tokens: int | None = None) -> Trace:
         (buf[name] if i is None else buf[name][i]).copy_(x.detach()[0])
         seen.add((name, -1 if i is None else i))
 
-    def on_block0_in(mod, args, kwargs):
-        put("resid", 0, args[0] if args else kwargs["hidden_states"])  # [T, D]
+    def into(name: str, i: int | None):
+        return lambda x: put(name, i, x)
 
-    def on_mlp_in(layer):
-        def fn(mod, args, kwargs):
-            put("mlp", layer, args[0] if args else next(iter(kwargs.values())))  # [T, M]
-        return fn
-
-    pairs: list[tuple[nn.Module, str, Callable]] = [
-        (model.get_input_embeddings(), "post", lambda m, a, out: put("embed", None, out)),  # [T, D]
-        (blocks[0], "pre", on_block0_in),
+    pairs: list[Hook] = [
+        site(lm, "hook_embed").reader(into("embed", None)),                            # [1, T, D]
+        site(lm, "blocks.0.hook_resid_pre").reader(into("resid", 0)),                  # [1, T, D]
     ]
-    pos = arch.pos_embed_module(model)
-    if pos is not None:
-        pairs.append((pos, "post", lambda m, a, out: put("pos", None, out)))             # [T, D]
-    for i, block in enumerate(blocks):
+    if "hook_pos_embed" in arch.sites:  # learned positions (GPT-2)
+        pairs.append(site(lm, "hook_pos_embed").reader(into("pos", None)))             # [1, T, D]
+    for i in range(L):
         pairs += [
-            (block, "post", lambda m, a, out, i=i: put("resid", i + 1, _first(out))),    # [T, D]
-            (arch.attention(block), "post", lambda m, a, out, i=i: put("attn", i, out[1])),  # [H, T, T]
-            (arch.mlp_down_proj(block), "pre", on_mlp_in(i)),
+            site(lm, f"blocks.{i}.hook_resid_post").reader(into("resid", i + 1)),      # [1, T, D]
+            site(lm, f"blocks.{i}.attn.hook_pattern").reader(into("attn", i)),         # [1, H, T, T]
+            site(lm, f"blocks.{i}.mlp.hook_post").reader(into("mlp", i)),              # [1, T, M]
         ]
 
     ids = torch.tensor([enc.ids], device=lm.device)                # [1, T]
@@ -230,13 +188,11 @@ def queries_keys(lm: LoadedModel, tr: Trace, layer: int) -> QK:
     """
     if not 0 <= layer < lm.n_layers:
         raise PromptError(f"Layer {layer} does not exist.", f"Choose a layer from 0 to {lm.n_layers - 1}.")
-    arch, model = lm.arch, lm.model
-    block = arch.block_list(model)[layer]
-    attn = arch.attention(block)
+    attn = site(lm, f"blocks.{layer}.attn.hook_pattern").module
     x = torch.as_tensor(np.array(tr.resid[layer]), device=lm.device).to(lm.dtype)[None]  # [1, T, D]
     with torch.inference_mode():
-        x = getattr(block, arch.attn_norm)(x)                       # [1, T, D]
-        q, k = arch.qk(model, layer, x)                             # [1, H, T, dh], [1, Hkv, T, dh]
+        normed = lm.arch.block_list(lm.model)[layer].get_submodule(lm.arch.attn_norm)(x)  # [1, T, D]
+        q, k = lm.arch.qk(lm.model, layer, normed)                  # [1, H, T, dh], [1, Hkv, T, dh]
     scale = getattr(attn, "scaling", None) or lm.d_head ** -0.5     # every supported family: 1/sqrt(dh)
     return QK(layer=layer, q=q[0].float().cpu().numpy(), k=k[0].float().cpu().numpy(), scale=float(scale))
 

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .capture import causal_softmax, hooks, queries_keys
+from .capture import causal_softmax, queries_keys
 from .errors import PromptError
 from .models import LoadedModel
+from .sites import hooks, site
 from .trace import Trace
 
 ROLES = ("previous_token", "first_token", "induction")
@@ -114,14 +115,10 @@ def repeated_tokens(lm: LoadedModel, n: int = 40, batch: int = 4, seed: int = 0)
 
 def _forward_attention(lm: LoadedModel, ids: np.ndarray, on_layer) -> None:
     """Run ids [B, T] through the model; on_layer(layer, pattern [B, H, T, T] float32 numpy) per layer."""
-    blocks = lm.arch.block_list(lm.model)
-
     def grab(layer):
-        def fn(mod, args, out):
-            on_layer(layer, out[1].detach().float().cpu().numpy())     # [B, H, T, T]
-        return fn
+        return lambda a: on_layer(layer, a.detach().float().cpu().numpy())  # [B, H, T, T]
 
-    pairs = [(lm.arch.attention(b), "post", grab(i)) for i, b in enumerate(blocks)]
+    pairs = [site(lm, f"blocks.{i}.attn.hook_pattern").reader(grab(i)) for i in range(lm.n_layers)]
     x = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=lm.device)   # [B, T]
     with hooks(pairs), torch.inference_mode():
         lm.model(input_ids=x, use_cache=False)

@@ -1,10 +1,10 @@
 """Interventions: switch off (zero) attention heads or MLP neurons and see how the prediction changes.
 
-A head is zeroed by zeroing its slice of the input of the attention output projection (where the
-heads' outputs sit side by side, head h at columns h·dh … (h+1)·dh); a neuron by zeroing its column of
-the input of the MLP down-projection. Both are forward pre-hooks registered through
-`capture.hooks`, so they act only on the calling thread's forward pass and are always removed. The
-shared model's weights are never touched.
+A head is zeroed by zeroing its slice of `blocks.{l}.attn.hook_z` (the input of the attention output
+projection, where the heads' outputs sit side by side, seen as [B, T, H, dh]); a neuron by zeroing its
+column of `blocks.{l}.mlp.hook_post` (the input of the MLP down-projection). Both are site editors
+(`sites.HookSite.editor`) registered through `capture.hooks`, so they act only on the calling thread's
+forward pass and are always removed. The shared model's weights are never touched.
 
 Which of the hundreds of heads to try? `attribution` estimates, for every head and neuron at once, how
 much zeroing it would change the log-probability of the predicted token: gradient × activation (a
@@ -21,19 +21,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from .capture import hooks
 from .errors import PromptError
 from .heads import top_heads
 from .models import LoadedModel
 from .sampling import softmax
+from .sites import Hook, hooks, read_input, replace_input, site
 from .tokens import encode, token_strings
 from .trace import Trace, readonly
 
 
 def attn_out_proj(lm: LoadedModel, layer: int) -> nn.Module:
-    """The module that mixes the heads' outputs back into d_model for one layer."""
-    block = lm.arch.block_list(lm.model)[layer]
-    return lm.arch.attn_out_proj(block)
+    """The module that mixes the heads' outputs back into d_model for one layer (its input is hook_z)."""
+    return site(lm, f"blocks.{layer}.attn.hook_z").module
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,38 +100,34 @@ def _check(lm: LoadedModel, heads: Iterable, neurons: Iterable) -> tuple[tuple, 
 def _zero_columns(cols: list) -> Callable:
     """A pre-hook that zeroes the given columns (slices or index lists) of the last axis of a module's input."""
     def fn(mod, args, kwargs):
-        if args:
-            x = args[0].clone()                                       # [B, T, width]
-            for c in cols:
-                x[..., c] = 0
-            return (x, *args[1:]), kwargs
-        name = next(iter(kwargs))
-        x = kwargs[name].clone()                                      # [B, T, width]
+        x = read_input(args, kwargs).clone()                          # [B, T, width]
         for c in cols:
             x[..., c] = 0
-        return args, {**kwargs, name: x}
+        return replace_input(args, kwargs, x)
     return fn
 
 
-Hook = tuple[nn.Module, str, Callable]
+def _zero(index: tuple) -> Callable:
+    """An edit for `HookSite.editor` that zeroes value[index] of the (copied) site value in place."""
+    def fn(v: torch.Tensor) -> None:
+        v[index] = 0
+    return fn
 
 
 def ablation_hooks(lm: LoadedModel, heads: Iterable = (), neurons: Iterable = ()) -> list[Hook]:
-    """(module, "pre", fn) pairs for `capture.hooks` that switch off the given heads and neurons."""
+    """Hooks for `capture.hooks` that switch off the given heads (zeroing their slice of
+    blocks.{l}.attn.hook_z, [B, T, H, dh]) and neurons (their column of blocks.{l}.mlp.hook_post, [B, T, M])."""
     hs, ns = _check(lm, heads, neurons)
-    blocks = lm.arch.block_list(lm.model)
-    by_layer: dict[int, list] = defaultdict(list)
-    dh = lm.d_head                                                    # output projection input: [B, T, H·dh]
+    by_layer: dict[int, list[int]] = defaultdict(list)
     for layer, h in hs:
-        by_layer[layer].append(slice(h * dh, (h + 1) * dh))
-    pairs = [(lm.arch.attn_out_proj(blocks[layer]), "pre", _zero_columns(cols))
-             for layer, cols in sorted(by_layer.items())]
+        by_layer[layer].append(h)
+    pairs = [site(lm, f"blocks.{layer}.attn.hook_z").editor(_zero((..., idx, slice(None))))  # [B, T, h, dh]
+             for layer, idx in sorted(by_layer.items())]
     by_layer_n: dict[int, list[int]] = defaultdict(list)
     for layer, n in ns:
         by_layer_n[layer].append(n)
-    for layer, idx in sorted(by_layer_n.items()):
-        down = lm.arch.mlp_down_proj(blocks[layer])
-        pairs.append((down, "pre", _zero_columns([idx])))
+    pairs += [site(lm, f"blocks.{layer}.mlp.hook_post").editor(_zero((..., idx)))            # [B, T, n]
+              for layer, idx in sorted(by_layer_n.items())]
     return pairs
 
 
@@ -209,24 +204,24 @@ def attribution(lm: LoadedModel, tr: Trace, target: int | None = None) -> Attrib
     `target` defaults to the model's prediction after the prompt. One forward and one backward pass;
     the model's parameters still need no gradient (only the activations do) and stay untouched.
     """
-    L, H, dh, V = lm.n_layers, lm.n_heads, lm.d_head, lm.vocab_size
+    L, H, V = lm.n_layers, lm.n_heads, lm.vocab_size
     target = int(np.argmax(tr.logits[-1])) if target is None else int(target)
     if not 0 <= target < V:
         raise PromptError(f"Token id {target} is not in the vocabulary.", f"Choose an id from 0 to {V - 1}.")
-    blocks = lm.arch.block_list(lm.model)
     kept: dict[tuple[str, int], torch.Tensor] = {}
 
     def keep(kind: str, layer: int):
-        def fn(mod, args, kwargs):
-            x = args[0] if args else next(iter(kwargs.values()))     # [1, T, H·dh] or [1, T, M]
-            x.retain_grad()
+        def fn(v: torch.Tensor) -> torch.Tensor:
+            x = v.clone()                                             # [1, T, H, dh] or [1, T, M]
+            x.retain_grad()                                           # the model runs on x: its gradient is kept
             kept[kind, layer] = x
+            return x
         return fn
 
     pairs: list[Hook] = []
-    for layer, block in enumerate(blocks):
-        pairs += [(lm.arch.attn_out_proj(block), "pre", keep("head", layer)),
-                  (lm.arch.mlp_down_proj(block), "pre", keep("mlp", layer))]
+    for layer in range(L):
+        pairs += [site(lm, f"blocks.{layer}.attn.hook_z").editor(keep("head", layer)),
+                  site(lm, f"blocks.{layer}.mlp.hook_post").editor(keep("mlp", layer))]
     ids = torch.tensor([[int(i) for i in tr.token_ids]], device=lm.device)  # [1, T]
     with hooks(pairs), torch.enable_grad():
         emb = lm.model.get_input_embeddings()(ids).detach().requires_grad_(True)  # [1, T, D]
@@ -237,8 +232,8 @@ def attribution(lm: LoadedModel, tr: Trace, target: int | None = None) -> Attrib
     neurons = np.empty((L, lm.d_mlp), dtype=np.float32)
     with torch.no_grad():
         for layer in range(L):
-            x = kept["head", layer]                                   # [1, T, H·dh]
-            gx = (x.grad * x)[0].float().reshape(x.shape[1], H, dh)   # [T, H, dh]
+            x = kept["head", layer]                                   # [1, T, H, dh]
+            gx = (x.grad * x)[0].float()                              # [T, H, dh]
             heads[layer] = (-gx.sum(dim=(0, 2))).cpu().numpy()        # [H]  zeroing: Δ ≈ −grad·x
             x = kept["mlp", layer]                                    # [1, T, M]
             neurons[layer] = (-(x.grad * x)[0].float().sum(0)).cpu().numpy()  # [M]

@@ -17,6 +17,7 @@ import torch
 
 from .errors import PromptError
 from .models import LoadedModel
+from .sites import site
 from .tokens import token_strings
 from .trace import Trace, readonly
 
@@ -58,7 +59,7 @@ class TokenTrajectory:
 
 
 def _decoder(lm: LoadedModel):
-    norm = lm.arch.final_norm_module(lm.model)
+    norm = site(lm, "ln_final.hook_normalized").module              # the final norm
     unembed = lm.model.get_output_embeddings()
     norm_dev = _device_of(norm, lm.device)
     unembed_dev = _device_of(unembed, lm.device)  # differs from norm_dev only for models spread over devices

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .arch import Arch, arch_for
+from .arch import FAMILIES, Arch, arch_for
 from .errors import ModelLoadError
 
 BUNDLED = "bundled"
@@ -368,24 +368,14 @@ def _ensure(p: Path) -> Path:
     return p
 
 
-TINY_FAMILIES = ("gpt2", "llama", "gptj", "gpt_neox")
+TINY_FAMILIES = tuple(a.family for a in FAMILIES)   # gpt2, llama, gptj, gpt_neox
 
 
 def tiny_config(family: str, vocab_size: int = 50257):
-    """A small config of each supported family (2 layers, d_model 64, 4 heads)."""
-    from transformers import GPT2Config, GPTJConfig, GPTNeoXConfig, LlamaConfig
-
-    common = dict(vocab_size=vocab_size, tie_word_embeddings=family in ("gpt2", "llama"))
-    if family == "gpt2":
-        return GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=128, **common)
-    if family == "llama":
-        return LlamaConfig(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
-                           intermediate_size=96, max_position_embeddings=128, **common)
-    if family == "gptj":
-        return GPTJConfig(n_layer=2, n_embd=64, n_head=4, rotary_dim=8, n_positions=128, **common)
-    if family == "gpt_neox":
-        return GPTNeoXConfig(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=128,
-                             max_position_embeddings=128, rotary_pct=0.25, **common)
+    """A small config of each supported family (2 layers, d_model 64, 4 heads): the family record's own."""
+    for a in FAMILIES:
+        if a.family == family:
+            return a.tiny_config(vocab_size)
     raise ValueError(f"No tiny config for '{family}'; choose one of {TINY_FAMILIES}.")
 
 
