@@ -37,6 +37,8 @@ class SiteSpec:
     shape: str = ""               # the value's axes, e.g. "[B, T, H, dh]"
     view: Callable[[torch.Tensor, int], torch.Tensor] | None = None  # (raw, d_head) -> value, a view of raw
     derive: Callable[[nn.Module, int, torch.Tensor], torch.Tensor] | None = None  # (model, layer, raw) -> value
+    writable: bool = True         # replacing the value changes the forward pass (not so for a derived
+                                  # value, nor for a pattern the attention returns after using it)
 
     @property
     def hooked(self) -> bool:
@@ -132,7 +134,8 @@ class Arch:
         """Every named hook site of the family: `hook_embed`-style names at model level, `blocks.{l}.`
         names relative to a block (the `{l}` is left out of the keys here)."""
         b, a, m = f"{self.base}.", self.attn, self.mlp
-        derived = {which: SiteSpec(self.attn_norm, "out", shape=shape, derive=_derived_qk(self.qk, i))
+        derived = {which: SiteSpec(self.attn_norm, "out", shape=shape, derive=_derived_qk(self.qk, i),
+                                  writable=False)
                    for i, (which, shape) in enumerate((("q", "[B, T, H, dh]"), ("k", "[B, T, Hkv, dh]")))}
         table = {
             "hook_embed": SiteSpec(b + self.embed, "out", shape="[B, T, D]"),
@@ -143,7 +146,7 @@ class Arch:
             "attn.hook_k": self.k_site or derived["k"],
             "attn.hook_v": self.v_site,
             "attn.hook_z": SiteSpec(f"{a}.{self.attn_out}", "in", shape="[B, T, H, dh]", view=to_heads),
-            "attn.hook_pattern": SiteSpec(a, "out", index=1, shape="[B, H, T, T]"),
+            "attn.hook_pattern": SiteSpec(a, "out", index=1, shape="[B, H, T, T]", writable=False),
             "hook_attn_out": SiteSpec(a, "out", index=0, shape="[B, T, D]"),
             "mlp.hook_pre": SiteSpec(f"{m}.{self.mlp_in}", "out", shape="[B, T, M]"),
             "mlp.hook_pre_linear": SiteSpec(f"{m}.{self.mlp_up}", "out", shape="[B, T, M]") if self.mlp_up else None,

@@ -104,6 +104,7 @@ class HookSite:
     io: str                       # "in" (a forward pre-hook) or "out" (a forward hook)
     index: int                    # element of a tuple output
     hooked: bool                  # False: derived from the hooked tensor (read-only)
+    writable: bool                # an editor's value reaches the rest of the forward pass
     shape: str                    # the value's axes
     value_of: Callable[[torch.Tensor], torch.Tensor] | None  # raw tensor -> value (None: the raw tensor)
 
@@ -145,6 +146,10 @@ class HookSite:
             raise ExplainerError(f"Hook site '{self.name}' is derived (computed from the hooked tensor), "
                                  "so it can be read but not replaced.",
                                  "Edit the hooked site it is computed from, or a hooked site such as attn.hook_z.")
+        if not self.writable:
+            raise ExplainerError(f"Hook site '{self.name}' can be read but not replaced: the attention hands "
+                                 "its pattern back after it has used it, so a new value would change nothing.",
+                                 "Edit attn.hook_z (the heads' outputs) or the queries and keys instead.")
         value_of = self.value_of
 
         def edited(x: torch.Tensor) -> torch.Tensor:
@@ -204,7 +209,7 @@ def _bind(lm, name: str, spec: SiteSpec, layer: int | None) -> HookSite:
     else:
         value_of = None
     return HookSite(name=name, module=module, io=spec.io, index=spec.index, hooked=spec.hooked,
-                    shape=spec.shape, value_of=value_of)
+                    writable=spec.writable, shape=spec.shape, value_of=value_of)
 
 
 def site(lm, name: str) -> HookSite:
