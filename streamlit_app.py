@@ -12,26 +12,28 @@ from explainer.figures.tokens import top_next_tokens
 from explainer.sampling import softmax, top_k
 from explainer.tokens import token_strings
 
-# (file, icon, title in the navigation, one line for the home page's tour); Material icons render in
-# every browser, emoji do not (headless Chromium has no emoji font).
+# (file, icon, title in the navigation, its section there, one line for the home page's tour); Material icons
+# render in every browser, emoji do not (headless Chromium has no emoji font). A page's URL is its file name
+# without the number (/Attention, /Next_token, ...): links already shared depend on it.
+INSIDE, MAKING, FURTHER = "Inside the model", "Making text", "Going further"
 TOUR = [
-    ("pages/1_Embeddings.py", ":material/scatter_plot:", "Word vectors",
+    ("pages/1_Embeddings.py", ":material/scatter_plot:", "Word vectors", INSIDE,
      "Tokens become vectors; directions carry meaning (king − man + woman)."),
-    ("pages/2_Attention.py", ":material/visibility:", "Attention",
+    ("pages/2_Attention.py", ":material/visibility:", "Attention", INSIDE,
      "Each token looks back at earlier ones: heatmaps, Q·K, head roles."),
-    ("pages/3_MLP_neurons.py", ":material/hub:", "MLP neurons",
+    ("pages/3_MLP_neurons.py", ":material/hub:", "MLP neurons", INSIDE,
      "Thousands of neurons per layer fire on particular patterns."),
-    ("pages/4_Logit_lens.py", ":material/layers:", "Residual stream & logit lens",
+    ("pages/4_Logit_lens.py", ":material/layers:", "Residual stream & logit lens", INSIDE,
      "Watch the prediction form layer by layer."),
-    ("pages/5_Next_token.py", ":material/casino:", "Next token",
+    ("pages/5_Next_token.py", ":material/casino:", "Next token", MAKING,
      "Temperature, top-k, top-p — and generation, one token at a time."),
-    ("pages/6_Generate.py", ":material/edit_note:", "Generation playground",
+    ("pages/6_Generate.py", ":material/edit_note:", "Generation playground", MAKING,
      "Prompt templates, streaming output, padding and masks."),
-    ("pages/7_Interventions.py", ":material/content_cut:", "Interventions",
+    ("pages/7_Interventions.py", ":material/content_cut:", "Interventions", FURTHER,
      "Switch off heads or neurons and see what changes."),
-    ("pages/8_Anatomy.py", ":material/account_tree:", "Anatomy",
+    ("pages/8_Anatomy.py", ":material/account_tree:", "Anatomy", FURTHER,
      "Where the parameters are; a model is two files."),
-    ("pages/9_Tiny_LM_lab.py", ":material/school:", "Tiny LM lab",
+    ("pages/9_Tiny_LM_lab.py", ":material/school:", "Tiny LM lab", FURTHER,
      "Train a character-level language model live, in seconds."),
 ]
 
@@ -75,7 +77,7 @@ def home() -> None:
     st.subheader("The guided tour")
     st.write("Follow the prompt through the model, one page at a time:")
     cols = st.columns(3)
-    for i, (path, icon, label, blurb) in enumerate(TOUR):
+    for i, (path, icon, label, _, blurb) in enumerate(TOUR):
         with cols[i % 3]:
             st.page_link(path, label=f"**{i + 1}. {label}**", icon=icon)
             st.caption(blurb)
@@ -84,8 +86,7 @@ def home() -> None:
 def navigation() -> None:
     """Titles a teacher can read in the sidebar (not file names), grouped in the order of the tour."""
     sections: dict[str, list] = {"": [st.Page(home, title="Home", icon=":material/home:", default=True)]}
-    for i, (path, icon, label, _) in enumerate(TOUR):
-        section = "Inside the model" if i < 4 else "Making text" if i < 6 else "Going further"
+    for path, icon, label, section, _ in TOUR:
         url = Path(path).stem.split("_", 1)[1]
         sections.setdefault(section, []).append(st.Page(path, title=label, icon=icon, url_path=url))
     st.navigation(sections).run()

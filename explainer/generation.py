@@ -158,15 +158,21 @@ def start(lm: LoadedModel, text: str, max_tokens: int | None = None,
 
 
 def advance(lm: LoadedModel, state: StepState, how: str = "top", settings: Settings | None = None,
-            seed: int | None = 0) -> Step:
-    """Take one token ('top' or a seeded 'sample') from the current distribution and run the model
-    on it alone, reusing the cached keys and values of everything before it."""
+            seed: int | None = 0, token: int | None = None) -> Step:
+    """Take one token ('top', a seeded 'sample', or 'given': `token` itself, as a link replays its steps)
+    from the current distribution and run the model on it alone, reusing the cached keys and values of
+    everything before it."""
     settings = settings or Settings()
     with state.lock:
         if state.room <= 0:
             raise _context_full(state.n_ctx)
         dist = probabilities(state.frontier, settings.temperature, settings.top_k, settings.top_p)
-        if how == "sample":
+        if how == "given":
+            if token is None or not 0 <= int(token) < len(dist.logits):
+                raise ExplainerError(f"{token!r} is not a token id of this model.",
+                                     f"Use an id from 0 to {len(dist.logits) - 1}.")
+            token = int(token)
+        elif how == "sample":
             token = choose(dist, "sample", seed, state.draws)
             state.draws += 1
         else:

@@ -7,18 +7,26 @@ Pages stay thin: `lm = ui.page("Title", "one-line intro")`, then widgets -> expl
 from __future__ import annotations
 
 import html
+import runpy
 import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 import explainer as ex
+from explainer import links
 from explainer.figures.common import show_token
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, bundled_ready, prepare_bundled
 
 DEFAULT_PROMPT = "The Eiffel Tower is in the city of"
 DEFAULT_MAX_TOKENS = 256
 _OTHER = "Other: a Hub id or a local folder…"
+APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 ss = st.session_state
+_run = threading.local()  # per script run: the notice box (each run of a session is one thread)
 
 
 # -- cached resources ----------------------------------------------------------------------------
@@ -61,8 +69,9 @@ _CSS = """
 
 
 def page(title: str, intro: str = "", icon: str = "🔎") -> ex.LoadedModel | None:
-    """Common page set-up: config, style, sidebar with the model picker. Returns the model in use,
-    or None (with a message already shown) when no model could be loaded."""
+    """Common page set-up: the app's own navigation, the link's state, config, style, sidebar with the
+    model picker. Returns the model in use, or None (with a message already shown) when no model loaded."""
+    _through_app_navigation()
     try:
         st.set_page_config(page_title=f"{title} · Inside a GPT", page_icon=icon, layout="wide")
     except st.errors.StreamlitAPIException:
@@ -71,7 +80,23 @@ def page(title: str, intro: str = "", icon: str = "🔎") -> ex.LoadedModel | No
     st.title(title)
     if intro:
         st.caption(intro)
+    _run.box, _run.said = st.container(), set()
+    for message in ss.get("_notices", []):   # still shown after a rerun, until the user moves a control
+        notice(message)
+    link_in()
     return sidebar_model()
+
+
+def _through_app_navigation() -> None:
+    """Every way into the app goes through streamlit_app.py's navigation.
+
+    Until some run has called st.navigation, a Streamlit server whose main script has a pages/ folder
+    beside it serves a deep link (/MLP_neurons as the first request) by running that file on its own,
+    under a file-name navigation ("streamlit app", "Embeddings", ...). Then run the app's navigation here
+    instead: it replaces that one, runs this same page by its URL, and this run stops."""
+    if PagesManager.uses_pages_directory:
+        runpy.run_path(str(APP), run_name="__main__")
+        st.stop()
 
 
 def traced_page(title: str, intro: str = "", icon: str = "🔎") -> tuple[ex.LoadedModel, ex.Trace]:
@@ -87,55 +112,65 @@ def traced_page(title: str, intro: str = "", icon: str = "🔎") -> tuple[ex.Loa
 
 
 def _init_state() -> None:
-    if "model_name" not in ss:
-        qp = st.query_params.get("model")
-        ss.model_name = qp if qp else BUNDLED
-    if "_prompt" not in ss:
-        ss._prompt = st.query_params.get("prompt") or DEFAULT_PROMPT
-    if "max_tokens" not in ss:
-        ss.max_tokens = DEFAULT_MAX_TOKENS
+    """The session's model and prompt, from the link (or the defaults)."""
+    link = _link()
+    name = links.text("model", link["model"]).value.strip() if "model" in link else ""
+    ss.model_name = name or BUNDLED
+    if "prompt" in link:
+        text, note = links.decode_prompt(link["prompt"])
+        if note:
+            notice(note)
+            del link["prompt"]
+        ss._prompt = links.text("prompt", text).value if not note else DEFAULT_PROMPT
+    else:
+        ss._prompt = DEFAULT_PROMPT
 
 
-def _keep_sidebar_values() -> None:
-    """Streamlit drops a widget's value when a page without it runs; re-assigning it before the widget
-    exists keeps it across pages. Must run before the sidebar widgets are created."""
-    for key in ("model_pick", "max_tokens"):
-        if key in ss:
-            ss[key] = ss[key]
+def _model_picked() -> None:
+    ss._other_open = ss.model_pick == _OTHER
+    if not ss._other_open:
+        ss._model_wanted = ss.model_pick
+
+
+def _model_typed() -> None:
+    if ss.model_other.strip():
+        ss._model_wanted = ss.model_other.strip()
 
 
 def sidebar_model() -> ex.LoadedModel | None:
-    """Model picker. A failed load shows why and keeps the model the session had."""
+    """Model picker. A failed load shows why and keeps the model the session had (and what was typed)."""
     _init_state()
-    _keep_sidebar_values()
     choices = [BUNDLED, *HUB_MODELS, _OTHER]
     current = ss.model_name
-    if "_pick_reset" in ss:  # undo a pick that failed to load (allowed before the widget exists)
-        ss.model_pick = ss.pop("_pick_reset")
-    if "model_pick" not in ss:
-        ss.model_pick = current if current in choices else _OTHER
+    wanted = ss.pop("_model_wanted", current)
+    other = ss.get("_other_open", False) or wanted not in choices
+    ss.model_pick = _OTHER if other else wanted
     with st.sidebar:
         st.markdown("### Model")
-        pick = st.selectbox("Model", choices, key="model_pick", label_visibility="collapsed",
-                            format_func=lambda n: n if n == _OTHER else model_label(n))
-        wanted = pick
-        if pick == _OTHER:
-            wanted = st.text_input("Hub id or local folder", value="" if current in choices else current,
-                                   placeholder="e.g. EleutherAI/pythia-70m or /models/gpt2").strip()
-            if not wanted:
-                wanted = current
-        st.number_input("Max tokens per prompt", min_value=8, max_value=4096, step=64, key="max_tokens",
-                        help="Longer prompts keep their last tokens. Attention grows with tokens².")
+        st.selectbox("Model", choices, key="model_pick", label_visibility="collapsed", on_change=_model_picked,
+                     format_func=lambda n: n if n == _OTHER else model_label(n))
+        if other:
+            if wanted not in choices:
+                ss.model_other = wanted
+            st.text_input("Hub id or local folder", key="model_other", on_change=_model_typed,
+                          placeholder="e.g. EleutherAI/pythia-70m or /models/gpt2")
+        number("max_tokens", "Max tokens per prompt", 8, 4096, DEFAULT_MAX_TOKENS, step=64,
+               help="Longer prompts keep their last tokens. Attention grows with tokens².")
     if "model_error" in ss:
         st.sidebar.error(ss.pop("model_error"))
     lm = _load_with_progress(wanted)
     if lm is None and wanted != current:
         ss.model_error = ss.get("_last_load_error", "That model could not be loaded.")
-        ss._pick_reset = current if current in choices else _OTHER
         st.rerun()
+    if lm is None and current != BUNDLED:  # the link's model cannot be loaded here
+        notice(f"The model in this link, {current!r}, could not be loaded: "
+               f"{ss.get('_last_load_error', 'unknown error')} Showing the bundled model instead.")
+        set_link("model", None)
+        ss.model_name = BUNDLED
+        lm = _load_with_progress(BUNDLED)
     if lm is not None and wanted != current:
         ss.model_name = wanted
-        st.query_params["model"] = wanted
+        set_link("model", None if wanted == BUNDLED else wanted)
     if lm is not None:
         with st.sidebar:
             dev = f"{lm.device.type}, {str(lm.dtype).removeprefix('torch.')}"
@@ -162,17 +197,21 @@ def _load_with_progress(name: str) -> ex.LoadedModel | None:
 
 # -- the prompt ---------------------------------------------------------------------------------
 
-def _sync_prompt() -> None:
+PROMPT_BOUND = ("token", "window", "steps", "view")   # positions and steps of the old prompt mean nothing now
+
+
+def _prompt_moved() -> None:
+    ss._notices = []
     ss._prompt = ss.prompt_widget
+    set_link("prompt", None if ss._prompt == DEFAULT_PROMPT else links.encode_prompt(ss._prompt))
+    for name in PROMPT_BOUND:
+        set_link(name, None)
 
 
 def prompt_box(label: str = "Prompt", height: int = 90, help: str | None = None) -> str:
-    """One prompt shared by every page (and the URL)."""
-    _init_state()
+    """One prompt shared by every page and the link (long prompts are compressed there)."""
     ss.prompt_widget = ss._prompt
-    st.text_area(label, key="prompt_widget", height=height, on_change=_sync_prompt, help=help)
-    if st.query_params.get("prompt") != ss._prompt and len(ss._prompt) < 500:
-        st.query_params["prompt"] = ss._prompt
+    st.text_area(label, key="prompt_widget", height=height, on_change=_prompt_moved, help=help)
     return ss._prompt
 
 
@@ -181,7 +220,7 @@ def current_trace(lm: ex.LoadedModel, text: str | None = None) -> ex.Trace | Non
     text = ss._prompt if text is None else text
     try:
         with st.spinner("Running the model…"):
-            tr = get_trace(lm.name, text, int(ss.max_tokens))
+            tr = get_trace(lm.name, text, int(ss.max_tokens))  # max_tokens: the sidebar's linked control
     except ex.ExplainerError as e:
         st.info(str(e))
         return None
@@ -207,3 +246,199 @@ def token_chips(tokens, ids=None, colors=None, titles=None) -> None:
         parts.append(f'<span class="tok" style="background:{bg}" title="{tip}">'
                      f"{html.escape(show_token(t))}{sub}</span>")
     st.markdown(f'<div class="tok-row">{"".join(parts)}</div>', unsafe_allow_html=True)
+
+
+# -- the link: every control that changes what a page shows lives in the URL -------------------------
+# One mechanism for every page. The session's link state, ss["_link"] ({name: value as written in the
+# URL}), is the source of truth: a control reads its value from it before it is drawn, and its on_change
+# callback writes the new value back (and to the URL) before the rerun. A name absent from the link means
+# "the page's default", so defaults that depend on the prompt still follow it. Streamlit's own
+# bind="query-params" is not used: it keys bindings by page, so `layer` on Attention and on MLP neurons
+# would be two parameters, it drops every parameter on a page switch, and it discards a bad value
+# silently, where the contract wants one name across pages, parameters kept for the next page and a notice
+# for every value that had to be mended (measured with Streamlit 1.67; see ARCHITECTURE.md).
+
+def _link() -> dict[str, str]:
+    if "_link" not in ss:
+        ss._link = {}
+    return ss._link
+
+
+def link_in() -> None:
+    """At the top of every run: adopt a link that came from outside (the first request, a pasted URL, the
+    browser's back button), or put the session's link back after a page switch cleared the URL."""
+    qp = {k: st.query_params.get(k) for k in st.query_params}
+    written = ss.get("_link_written")
+    _run.new_link = False
+    if written is not None and (qp == written or not qp):
+        _write_link()           # nothing new (or a page switch emptied the URL): the session's link stays
+        return
+    _run.new_link = True
+    unknown = [k for k in qp if k not in links.NAMES]
+    ss._link = {k: v for k, v in qp.items() if k in links.NAMES}
+    if note := links.unknown_notice(unknown):
+        notice(note)
+    _write_link()
+
+
+def _write_link() -> None:
+    link = dict(_link())
+    ss._link_written = link
+    if {k: st.query_params.get(k) for k in st.query_params} != link:
+        st.query_params.from_dict(link)
+
+
+def set_link(name: str, value: str | None) -> None:
+    """Set (or, with None, drop) one parameter of the session's link and the URL."""
+    link = _link()
+    if value is None:
+        link.pop(name, None)
+    else:
+        link[name] = value
+    _write_link()
+
+
+def linked_number(name: str, lo: int, hi: int, default: int) -> int:
+    """The link's whole number `name` (clamped), or `default`, without drawing a widget: for what a page needs
+    before the control that sets it is drawn (that control shows any notice)."""
+    raw = _link().get(name)
+    return default if raw is None else links.number(name, raw, lo, hi, default, True).value
+
+
+def link_is_new() -> bool:
+    """Whether this run adopted a link from outside (so page state derived from the old link must yield)."""
+    return getattr(_run, "new_link", False)
+
+
+def link_value(name: str) -> str | None:
+    return _link().get(name)
+
+
+def notice(message: str) -> None:
+    """A visible note at the top of the page (once per run), e.g. for a link value that had to be mended."""
+    said = getattr(_run, "said", None)
+    if said is None or message in said:
+        return
+    said.add(message)
+    kept = ss.setdefault("_notices", [])
+    if message not in kept:
+        kept.append(message)
+    try:
+        _run.box.warning(message, icon=":material/link:")
+    except Exception:  # noqa: BLE001 - a fragment rerun cannot write to the page's box: write in place
+        st.warning(message, icon=":material/link:")
+
+
+def _moved(name: str, key: str, show: Callable[[Any], str], resets: Sequence[str]) -> None:
+    ss._notices = []   # the user has acted: the link's notices have been read
+    set_link(name, show(ss[key]))
+    for other in resets:
+        set_link(other, None)
+
+
+def _bound(name: str, key: str | None, draw: Callable[..., Any], mend: Callable[[str], links.Mended],
+           default: Any, show: Callable[[Any], str] = str, resets: Sequence[str] = (), **kw: Any) -> Any:
+    """Draw one widget whose value is the link's `name` (or `default`), mended with a notice when the link's
+    value is bad; moving it writes the link and drops the parameters in `resets` (which depend on it)."""
+    key = key or name
+    raw = _link().get(name)
+    value = default
+    if raw is not None:
+        m = mend(raw)
+        value = m.value
+        if m.notice:
+            notice(m.notice)
+            set_link(name, None if value == default else show(value))
+    ss[key] = value
+    return draw(key=key, on_change=_moved, args=(name, key, show, tuple(resets)), **kw)
+
+
+def _where(where):
+    return where if where is not None else st
+
+
+def _num_show(integer: bool) -> Callable[[Any], str]:
+    return (lambda v: str(int(v))) if integer else (lambda v: f"{float(v):g}")
+
+
+def slider(name: str, label: str, lo: float, hi: float, default: float, *, step: float | None = None,
+           key: str | None = None, where=None, resets: Sequence[str] = (), **kw: Any) -> Any:
+    integer = all(isinstance(v, int) for v in (lo, hi, default))
+    return _bound(name, key, lambda **a: _where(where).slider(label, lo, hi, step=step, **a, **kw),
+                  lambda raw: links.number(name, raw, lo, hi, default, integer), default, _num_show(integer),
+                  resets)
+
+
+def range_slider(name: str, label: str, lo: int, hi: int, default: tuple[int, int], *, key: str | None = None,
+                 where=None, **kw: Any) -> tuple[int, int]:
+    """A two-handled slider over whole numbers, written `first,last` in the link."""
+    return _bound(name, key, lambda **a: _where(where).slider(label, lo, hi, **a, **kw),
+                  lambda raw: links.int_range(name, raw, lo, hi, default), tuple(default),
+                  lambda v: f"{int(v[0])},{int(v[1])}")
+
+
+def number(name: str, label: str, lo: float, hi: float, default: float, *, step: float = 1,
+           key: str | None = None, where=None, **kw: Any) -> Any:
+    integer = all(isinstance(v, int) for v in (lo, hi, default, step))
+    return _bound(name, key, lambda **a: _where(where).number_input(label, min_value=lo, max_value=hi, step=step,
+                                                                     **a, **kw),
+                  lambda raw: links.number(name, raw, lo, hi, default, integer), default, _num_show(integer))
+
+
+def select(name: str, label: str, options: Sequence[Any], default: Any, *, widget: str = "selectbox",
+           key: str | None = None, where=None, show: Callable[[Any], str] = str, resets: Sequence[str] = (),
+           **kw: Any) -> Any:
+    """A selectbox, radio or select_slider (`widget`) over `options`, written in the link by `show`."""
+    options = list(options)
+    return _bound(name, key, lambda **a: getattr(_where(where), widget)(label, options, **a, **kw),
+                  lambda raw: links.choice(name, raw, options, default, show), default, show, resets)
+
+
+def flag(name: str, label: str, default: bool, *, widget: str = "toggle", key: str | None = None, where=None,
+         **kw: Any) -> bool:
+    return _bound(name, key, lambda **a: getattr(_where(where), widget)(label, **a, **kw),
+                  lambda raw: links.flag(name, raw, default), default, lambda v: str(int(bool(v))))
+
+
+def text(name: str, label: str, default: str = "", *, area: bool = False, key: str | None = None, where=None,
+         compress: bool = False, **kw: Any) -> str:
+    """A text input (or area); `compress` writes long texts in the link as a prompt is written."""
+    draw = (_where(where).text_area if area else _where(where).text_input)
+
+    def mend(raw: str) -> links.Mended:
+        m = links.text(name, raw)
+        if compress:
+            value, note = links.decode_prompt(raw)
+            m = links.Mended(default, note) if note else links.text(name, value)
+        limit = kw.get("max_chars")
+        if limit and len(m.value) > limit:
+            return links.Mended(m.value[:limit], f"`{name}` is limited to {limit} characters here: kept the first "
+                                                 f"{limit}.")
+        return m
+
+    return _bound(name, key, lambda **a: draw(label, **a, **kw), mend, default,
+                  links.encode_prompt if compress else str)
+
+
+def many(name: str, label: str, options: Sequence[Any], default: Sequence[Any] = (), *, key: str | None = None,
+         where=None, show: Callable[[Any], str] = str, **kw: Any) -> list:
+    options = list(options)
+    return _bound(name, key, lambda **a: _where(where).multiselect(label, options, **a, **kw),
+                  lambda raw: links.many(name, raw, options, show), list(default),
+                  lambda v: ",".join(show(o) for o in v))
+
+
+def tabs(labels: dict[str, str], name: str = "tab") -> Sequence:
+    """st.tabs whose open tab is the link's `tab`, written as the short names that key `labels`. A short
+    name of another page's tabs stays in the link for that page, without a notice."""
+    short = {v: k for k, v in labels.items()}
+    first = next(iter(labels.values()))
+
+    def mend(raw: str) -> links.Mended:
+        if raw in labels:
+            return links.Mended(labels[raw])
+        if raw in links.TAB_NAMES:
+            return links.Mended(first)
+        return links.Mended(first, f"`{name}={raw[:40]}` is not a tab here: showing “{first}”.")
+
+    return _bound(name, None, lambda **a: st.tabs(list(labels.values()), **a), mend, first, lambda v: short[v])

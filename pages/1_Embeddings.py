@@ -25,48 +25,12 @@ if lm is None:
     st.stop()
 
 ss = st.session_state
-_MAP0, _AN0, _DIR0, _CTX0 = (next(iter(p)) for p in (emb.MAP_PRESETS, emb.ANALOGY_PRESETS,
-                                                      emb.DIRECTION_PRESETS, emb.CONTEXT_PRESETS))
-DEFAULTS = {
-    "emb_map_preset": _MAP0,
-    "emb_map_words": emb.MAP_PRESETS[_MAP0],
-    "emb_map_dims": "2-D",
-    "emb_map_align": False,
-    "emb_an_preset": _AN0,
-    "emb_an_a": emb.ANALOGY_PRESETS[_AN0][0],
-    "emb_an_b": emb.ANALOGY_PRESETS[_AN0][1],
-    "emb_an_c": emb.ANALOGY_PRESETS[_AN0][2],
-    "emb_an_k": 10,
-    "emb_an_variants": True,
-    "emb_nb_word": "Paris",
-    "emb_dir_preset": _DIR0,
-    "emb_dir_axis": emb.DIRECTION_PRESETS[_DIR0][0],
-    "emb_dir_words": emb.DIRECTION_PRESETS[_DIR0][1],
-    "emb_sim_words": "king, queen, man, woman, cat, dog, zebra, banana, Paris, the, and",
-    "emb_ctx_preset": _CTX0,
-    "emb_ctx_word": emb.CONTEXT_PRESETS[_CTX0][0],
-    "emb_ctx_sentences": "\n".join(emb.CONTEXT_PRESETS[_CTX0][1]),
-    "emb_ctx_center": True,
-}
-for _k, _v in DEFAULTS.items():  # initialise once; re-assigning keeps values when the user changes page
-    ss[_k] = ss[_k] if _k in ss else _v
+SIM_WORDS = "king, queen, man, woman, cat, dog, zebra, banana, Paris, the, and"
 
 
-def _load_map_preset() -> None:
-    ss.emb_map_words = emb.MAP_PRESETS[ss.emb_map_preset]
-
-
-def _load_analogy_preset() -> None:
-    ss.emb_an_a, ss.emb_an_b, ss.emb_an_c = emb.ANALOGY_PRESETS[ss.emb_an_preset]
-
-
-def _load_direction_preset() -> None:
-    ss.emb_dir_axis, ss.emb_dir_words = emb.DIRECTION_PRESETS[ss.emb_dir_preset]
-
-
-def _load_context_preset() -> None:
-    word, sentences = emb.CONTEXT_PRESETS[ss.emb_ctx_preset]
-    ss.emb_ctx_word, ss.emb_ctx_sentences = word, "\n".join(sentences)
+def _preset(name: str, label: str, presets: dict, depends: tuple[str, ...]) -> str:
+    """A preset picker: choosing a preset drops the words it fills in from the link, so they follow it."""
+    return ui.select(name, label, list(presets), next(iter(presets)), key=f"emb_{name}", resets=depends)
 
 
 def _token_used(w: emb.WordToken) -> str:
@@ -89,7 +53,8 @@ def _glove() -> glove.Glove:
 st.info(emb.matrix_note(lm) + " A typed word is looked up as the token it becomes mid-sentence, with its "
         "leading space (␣king); a word split into several tokens gets the mean of its pieces, marked *.")
 
-tabs = st.tabs(["Word map", "Analogies", "Directions", "Dot vs cosine", "In context"])
+tabs = ui.tabs({"map": "Word map", "analogies": "Analogies", "directions": "Directions",
+                "similarity": "Dot vs cosine", "context": "In context"})
 
 
 # -- 1. PCA map ------------------------------------------------------------------------------------
@@ -98,12 +63,13 @@ tabs = st.tabs(["Word map", "Analogies", "Directions", "Dot vs cosine", "In cont
 def map_tab() -> None:
     left, right = st.columns([1, 3], gap="large")
     with left:
-        st.selectbox("Word set", list(emb.MAP_PRESETS), key="emb_map_preset", on_change=_load_map_preset)
-        st.text_area("Words — `a → b` draws an arrow", key="emb_map_words", height=250,
+        preset = _preset("map_preset", "Word set", emb.MAP_PRESETS, ("map_words",))
+        ui.text("map_words", "Words — `a → b` draws an arrow", emb.MAP_PRESETS[preset], area=True,
+                key="emb_map_words", height=250,
                      help="Separate words with commas or new lines. `man → woman` (or `man -> woman`) draws "
                           "an arrow; `one → two → three` a chain.")
-        st.radio("View", ["2-D", "3-D"], key="emb_map_dims", horizontal=True)
-        st.checkbox("First axis = the average arrow", key="emb_map_align",
+        ui.select("map_dims", "View", ["2-D", "3-D"], "2-D", widget="radio", key="emb_map_dims", horizontal=True)
+        ui.flag("map_align", "First axis = the average arrow", False, widget="checkbox", key="emb_map_align",
                     help="Instead of plain PCA: put the average of the arrows (e.g. man → woman, king → queen) "
                          "on the first axis, and the principal components of what is left on the others.")
         st.caption("Each word's vector has "
@@ -135,13 +101,15 @@ with tabs[0]:
 
 @st.fragment
 def analogy_tab() -> None:
-    st.selectbox("Example", list(emb.ANALOGY_PRESETS), key="emb_an_preset", on_change=_load_analogy_preset)
+    picked = _preset("an_preset", "Example", emb.ANALOGY_PRESETS, ("an_a", "an_b", "an_c"))
+    preset = emb.ANALOGY_PRESETS[picked]
     c1, c2, c3, c4 = st.columns([3, 3, 3, 2])
-    c1.text_input("a", key="emb_an_a")
-    c2.text_input("minus b", key="emb_an_b")
-    c3.text_input("plus c", key="emb_an_c")
-    c4.slider("Show", 3, 20, key="emb_an_k", help="How many nearest tokens to list.")
-    st.checkbox("Also hide other spellings of the input words (King, ␣King, KING)", key="emb_an_variants",
+    ui.text("an_a", "a", preset[0], key="emb_an_a", where=c1)
+    ui.text("an_b", "minus b", preset[1], key="emb_an_b", where=c2)
+    ui.text("an_c", "plus c", preset[2], key="emb_an_c", where=c3)
+    ui.slider("an_k", "Show", 3, 20, 10, key="emb_an_k", where=c4, help="How many nearest tokens to list.")
+    ui.flag("an_variants", "Also hide other spellings of the input words (King, ␣King, KING)", True,
+            widget="checkbox", key="emb_an_variants",
                 help="The input words' own tokens are always left out of the answer; this also leaves out "
                      "their capitalised and space-less twins.")
     a, b, c = ss.emb_an_a, ss.emb_an_b, ss.emb_an_c
@@ -188,7 +156,8 @@ def analogy_tab() -> None:
 @st.fragment
 def neighbours_view() -> None:
     st.markdown("#### Nearest neighbours of one word")
-    st.text_input("Word", key="emb_nb_word", help="The tokens whose vectors point most nearly the same way.")
+    ui.text("nb_word", "Word", "Paris", key="emb_nb_word",
+            help="The tokens whose vectors point most nearly the same way.")
     try:
         wt, nb = emb.neighbours(lm, ss.emb_nb_word, k=10)
     except ExplainerError as e:
@@ -223,10 +192,11 @@ with tabs[1]:
 def direction_tab() -> None:
     left, right = st.columns([1, 2], gap="large")
     with left:
-        st.selectbox("Axis", list(emb.DIRECTION_PRESETS), key="emb_dir_preset", on_change=_load_direction_preset)
-        st.text_area("Pairs that define the axis (`from → to`)", key="emb_dir_axis", height=175,
+        preset = emb.DIRECTION_PRESETS[_preset("dir_preset", "Axis", emb.DIRECTION_PRESETS, ("dir_axis", "dir_words"))]
+        ui.text("dir_axis", "Pairs that define the axis (`from → to`)", preset[0], area=True, key="emb_dir_axis",
+                height=175,
                      help="The axis is the average of (to − from) over the pairs.")
-        st.text_area("Words to place on it", key="emb_dir_words", height=150)
+        ui.text("dir_words", "Words to place on it", preset[1], area=True, key="emb_dir_words", height=150)
     with right:
         pairs = emb.parse_items(ss.emb_dir_axis).pairs
         if not pairs:
@@ -279,7 +249,8 @@ def _similarity_story(labels, sim) -> str:
 
 @st.fragment
 def similarity_tab() -> None:
-    st.text_area("Words", key="emb_sim_words", height=80, help="Separate words with commas.")
+    ui.text("sim_words", "Words", SIM_WORDS, area=True, key="emb_sim_words", height=80,
+            help="Separate words with commas.")
     try:
         wv = emb.word_vectors(lm, emb.split_words(ss.emb_sim_words), max_words=30)
         if len(wv.words) < 2:
@@ -320,10 +291,12 @@ def _highlight(sentence: str, word: str) -> str:
 def context_tab() -> None:
     left, right = st.columns([1, 2], gap="large")
     with left:
-        st.selectbox("Example", list(emb.CONTEXT_PRESETS), key="emb_ctx_preset", on_change=_load_context_preset)
-        st.text_input("Word to follow", key="emb_ctx_word")
-        st.text_area("Sentences, one per line (2–8)", key="emb_ctx_sentences", height=170)
-        st.checkbox("Centre each layer", key="emb_ctx_center",
+        preset = emb.CONTEXT_PRESETS[_preset("ctx_preset", "Example", emb.CONTEXT_PRESETS,
+                                             ("ctx_word", "ctx_sentences"))]
+        ui.text("ctx_word", "Word to follow", preset[0], key="emb_ctx_word")
+        ui.text("ctx_sentences", "Sentences, one per line (2–8)", "\n".join(preset[1]), area=True,
+                key="emb_ctx_sentences", height=170)
+        ui.flag("ctx_center", "Centre each layer", True, widget="checkbox", key="emb_ctx_center",
                     help="Subtracts, at each layer, the mean vector over all tokens of these sentences. A large "
                          "part of every residual vector is common to all tokens; removing it makes the "
                          "differences between contexts visible.")

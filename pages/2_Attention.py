@@ -38,7 +38,8 @@ def induction_demo(model_name: str) -> tuple[tuple[str, ...], np.ndarray, int, i
 
 
 def set_head(layer: int, head: int, note: str | None = None) -> None:
-    ss.att_layer, ss.att_head = int(layer), int(head)
+    ui.set_link("layer", str(int(layer)))
+    ui.set_link("head", str(int(head)))
     if note:
         ss._att_note = note
 
@@ -50,11 +51,10 @@ def on_pick(key: str) -> None:
         set_head(*pick, note=f"Opened layer {pick[0]}, head {pick[1]}.")
 
 
-# Start on a head worth looking at: the one where the last token looks furthest back into the prompt.
-if "att_layer" not in ss or "att_head" not in ss or ss.get("_att_model") != lm.name:
-    set_head(*heads.looking_back_head(tr.attn))
-    ss._att_model = lm.name
-ss.att_layer, ss.att_head = min(int(ss.att_layer), L - 1), min(int(ss.att_head), H - 1)
+# Unless the link names one, start on a head worth looking at: the one where the last token looks furthest
+# back into the prompt.
+default_layer, default_head = heads.looking_back_head(tr.attn)
+shown = (ui.linked_number("layer", 0, L - 1, default_layer), ui.linked_number("head", 0, H - 1, default_head))
 if "_att_note" in ss:
     st.toast(ss.pop("_att_note"))
 
@@ -70,7 +70,7 @@ st.subheader(f"1 · All {L * H} heads at once")
 st.write(f"{L} layers × {H} heads. Each tile is one head's attention pattern on your prompt: rows are the "
          "tokens doing the looking (queries), columns the tokens looked at (keys); dark = much attention. "
          "**Click a tile** to open that head below.")
-ui.chart(fa.overview(tr.attn, tr.tokens, (ss.att_layer, ss.att_head), n_kv_heads=lm.n_kv_heads, scores=scores),
+ui.chart(fa.overview(tr.attn, tr.tokens, shown, n_kv_heads=lm.n_kv_heads, scores=scores),
          key="att_overview", on_select=partial(on_pick, "att_overview"), selection_mode="points")
 if tr.n_tokens > 16:
     st.caption(f"Your prompt has {tr.n_tokens} tokens, so each tile is shrunk to 16 × 16 blocks showing the "
@@ -80,9 +80,9 @@ if tr.n_tokens > 16:
 st.subheader("2 · One head up close")
 c1, c2 = st.columns(2)
 with c1:
-    layer = st.slider("Layer", 0, L - 1, key="att_layer")
+    layer = ui.slider("layer", "Layer", 0, L - 1, default_layer, key="att_layer")
 with c2:
-    head = st.slider("Head", 0, H - 1, key="att_head")
+    head = ui.slider("head", "Head", 0, H - 1, default_head, key="att_head")
 left, right = st.columns([3, 2], gap="large")
 with left:
     ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}"), key="att_head_map")
@@ -158,7 +158,7 @@ for role in heads.ROLES:
     st.markdown(f"**{heads.ROLE_LABELS[role]}** — {heads.ROLE_HELP[role]}")
     m_col, b_col = st.columns([4, 1], gap="medium")
     with m_col:
-        ui.chart(fa.role_map(scores[role], heads.ROLE_LABELS[role], (ss.att_layer, ss.att_head),
+        ui.chart(fa.role_map(scores[role], heads.ROLE_LABELS[role], (layer, head),
                              help_text=heads.ROLE_HELP[role].split(":")[0]),
                  key=f"att_role_{role}", on_select=partial(on_pick, f"att_role_{role}"), selection_mode="points")
     with b_col:

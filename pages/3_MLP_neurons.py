@@ -31,9 +31,10 @@ st.write(
 )
 
 c1, c2, c3 = st.columns([3, 2, 2])
-layer = c1.slider("Layer", 0, L - 1, value=min(L - 1, L // 2), key="mlp_layer")
-n_show = c2.slider("Neurons shown", 5, 40, value=20, step=5, key="mlp_n")
-skip = c3.toggle("Leave out the first token", value=True, key="mlp_skip", disabled=T < 2,
+layer = ui.slider("layer", "Layer", 0, L - 1, min(L - 1, L // 2), key="mlp_layer", where=c1,
+                  resets=("neuron",))  # a new layer starts on its strongest neuron
+n_show = ui.slider("mlp_n", "Neurons shown", 5, 40, 20, step=5, key="mlp_n", where=c2)
+skip = ui.flag("skip_first", "Leave out the first token", True, key="mlp_skip", where=c3, disabled=T < 2,
                  help="Many models park huge activations on the very first token (an 'attention sink'), "
                       "which would crowd out everything else in the ranking and the colours.")
 
@@ -51,18 +52,21 @@ def token_and_neuron() -> None:
     labels = axis_labels(tr.tokens)
     with left:
         st.subheader("2 · Which neurons fire on one token?")
-        pos = st.selectbox("Token", range(T), index=T - 1, format_func=lambda p: labels[p], key="mlp_pos")
+        pos = ui.select("token", "Token", range(T), T - 1, format_func=lambda p: labels[p], key="mlp_pos")
         tn = mlp.top_neurons_at(tr, layer, pos, n=10)
         ui.chart(figs.top_neurons_bar(tn, tr.tokens[pos]), key="mlp_bar")
     with right:
         st.subheader("3 · One neuron across the prompt")
         choices = list(dict.fromkeys([int(n) for n in ns.neurons] + [int(n) for n in tn.neurons]))
-        if ss.get("_mlp_neuron_layer") != layer or ss.get("mlp_neuron") not in choices:
-            ss["mlp_neuron"] = choices[0]          # a new layer starts on its strongest neuron
-            ss["_mlp_neuron_layer"] = layer
-        neuron = st.selectbox("Neuron", choices, key="mlp_neuron",
+        last_layer, last = ss.get("_mlp_shown", (None, None))
+        default = last if last_layer == layer and last in choices else choices[0]  # the neuron shown stays
+        linked = ui.linked_number("neuron", 0, M - 1, default)
+        if linked not in choices:                  # a link may name any neuron of the layer
+            choices.insert(0, linked)
+        neuron = ui.select("neuron", "Neuron", choices, default, key="mlp_neuron",
                               format_func=lambda n: f"L{layer}.N{n}", help="The layer's most active neurons, "
                               "then the ones firing hardest on the token chosen on the left.")
+        ss._mlp_shown = (layer, neuron)
         acts = mlp.neuron_activation(tr, layer, neuron)                 # [T]
         body = acts[1:] if ns.skipped_first else acts
         vmax = float(np.abs(body).max()) or 1.0

@@ -53,8 +53,8 @@ st.write(
 )
 positions = range(T)
 if T > WINDOW:
-    lo, hi = st.slider("Positions shown", 0, T - 1, value=(T - WINDOW, T - 1), key="lens_window",
-                       help="The grid shows a window of positions; drag it to see other parts of the prompt.")
+    lo, hi = ui.range_slider("window", "Positions shown", 0, T - 1, (T - WINDOW, T - 1), key="lens_window",
+                             help="The grid shows a window of positions; drag it to see other parts of the prompt.")
     positions = range(lo, hi + 1)
 ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
 final = res.strings[-1, -1, 0]
@@ -69,19 +69,19 @@ def follow_token() -> None:
     st.subheader("2 · Follow one token through the layers")
     labels = axis_labels(tr.tokens)
     c1, c2, c3 = st.columns([2, 2, 2])
-    pos = c1.selectbox("After the token", range(T), index=T - 1, format_func=lambda p: labels[p], key="lens_pos")
+    pos = ui.select("token", "After the token", range(T), T - 1, format_func=lambda p: labels[p], key="lens_pos",
+                    where=c1, resets=("track",))
     probs = softmax(tr.logits[pos])                                    # [V]
     top = [int(i) for i in top_k(probs, 5)]
     names = token_strings(lm.tokenizer, top)
-    if st.session_state.get("lens_track") not in top:   # a new position starts on its prediction
-        st.session_state["lens_track"] = top[0]
-    pick = c2.selectbox("Track", top, format_func=lambda i: f"{show_token(names[top.index(i)])}  "
-                        f"({probs[i]:.1%} at the end)", key="lens_track",
-                        help="The model's final top 5 at this position.")
-    word = c3.text_input("…or type a word", key="lens_word", placeholder="e.g. London",
-                         help="A word the tokenizer splits is tracked by its first token.")
-    space = c3.toggle("with a leading space", value=True, key="lens_space",
-                      help="Inside a sentence a word's token starts with a space: ' London', not 'London'.")
+    # A token of the position's top 5 (a new position starts on its prediction).
+    pick = ui.select("track", "Track", top, top[0], where=c2, key="lens_track",
+                     format_func=lambda i: f"{show_token(names[top.index(i)])}  ({probs[i]:.1%} at the end)",
+                     help="The model's final top 5 at this position.")
+    word = ui.text("word", "…or type a word", key="lens_word", where=c3, placeholder="e.g. London",
+                   help="A word the tokenizer splits is tracked by its first token.")
+    space = ui.flag("space", "with a leading space", True, key="lens_space", where=c3,
+                    help="Inside a sentence a word's token starts with a space: ' London', not 'London'.")
     token_id = pick
     if word.strip():
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explainer import generation as gen
-from explainer import ui
+from explainer import links, ui
 from explainer.errors import ExplainerError
 from explainer.figures.common import show_token
 from explainer.figures.sampling import (
@@ -21,7 +21,7 @@ from explainer.sampling import Settings, probabilities
 from explainer.tokens import token_strings
 
 ss = st.session_state
-DEFAULTS = {"nt_temp": 1.0, "nt_top_k": 10, "nt_top_p": 0.9, "nt_show": 12, "nt_seed": 42}
+TEMPERATURE, TOP_K, TOP_P, SHOW, SEED = 1.0, 10, 0.9, 12, 42   # defaults; the link overrides them
 
 lm, tr = ui.traced_page(
     "Next token",
@@ -29,8 +29,6 @@ lm, tr = ui.traced_page(
     "reshape that distribution before one token is drawn; then the text grows by one token and it starts again.",
     icon="🎲",
 )
-for k, v in DEFAULTS.items():  # keep the controls' values across pages; initialise once
-    ss[k] = ss[k] if k in ss else v
 max_tokens = int(ss.max_tokens)
 
 
@@ -39,14 +37,35 @@ def _fresh_state() -> gen.StepState:
     return gen.start(lm, tr.text, max_tokens, logits=tr.next_token_logits())
 
 
-key = (lm.name, tr.text, max_tokens)
-if ss.get("nt_key") != key or "nt_state" not in ss:
-    ss.nt_key, ss.nt_state, ss.nt_view = key, _fresh_state(), 0
-state: gen.StepState = ss.nt_state
-
-
 def _settings() -> Settings:
     return Settings(float(ss.nt_temp), int(ss.nt_top_k), float(ss.nt_top_p))
+
+
+def _link_steps(st_: gen.StepState) -> None:
+    """The steps taken so far go in the link (as token ids), so the link replays the same text."""
+    ui.set_link("steps", links.join_ids(t.token_id for t in st_.steps) or None)
+    ui.set_link("view", None)
+
+
+key = (lm.name, tr.text, max_tokens)
+if ss.get("nt_key") != key or "nt_state" not in ss:
+    if "nt_key" in ss and not ui.link_is_new():
+        ui.set_link("steps", None)  # a new prompt or model starts a new text (a new link brings its own steps)
+    ss.nt_key, ss.nt_state = key, _fresh_state()
+state: gen.StepState = ss.nt_state
+# A link's steps that differ from the session's (a shared link, the back button): replay them.
+linked = links.token_ids("steps", ui.link_value("steps") or "", lm.vocab_size, max(state.room + len(state.steps), 0))
+if linked.notice:
+    ui.notice(linked.notice)
+if list(linked.value) != [t.token_id for t in state.steps]:
+    state = ss.nt_state = _fresh_state()
+    with st.spinner(f"Replaying the link's {len(linked.value)} steps…"):
+        try:
+            for t in linked.value:
+                gen.advance(lm, state, "given", Settings(), token=t)
+        except ExplainerError as e:
+            ui.notice(f"The link's steps stop early: {e}")
+    _link_steps(state)
 
 
 def _take(how: str) -> None:
@@ -54,23 +73,23 @@ def _take(how: str) -> None:
         gen.advance(lm, state, how, _settings(), seed=int(ss.nt_seed))
     except ExplainerError as e:
         ss.nt_msg = str(e)
-    ss.nt_view = len(state.steps)
+    _link_steps(state)
 
 
 def _undo() -> None:
     if gen.undo(state) is None:
         ss.nt_msg = "Nothing to undo: no token has been taken yet."
-    ss.nt_view = len(state.steps)
+    _link_steps(state)
 
 
 def _restart() -> None:
     ss.nt_state = _fresh_state()
-    ss.nt_view = 0
+    _link_steps(ss.nt_state)
 
 
 def _continue_from_view() -> None:
     gen.rewind(state, int(ss.nt_view))
-    ss.nt_view = len(state.steps)
+    _link_steps(state)
 
 
 # -- 1 · the text so far and the step buttons --------------------------------------------------------
@@ -87,8 +106,8 @@ b2.button("⚄ Sample a token", key="nt_sample", on_click=_take, args=("sample",
           help="Draw at random with the probabilities below (after temperature, top-k, top-p).")
 b3.button("↩ Undo", key="nt_undo", on_click=_undo, width="stretch", disabled=not state.steps)
 b4.button("⟲ Start over", key="nt_restart", on_click=_restart, width="stretch", disabled=not state.steps)
-b5.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="nt_seed",
-                help="Same seed and the same clicks give the same tokens, so a demo repeats exactly.")
+ui.number("seed", "Seed", 0, 2**31 - 1, SEED, key="nt_seed", where=b5,
+          help="Same seed and the same clicks give the same tokens, so a demo repeats exactly.")
 if "nt_msg" in ss:
     st.warning(ss.pop("nt_msg"))
 st.caption(f"{state.n_tokens:,} of {lm.n_ctx:,} tokens in the context window · every step runs the model on the "
@@ -96,8 +115,7 @@ st.caption(f"{state.n_tokens:,} of {lm.n_ctx:,} tokens in the context window · 
 
 # Which point of the timeline the charts show: 0 = right after the prompt, len(steps) = now.
 n_steps = len(state.steps)
-ss.nt_view = min(int(ss.get("nt_view", n_steps)), n_steps)
-view = ss.nt_view
+view = links.number("view", ui.link_value("view") or str(n_steps), 0, n_steps, n_steps, True).value
 
 
 # -- 2 · the distribution: sliders redraw only this fragment, from logits already computed ------------
@@ -106,13 +124,13 @@ def explorer() -> None:
     st.subheader("2 · The next-token distribution" if view == n_steps
                  else f"2 · The distribution at step {view} (looking back)")
     c1, c2, c3, c4 = st.columns(4)
-    c1.slider("Temperature", 0.0, 5.0, step=0.01, key="nt_temp",
+    ui.slider("temperature", "Temperature", 0.0, 5.0, TEMPERATURE, step=0.01, key="nt_temp", where=c1,
               help="Logits are divided by it. Below 1 sharpens, above 1 flattens; 0 is greedy.")
-    c2.number_input("Top-k (0 = off)", min_value=0, max_value=10_000_000, step=1, key="nt_top_k",
-                    help="Keep only the k most likely tokens.")
-    c3.slider("Top-p (1 = off)", 0.0, 1.0, step=0.01, key="nt_top_p",
+    ui.number("top_k", "Top-k (0 = off)", 0, 10_000_000, TOP_K, key="nt_top_k", where=c2,
+              help="Keep only the k most likely tokens.")
+    ui.slider("top_p", "Top-p (1 = off)", 0.0, 1.0, TOP_P, step=0.01, key="nt_top_p", where=c3,
               help="Keep the smallest set of most likely tokens whose probabilities add up to p.")
-    c4.slider("Tokens shown", 5, 40, key="nt_show")
+    ui.slider("show", "Tokens shown", 5, 40, SHOW, key="nt_show", where=c4)
     try:
         dist = probabilities(state.logits_at(view), float(ss.nt_temp), int(ss.nt_top_k), float(ss.nt_top_p))
     except ExplainerError as e:
@@ -147,7 +165,7 @@ explorer()
 # -- 3 · the timeline ---------------------------------------------------------------------------------
 st.subheader("3 · The timeline")
 if n_steps:
-    st.slider("Look back at step", 0, n_steps, key="nt_view",
+    ui.slider("view", "Look back at step", 0, n_steps, n_steps, key="nt_view",
               help=f"0 = the prediction after the prompt; {n_steps} = now. Each step kept its own distribution.")
     if view < n_steps:
         st.button(f"Continue from step {view} (drop the {n_steps - view} later step(s))", key="nt_continue",

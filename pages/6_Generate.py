@@ -17,9 +17,8 @@ from explainer.tokens import encode, token_strings
 ss = st.session_state
 SHARED = "shared"
 CHOICES = [*gen.TEMPLATES, SHARED]
-DEFAULTS = {"gen_max_new": 40, "gen_temp": 0.7, "gen_top_k": 50, "gen_top_p": 0.95, "gen_seed": 0,
-            "gen_pad_side": "left",
-            "gen_batch": "The cat sat on the\nOnce upon a time, in a land far away, there lived a\nHello"}
+MAX_NEW, TEMPERATURE, TOP_K, TOP_P, SEED = 40, 0.7, 50, 0.95, 0   # defaults; a template or the link override
+BATCH = "The cat sat on the\nOnce upon a time, in a land far away, there lived a\nHello"
 
 
 def _md_escape(s: str) -> str:
@@ -37,14 +36,12 @@ def _stop_text(stops) -> str:
     return "|".join(s.replace("\n", "\\n").replace("\t", "\\t") for s in stops)
 
 
-def _apply_template() -> None:
-    k = ss.gen_template
+def _template_defaults(k: str) -> tuple[str, str, float]:
+    """(prompt, stop strings, temperature) a template starts from."""
     if k == SHARED:
-        ss.gen_text, ss.gen_stop = ss.get("_prompt") or ui.DEFAULT_PROMPT, ""
-    else:
-        t = gen.TEMPLATES[k]
-        ss.gen_text, ss.gen_stop, ss.gen_temp = t.text, _stop_text(t.stop), t.temperature
-    ss.pop("gen_out", None)
+        return ss.get("_prompt") or ui.DEFAULT_PROMPT, "", TEMPERATURE
+    t = gen.TEMPLATES[k]
+    return t.text, _stop_text(t.stop), t.temperature
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -66,35 +63,38 @@ lm = ui.page(
 )
 if lm is None:
     st.stop()
-if "gen_template" not in ss:
-    ss.gen_template = "qa"
-    _apply_template()
-for k, v in DEFAULTS.items():  # keep values across pages; initialise once
-    ss[k] = ss[k] if k in ss else v
-for k in ("gen_template", "gen_text", "gen_stop"):
-    ss[k] = ss[k]
 max_tokens = int(ss.max_tokens)
 
 # -- 1 · prompt and controls ----------------------------------------------------------------------------
 st.subheader("1 · Prompt and controls")
 left, right = st.columns([3, 2], gap="large")
 with left:
-    st.selectbox("Start from a template", CHOICES, key="gen_template", on_change=_apply_template,
-                 format_func=lambda k: "Your prompt from the other pages" if k == SHARED else gen.TEMPLATES[k].label)
-    tmpl = gen.TEMPLATES.get(ss.gen_template)
+    # Choosing a template drops the prompt, stop strings and temperature it fills in from the link.
+    template = ui.select("template", "Start from a template", CHOICES, "qa", key="gen_template",
+                         resets=("gen_text", "stop", "temperature"),
+                         format_func=lambda k: "Your prompt from the other pages" if k == SHARED
+                         else gen.TEMPLATES[k].label)
+    if ss.get("_gen_template_shown") != template:
+        ss.pop("gen_out", None)
+        ss._gen_template_shown = template
+    text0, stop0, temp0 = _template_defaults(template)
+    tmpl = gen.TEMPLATES.get(template)
     if tmpl is not None:
         st.caption(tmpl.blurb)
     if not (tmpl and tmpl.chat):
-        st.text_area("Prompt", key="gen_text", height=150)
+        ui.text("gen_text", "Prompt", text0, area=True, compress=True, key="gen_text", height=150)
+    else:
+        ss.gen_text = text0
 with right:
     a, b = st.columns(2)
-    a.slider("Max new tokens", 1, 256, key="gen_max_new")
-    b.slider("Temperature", 0.0, 5.0, step=0.05, key="gen_temp", help="0 = greedy: always the top token.")
-    a.number_input("Top-k (0 = off)", min_value=0, max_value=10_000_000, step=1, key="gen_top_k")
-    b.slider("Top-p (1 = off)", 0.0, 1.0, step=0.01, key="gen_top_p")
-    a.text_input("Stop at", key="gen_stop", help=r"Stop strings, separated by | ; write \n for a new line.")
-    b.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="gen_seed",
-                   help="The same seed gives the same text.")
+    ui.slider("max_new", "Max new tokens", 1, 256, MAX_NEW, key="gen_max_new", where=a)
+    ui.slider("temperature", "Temperature", 0.0, 5.0, temp0, step=0.05, key="gen_temp", where=b,
+              help="0 = greedy: always the top token.")
+    ui.number("top_k", "Top-k (0 = off)", 0, 10_000_000, TOP_K, key="gen_top_k", where=a)
+    ui.slider("top_p", "Top-p (1 = off)", 0.0, 1.0, TOP_P, step=0.01, key="gen_top_p", where=b)
+    ui.text("stop", "Stop at", stop0, key="gen_stop", where=a,
+            help=r"Stop strings, separated by | ; write \n for a new line.")
+    ui.number("seed", "Seed", 0, 2**31 - 1, SEED, key="gen_seed", where=b, help="The same seed gives the same text.")
 
 
 def _config(extra_stop: tuple[str, ...] = ()) -> gen.GenConfig:
@@ -215,8 +215,9 @@ st.write("A GPU runs many prompts at once, but a batch must be a rectangle. Shor
          "longest, and an **attention mask** (1 = real token, 0 = padding) tells the model to ignore the padding. "
          "For generation the padding goes on the **left**, so every prompt's last token sits in the same column.")
 c1, c2 = st.columns([3, 1])
-c1.text_area("Prompts, one per line", key="gen_batch", height=110)
-c2.radio("Pad on the", ["left", "right"], key="gen_pad_side", horizontal=True)
+ui.text("batch", "Prompts, one per line", BATCH, area=True, compress=True, key="gen_batch", where=c1, height=110)
+ui.select("pad_side", "Pad on the", ["left", "right"], "left", widget="radio", key="gen_pad_side", where=c2,
+          horizontal=True)
 prompts = tuple(p for p in ss.gen_batch.splitlines() if p.strip())
 try:
     with st.spinner("Running the batch…"):

@@ -43,13 +43,10 @@ except ExplainerError as e:
 labels = [iv.head_label(layer, h) for layer in range(L) for h in range(H)]
 suggested_heads = [iv.head_label(*x) for x in attr.top_heads(N_SUGGEST)]
 suggested_neurons = ", ".join(iv.neuron_label(*x) for x in attr.top_neurons(N_SUGGEST))
-if "abl_heads" not in ss:                      # first visit: start with something worth seeing
-    ss.abl_heads = suggested_heads
-ss.abl_heads = [h for h in ss.abl_heads if h in labels]  # another model may have fewer heads
 
 
-def _set(key: str, value) -> None:
-    ss[key] = value
+def _set(name: str, value: str) -> None:
+    ui.set_link(name, value)
 
 
 st.subheader("1 · Choose what to switch off")
@@ -60,24 +57,27 @@ st.write(
 )
 c_heads, c_neurons = st.columns(2, gap="large")
 with c_heads:
-    st.multiselect("Attention heads (layer.head)", labels, key="abl_heads",
-                   help=f"{L} layers × {H} heads. Heads are numbered from 0.")
+    # Unless the link says otherwise, start with something worth seeing: the suggested heads.
+    chosen_heads = ui.many("ablate_heads", "Attention heads (layer.head)", labels, suggested_heads, key="abl_heads",
+                           help=f"{L} layers × {H} heads. Heads are numbered from 0.")
     b1, b2 = st.columns(2)
     b1.button(f"Suggest {N_SUGGEST} heads", key="abl_suggest_heads", on_click=_set,
-              args=("abl_heads", suggested_heads), width="stretch")
-    b2.button("No heads", key="abl_clear_heads", on_click=_set, args=("abl_heads", []), width="stretch")
+              args=("ablate_heads", ",".join(suggested_heads)), width="stretch")
+    b2.button("No heads", key="abl_clear_heads", on_click=_set, args=("ablate_heads", ""), width="stretch")
 with c_neurons:
-    st.text_input("MLP neurons (layer.neuron)", key="abl_neurons", placeholder="e.g. L15.N1274, L20.N7",
-                  help=f"Neurons of layer l are L{{l}}.N0 … L{{l}}.N{lm.d_mlp - 1}; separate them with commas.")
+    typed_neurons = ui.text("ablate_neurons", "MLP neurons (layer.neuron)", key="abl_neurons",
+                            placeholder="e.g. L15.N1274, L20.N7",
+                            help=f"Neurons of layer l are L{{l}}.N0 … L{{l}}.N{lm.d_mlp - 1}; separate them with "
+                                 "commas.")
     b3, b4 = st.columns(2)
     b3.button(f"Suggest {N_SUGGEST} neurons", key="abl_suggest_neurons", on_click=_set,
-              args=("abl_neurons", suggested_neurons), width="stretch")
-    b4.button("No neurons", key="abl_clear_neurons", on_click=_set, args=("abl_neurons", ""),
+              args=("ablate_neurons", suggested_neurons), width="stretch")
+    b4.button("No neurons", key="abl_clear_neurons", on_click=_set, args=("ablate_neurons", ""),
               width="stretch")
 
-heads = iv.parse_heads(ss.abl_heads)
+heads = iv.parse_heads(chosen_heads)
 try:
-    neurons = iv.parse_neurons(ss.get("abl_neurons", ""))
+    neurons = iv.parse_neurons(typed_neurons)
     with st.spinner("Running the model with those parts switched off…"):
         res = ablation_of(lm.name, tr.text, max_tokens, tuple(heads), tuple(neurons))
 except ExplainerError as e:

@@ -46,13 +46,14 @@ try:
     # -- 1. data and model ----------------------------------------------------------------------------
     st.subheader("1 · The data and the model")
     c1, c2, c3, c4 = st.columns(4)
-    block = c1.slider("Context length (characters)", 1, 8, 3, key="lab_block",
+    block = ui.slider("lab_block", "Context length (characters)", 1, 8, 3, key="lab_block", where=c1,
                       help="How many previous characters the model sees.")
-    n_embd = c2.select_slider("Embedding size", [2, 3, 4, 5, 6, 8, 10, 16, 24], value=2, key="lab_embd",
-                              help="Numbers per character in the embedding table. With 2 we can draw it as is.")
-    n_hidden = c3.select_slider("Hidden units", [10, 25, 50, 100, 200, 300, 500], value=100, key="lab_hidden",
-                                help="tanh units in the one hidden layer.")
-    seed = c4.number_input("Seed (initial weights, batches)", 0, 10_000, 0, key="lab_seed")
+    n_embd = ui.select("lab_embd", "Embedding size", [2, 3, 4, 5, 6, 8, 10, 16, 24], 2, widget="select_slider",
+                       key="lab_embd", where=c2,
+                       help="Numbers per character in the embedding table. With 2 we can draw it as is.")
+    n_hidden = ui.select("lab_hidden", "Hidden units", [10, 25, 50, 100, 200, 300, 500], 100,
+                         widget="select_slider", key="lab_hidden", where=c3, help="tanh units in the one hidden layer.")
+    seed = ui.number("lab_seed", "Seed (initial weights, batches)", 0, 10_000, 0, key="lab_seed", where=c4)
     cfg = mm.MLPConfig(int(block), int(n_embd), int(n_hidden))
     with st.spinner("Reading the names…"):
         data = dataset(cfg.block_size)
@@ -97,16 +98,18 @@ try:
         st.metric("Suggested learning rate", f"{sw.suggested:.2g}",
                   help="A third of the rate where the smoothed loss was lowest.")
         rates = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0]
-        lr = st.select_slider("Learning rate for training", rates, value=0.1, key="lab_lr",
-                              help="Drops tenfold for the last quarter of the steps (learning-rate decay).")
+        lr = ui.select("lab_lr", "Learning rate for training", rates, 0.1, widget="select_slider", key="lab_lr",
+                       show=lambda r: f"{r:g}",
+                       help="Drops tenfold for the last quarter of the steps (learning-rate decay).")
 
     # -- 3. training -----------------------------------------------------------------------------------
     st.divider()
     st.subheader("3 · Train it")
     c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 1.4, 1.4])
-    steps = c1.number_input("Steps", 10, 50_000, 3000, step=500, key="lab_steps")
-    every = c2.number_input("Redraw every N steps", 10, 5000, 200, step=50, key="lab_every")
-    batch = c3.select_slider("Minibatch size", [8, 16, 32, 64, 128, 256], value=32, key="lab_batch")
+    steps = ui.number("lab_steps", "Steps", 10, 50_000, 3000, step=500, key="lab_steps", where=c1)
+    every = ui.number("lab_every", "Redraw every N steps", 10, 5000, 200, step=50, key="lab_every", where=c2)
+    batch = ui.select("lab_batch", "Minibatch size", [8, 16, 32, 64, 128, 256], 32, widget="select_slider",
+                      key="lab_batch", where=c3)
     c4.write("")
     c5.write("")
     fresh = c4.button("Train", type="primary", key="lab_train", help="A new model with these settings.")
@@ -180,10 +183,10 @@ try:
     left, right = st.columns([3, 2], gap="large")
     with left:
         c1, c2, c3 = st.columns(3)
-        n = c1.slider("How many", 5, 40, 20, key="lab_n")
-        temp = c2.slider("Temperature", 0.1, 2.0, 1.0, 0.1, key="lab_temp")
-        sseed = c3.number_input("Sampling seed", 0, 10_000, 0, key="lab_sample_seed",
-                                help="Same seed, same names.")
+        n = ui.slider("lab_n", "How many", 5, 40, 20, key="lab_n", where=c1)
+        temp = ui.slider("lab_temp", "Temperature", 0.1, 2.0, 1.0, step=0.1, key="lab_temp", where=c2)
+        sseed = ui.number("lab_sample_seed", "Sampling seed", 0, 10_000, 0, key="lab_sample_seed", where=c3,
+                          help="Same seed, same names.")
         names = mm.sample(run["model"], int(n), seed=int(sseed), temperature=float(temp))
         known = set(data.train.words)
         ui.token_chips([w or "(empty)" for w in names],
@@ -194,7 +197,7 @@ try:
                    f"Pink: {new} new names; green: names it saw in training."
                    + (" An untrained model spells gibberish." if last.step == 0 else ""))
     with right:
-        prefix = st.text_input("Start of a name", "em", key="lab_prefix", max_chars=20)
+        prefix = ui.text("lab_prefix", "Start of a name", "em", key="lab_prefix", max_chars=20)
         try:
             ui.chart(figs.next_char_bars(mm.next_char_probs(run["model"], prefix), prefix), key="lab_next")
         except ExplainerError as e:
@@ -204,8 +207,9 @@ try:
     st.divider()
     st.subheader("5 · Too big a model, too little data: overfitting")
     c1, c2, c3 = st.columns([2, 2, 1])
-    of_names = c1.slider("Training names", 10, 400, 60, step=10, key="lab_of_names")
-    of_hidden = c2.select_slider("Hidden units", [50, 100, 200, 300, 500], value=300, key="lab_of_hidden")
+    of_names = ui.slider("lab_of_names", "Training names", 10, 400, 60, step=10, key="lab_of_names", where=c1)
+    of_hidden = ui.select("lab_of_hidden", "Hidden units", [50, 100, 200, 300, 500], 300, widget="select_slider",
+                          key="lab_of_hidden", where=c2)
     c3.write("")
     if c3.button("Run it", key="lab_overfit") or "lab_of" not in ss:  # the defaults run once on their own
         with st.spinner("Training a big network on a few names…"):

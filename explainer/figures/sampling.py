@@ -114,6 +114,10 @@ def _title_above_top_axis(fig: go.Figure, top: int = 130) -> go.Figure:
     return fig
 
 
+_HOW = {"top": "top token", "given": "taken from the link"}
+_SYMBOL = {"top": "circle", "sample": "diamond", "given": "square"}
+
+
 def timeline_chart(steps: Sequence, current: int | None = None, names: dict[int, str] | None = None,
                    title: str | None = "Every step so far") -> go.Figure:
     """One point per generation step: the probability the chosen token had (line and markers, token
@@ -138,7 +142,7 @@ def timeline_chart(steps: Sequence, current: int | None = None, names: dict[int,
         alt = ", ".join(f"{html.escape(show_token(names.get(int(a), f'#{int(a)}')))} {d.probs[a]:.0%}"
                         for a in alts if a != s.token_id)
         hover.append(f"step {s.index}: <b>{html.escape(show_token(s.token))}</b> (id {s.token_id})<br>"
-                     f"{'top token' if s.how == 'top' else f'sampled, seed {s.seed}'} · rank {s.rank}<br>"
+                     f"{_HOW.get(s.how) or f'sampled, seed {s.seed}'} · rank {s.rank}<br>"
                      f"probability {s.prob:.2%} · entropy {d.entropy:.2f} bits<br>{settings_text(d)}"
                      f"<br>other candidates: {alt}")
     # Entropy bars on the primary axis (drawn first, drawn under), shown on the right; the probability line on
@@ -146,7 +150,7 @@ def timeline_chart(steps: Sequence, current: int | None = None, names: dict[int,
     fig.add_bar(x=x, y=ents, name="entropy (bits)", marker_color="#e0e0e0", hoverinfo="skip", secondary_y=False)
     fig.add_scatter(x=x, y=probs, mode="lines+markers+text", name="probability of the chosen token",
                     text=[_short(s.token, 10) for s in steps], textposition="top center",
-                    marker=dict(size=14, symbol=["circle" if s.how == "top" else "diamond" for s in steps],
+                    marker=dict(size=14, symbol=[_SYMBOL.get(s.how, "diamond") for s in steps],
                                 color=[KEPT if s.how == "top" else "#e45756" for s in steps]),
                     line=dict(color="#9ecae1"), hovertext=hover, hoverinfo="text", secondary_y=True)
     if current is not None and 0 <= current < len(steps):
@@ -155,7 +159,8 @@ def timeline_chart(steps: Sequence, current: int | None = None, names: dict[int,
                      tickmode="linear", tick0=0, dtick=0.2, secondary_y=True)
     fig.update_yaxes(title_text="entropy (bits)", showgrid=False, side="right", tickformat=".1f",
                      range=[0, max(1.0, max(ents)) * 1.18], secondary_y=False)
-    fig.update_xaxes(title_text="step (● top token, ◆ sampled)", dtick=1 if len(steps) <= 30 else None)
+    given = " ■ from the link" if any(s.how == "given" for s in steps) else ""
+    fig.update_xaxes(title_text=f"step (● top token, ◆ sampled{given})", dtick=1 if len(steps) <= 30 else None)
     fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), bargap=0.4)
     return style(fig, title, height=360)
 
