@@ -40,3 +40,49 @@ def test_first_run_converts_the_bundled_model_then_every_visit_works(chromium, t
             exceptions, errors = br.visit(chromium, base, "", br.SHOTS / f"first_run_{i}.png")
             assert not exceptions and not errors, (i, exceptions, errors)
     assert any(tmp_path.glob("*/model.safetensors"))
+
+
+def _click_nav(page, title: str) -> None:
+    """Click a page in the app's own sidebar navigation (a JS click: Streamlit marks the sidebar inert while
+    a run is in flight, which Playwright's click waits on forever)."""
+    links = page.locator("[data-testid='stSidebarNavLink']")
+    for i in range(links.count()):
+        if links.nth(i).inner_text().strip().endswith(title):
+            links.nth(i).evaluate("e => e.click()")
+            page.wait_for_timeout(1500)
+            br.wait_idle(page)
+            return
+    raise AssertionError(f"no navigation link {title!r}: {links.all_inner_texts()}")
+
+
+def test_a_link_is_the_first_request_to_a_fresh_server(chromium, bundled):
+    """A teacher's link to Next token, opened in a fresh browser as the very first request to a freshly started
+    server: the app's own navigation, the linked settings, and the entropy explainer.sampling computes for
+    them; still so after going to another page through the sidebar and back."""
+    from urllib.parse import parse_qs, urlencode, urlparse
+
+    from explainer import sampling, trace
+
+    prompt = "Once upon a time there was a"
+    query = {"prompt": prompt, "temperature": "2.5", "top_k": "0", "top_p": "1", "seed": "7"}
+    want = sampling.probabilities(trace(bundled, prompt).next_token_logits(), 2.5, 0, 1.0).entropy
+    with br.running_app() as base:                                    # nobody has opened "/" on this server
+        context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        try:
+            page.goto(f"{base}/Next_token?{urlencode(query)}", wait_until="domcontentloaded")
+            br.wait_idle(page)
+            for visit in ("first request", "after Attention and back"):
+                nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+                assert "Inside the model" in nav and "Word vectors" in nav and "streamlit app" not in nav, nav
+                entropy = page.locator("[data-testid='stMetric']").first.inner_text()
+                assert f"{want:.2f} bits" in entropy, (visit, entropy, want)
+                assert {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()} == query, page.url
+                page.screenshot(path=str(br.SHOTS / f"link_{visit.split()[0]}.png"))
+                if visit == "first request":
+                    _click_nav(page, "Attention")
+                    assert urlparse(page.url).path == "/Attention"
+                    _click_nav(page, "Next token")
+            assert not page.locator("[data-testid='stException']").all_inner_texts()
+        finally:
+            context.close()
