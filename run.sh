@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for the README's two set-up commands:
 #   bash run.sh app    install what is needed, then start the app on the bundled offline model
-#   bash run.sh test   install what is needed (and Chromium), then run the whole test suite
+#   bash run.sh test   install what is needed (and Chromium), then lint (ruff) and run the whole test suite
 # and for the people who maintain it:
 #   bash run.sh lock   in a new virtual environment, install the newest releases that requirements*.txt
 #                      allow, run the whole suite, and only if it passes write them to requirements-lock.txt
@@ -87,6 +87,8 @@ case "${1:-}" in
   test)
     install_python_deps requirements-dev.txt
     install_chromium
+    echo "== ruff check ."
+    "$PY" -m ruff check .   # lint errors fail the test command (and so CI) before the suite runs
     exec "$PY" -m pytest -q "${@:2}"
     ;;
   lock)
