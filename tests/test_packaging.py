@@ -127,3 +127,66 @@ def test_clear_error_without_the_app_files(monkeypatch, tmp_path):
         cli.main([])
     assert str(tmp_path) in str(err.value)
 
+
+
+PROBE = '''
+import time
+import warnings
+
+import pytest
+
+
+def _warn_from(module, category):
+    exec(compile("warnings.warn('old', category)", "<probe>", "exec"),
+         {"__name__": module, "warnings": warnings, "category": category})
+
+
+def test_own_deprecation():
+    _warn_from("explainer.models", DeprecationWarning)
+
+
+def test_own_future_warning():
+    _warn_from("explainer", FutureWarning)
+
+
+def test_test_deprecation():
+    _warn_from("tests.test_engine", DeprecationWarning)
+
+
+def test_third_party_deprecation():
+    _warn_from("transformers.modeling_utils", DeprecationWarning)
+
+
+def test_similar_name_is_not_ours():
+    _warn_from("explainers_elsewhere", DeprecationWarning)
+
+
+@pytest.mark.e2e
+def test_known_marker():
+    pass
+
+
+def test_hang():
+    time.sleep(30)
+'''
+
+
+def test_pytest_ini_rules(tmp_path):
+    """The suite's pytest.ini, run on a probe file: our own deprecations fail, third-party ones do not, an
+    unknown marker is an error, and pytest-timeout is active (its limit lowered to 2 s for the hang)."""
+    (tmp_path / "test_probe.py").write_text(PROBE)
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(ROOT / "pytest.ini"),
+         "--rootdir", str(tmp_path), "-rA", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=_env())
+    r = run("-o", "timeout=2", "test_probe.py")
+    outcome = {line.split()[1].split("::")[-1]: line.split()[0] for line in r.stdout.splitlines()
+               if line.startswith(("PASSED ", "FAILED ", "ERROR "))}
+    assert outcome == {"test_own_deprecation": "FAILED", "test_own_future_warning": "FAILED",
+                       "test_test_deprecation": "FAILED", "test_third_party_deprecation": "PASSED",
+                       "test_similar_name_is_not_ours": "PASSED", "test_known_marker": "PASSED",
+                       "test_hang": "FAILED"}, r.stdout
+    assert "Timeout" in r.stdout
+    (tmp_path / "test_probe.py").write_text(PROBE + "\n\n@pytest.mark.e2ee\ndef test_typo():\n    pass\n")
+    r = run("test_probe.py")
+    assert r.returncode != 0 and "'e2ee' not found in `markers`" in r.stdout + r.stderr
