@@ -3,7 +3,8 @@ prompt templates.
 
 The model is shared between sessions and never holds state: every stepping session owns a
 `StepState` (kept in the session, not here) with its own key/value cache (transformers'
-`DynamicCache`, passed as `past_key_values`). Taking a token runs the model on that one new token;
+`DynamicCache`, passed as `cache`, or `past_key_values` before transformers 5.24). Taking a token runs
+the model on that one new token;
 undo and rewinding crop the cache and reuse the distribution each step kept, with no model call.
 """
 
@@ -27,14 +28,24 @@ from .trace import readonly
 
 # -- the model call ------------------------------------------------------------------------------
 
-_KEEP_ARG: dict[type, bool] = {}
+_ARGS: dict[type, frozenset[str]] = {}
+
+
+def _forward_args(model) -> frozenset[str]:
+    cls = type(model)
+    if cls not in _ARGS:
+        _ARGS[cls] = frozenset(inspect.signature(model.forward).parameters)
+    return _ARGS[cls]
 
 
 def _accepts_logits_to_keep(model) -> bool:
-    cls = type(model)
-    if cls not in _KEEP_ARG:
-        _KEEP_ARG[cls] = "logits_to_keep" in inspect.signature(model.forward).parameters
-    return _KEEP_ARG[cls]
+    return "logits_to_keep" in _forward_args(model)
+
+
+def _cache_kwarg(model) -> str:
+    """transformers 5.24 renamed `past_key_values` to `cache` (the old name goes in 5.40); older 5.x
+    releases only know `past_key_values`."""
+    return "cache" if "cache" in _forward_args(model) else "past_key_values"
 
 
 def new_cache(lm: LoadedModel):
@@ -52,7 +63,7 @@ def next_logits(lm: LoadedModel, ids: Sequence[int], cache=None) -> np.ndarray:
     """
     kw: dict = {"use_cache": cache is not None}
     if cache is not None:
-        kw["past_key_values"] = cache
+        kw[_cache_kwarg(lm.model)] = cache
     if _accepts_logits_to_keep(lm.model):
         kw["logits_to_keep"] = 1  # only the last position's logits: skips a [T, V] matmul
     with torch.inference_mode():

@@ -71,7 +71,10 @@ def test_neurons_add_activation_times_their_output_column(tiny_gpt2):
     tr = ex.trace(lm, EIFFEL)
     block = lm.model.transformer.h[1]
     seen = {}
-    handle = block.mlp.register_forward_hook(lambda m, a, out: seen.setdefault("out", out[0].detach().numpy()))
+    def keep(m, a, out) -> None:  # a forward hook that returns a value would replace the MLP's output
+        seen["out"] = out[0].detach().numpy()
+
+    handle = block.mlp.register_forward_hook(keep)
     try:
         with torch.no_grad():                                              # a plain forward pass
             lm.model(torch.tensor([tr.token_ids.tolist()]), use_cache=False)
