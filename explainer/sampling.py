@@ -40,6 +40,15 @@ def entropy(probs: np.ndarray, base: float = 2.0) -> float:
     return max(0.0, float(-(nz * np.log(nz)).sum() / math.log(base)))  # never -0.0
 
 
+def kl_divergence(p: np.ndarray, q: np.ndarray, base: float = 2.0) -> float:
+    """KL(p ‖ q): how far distribution q is from p, in bits by default (0 = identical). Terms where
+    p is 0 count 0; a q of 0 where p is not is floored at 1e-30 rather than giving infinity."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    nz = p > 0
+    return max(0.0, float((p[nz] * (np.log(p[nz]) - np.log(np.maximum(q[nz], 1e-30)))).sum() / math.log(base)))
+
+
 # -- settings ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

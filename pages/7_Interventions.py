@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from explainer import interventions as iv
@@ -10,6 +9,7 @@ from explainer import ui
 from explainer.errors import ExplainerError
 from explainer.figures import interventions as figs
 from explainer.figures.common import show_token
+from explainer.sampling import kl_divergence
 
 ss = st.session_state
 N_SUGGEST = 3
@@ -105,11 +105,12 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     ui.chart(figs.probability_changes(cmp, "Change in probability"), key="abl_changes")
 with right:
-    kl = float(np.sum(pb * (np.log(np.maximum(pb, 1e-30)) - np.log(np.maximum(pa, 1e-30)))))
+    kl = kl_divergence(pb, pa)                                   # bits
     st.markdown(
         f"**What changed.** The tokens most likely before the intervention, plus any that entered the top 8 "
         f"after it. The prediction {'changed' if cmp.prediction_changed else 'stayed the same'}. "
-        f"KL divergence from the normal distribution: **{kl:.3f} nats** (0 = no change at all)."
+        f"How far the new distribution is from the unmodified model's (KL divergence): **{kl:.3f} bits** "
+        "(0 = no change at all)."
     )
     st.caption("Zeroing is a blunt tool: a model can route around a missing part, and a part can matter for "
                "one prompt but not another. Try the same heads on a different prompt.")

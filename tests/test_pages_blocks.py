@@ -100,6 +100,9 @@ def test_interventions_page(offline, bundled, tr):
     res = iv.ablate(bundled, tr, heads=iv.parse_heads(suggested))
     p_after = res.probs_after[int(np.argmax(tr.logits[-1]))]
     assert metrics["p('␣Paris')"].value == f"{p_after:.1%}"
+    pb, pa = res.probs_before.astype(np.float64), res.probs_after.astype(np.float64)
+    kl_bits = float(np.sum(pb * np.log2(pb / np.maximum(pa, 1e-30)), where=pb > 0))   # by hand, in bits
+    assert f"unmodified model's (KL divergence): **{kl_bits:.3f} bits**" in _text(at)
 
     at.button(key="abl_clear_heads").click().run()
     page_ok(at)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
+from explainer import sampling
 from explainer.errors import ExplainerError
 from explainer.generation import next_logits
 from explainer.sampling import (
@@ -229,3 +230,12 @@ def test_home_page_helpers_keep_their_signatures():
     assert probs.sum() == pytest.approx(1.0)
     assert top_k(probs, 2).tolist() == [1, 2] and top_k(probs, 99).tolist() == [1, 2, 0]
     assert Settings(0.5, 0, 1.0).checked(10)[0] == Settings(0.5, None, None)
+
+
+def test_kl_divergence_in_bits_by_hand():
+    # KL([1/2, 1/2] ‖ [1/4, 3/4]) = 1/2·log2(2) + 1/2·log2(2/3)
+    want = 0.5 * 1 + 0.5 * math.log2(2 / 3)
+    assert sampling.kl_divergence([0.5, 0.5], [0.25, 0.75]) == pytest.approx(want, abs=1e-12)
+    assert sampling.kl_divergence([0.5, 0.5], [0.25, 0.75], base=math.e) == pytest.approx(want * math.log(2))
+    assert sampling.kl_divergence([0.2, 0.8, 0.0], [0.2, 0.8, 0.0]) == 0.0
+    assert sampling.kl_divergence([1.0, 0.0], [0.0, 1.0]) == pytest.approx(math.log2(1e30))  # floored, finite
