@@ -22,7 +22,7 @@ TOUR = [
     ("pages/2_Attention.py", ":material/visibility:", "Attention", INSIDE,
      "Each token looks back at earlier ones: heatmaps, Q·K, head roles."),
     ("pages/3_MLP_neurons.py", ":material/hub:", "MLP neurons", INSIDE,
-     "Thousands of neurons per layer fire on particular patterns."),
+     "Each block's neurons (1,536 in the bundled model) fire on particular patterns."),
     ("pages/4_Logit_lens.py", ":material/layers:", "Residual stream & logit lens", INSIDE,
      "Watch the prediction form layer by layer."),
     ("pages/5_Next_token.py", ":material/casino:", "Next token", MAKING,

@@ -15,7 +15,8 @@ ss = st.session_state
 lm, tr = ui.traced_page(
     "MLP neurons",
     "After attention mixes information between tokens, every block's MLP works on each token alone: "
-    "thousands of neurons per layer, each firing on particular patterns.",
+    "a layer of neurons (1,536 per block in the bundled SmolLM2, 3,072 in GPT-2 small), each firing on "
+    "particular patterns.",
     icon="🧩",
 )
 
