@@ -99,6 +99,12 @@ class Mended:
     notice: str | None = None
 
 
+def prompt(name: str, raw: str, default: str) -> Mended:
+    """A text written by encode_prompt: decoded, bounded like any text; `default` when it is damaged."""
+    value, note = decode_prompt(raw)
+    return Mended(default, note) if note else text(name, value)
+
+
 def _say(name: str, raw: str) -> str:
     shown = raw if len(raw) <= 40 else raw[:37] + "…"
     return f"`{name}={shown!r}`" if any(c in shown for c in "`\n") else f"`{name}={shown}`"

@@ -116,14 +116,13 @@ def _init_state() -> None:
     link = _link()
     name = links.text("model", link["model"]).value.strip() if "model" in link else ""
     ss.model_name = name or BUNDLED
+    ss._prompt = DEFAULT_PROMPT
     if "prompt" in link:
-        text, note = links.decode_prompt(link["prompt"])
-        if note:
-            notice(note)
-            del link["prompt"]
-        ss._prompt = links.text("prompt", text).value if not note else DEFAULT_PROMPT
-    else:
-        ss._prompt = DEFAULT_PROMPT
+        m = links.prompt("prompt", link["prompt"], DEFAULT_PROMPT)
+        ss._prompt = m.value
+        if m.notice:
+            notice(m.notice)
+            update_link({"prompt": None if m.value == DEFAULT_PROMPT else links.encode_prompt(m.value)})
 
 
 def _model_picked() -> None:
@@ -203,9 +202,8 @@ PROMPT_BOUND = ("token", "window", "steps", "view")   # positions and steps of t
 def _prompt_moved() -> None:
     ss._notices = []
     ss._prompt = ss.prompt_widget
-    set_link("prompt", None if ss._prompt == DEFAULT_PROMPT else links.encode_prompt(ss._prompt))
-    for name in PROMPT_BOUND:
-        set_link(name, None)
+    update_link({"prompt": None if ss._prompt == DEFAULT_PROMPT else links.encode_prompt(ss._prompt),
+                 **dict.fromkeys(PROMPT_BOUND)})
 
 
 def prompt_box(label: str = "Prompt", height: int = 90, help: str | None = None) -> str:
@@ -267,7 +265,7 @@ def _link() -> dict[str, str]:
 def link_in() -> None:
     """At the top of every run: adopt a link that came from outside (the first request, a pasted URL, the
     browser's back button), or put the session's link back after a page switch cleared the URL."""
-    qp = {k: st.query_params.get(k) for k in st.query_params}
+    qp = _url()
     written = ss.get("_link_written")
     _run.new_link = False
     if written is not None and (qp == written or not qp):
@@ -281,21 +279,32 @@ def link_in() -> None:
     _write_link()
 
 
+def _url() -> dict[str, str]:
+    """The URL's parameters as they are now (the last value of a repeated one)."""
+    return {k: st.query_params.get(k) for k in st.query_params}
+
+
 def _write_link() -> None:
     link = dict(_link())
     ss._link_written = link
-    if {k: st.query_params.get(k) for k in st.query_params} != link:
+    if _url() != link:
         st.query_params.from_dict(link)
+
+
+def update_link(changes: dict[str, str | None]) -> None:
+    """Set parameters of the session's link (None drops one), then write the URL once."""
+    link = _link()
+    for name, value in changes.items():
+        if value is None:
+            link.pop(name, None)
+        else:
+            link[name] = value
+    _write_link()
 
 
 def set_link(name: str, value: str | None) -> None:
     """Set (or, with None, drop) one parameter of the session's link and the URL."""
-    link = _link()
-    if value is None:
-        link.pop(name, None)
-    else:
-        link[name] = value
-    _write_link()
+    update_link({name: value})
 
 
 def linked_number(name: str, lo: int, hi: int, default: int) -> int:
@@ -331,13 +340,11 @@ def notice(message: str) -> None:
 
 def _moved(name: str, key: str, show: Callable[[Any], str], resets: Sequence[str]) -> None:
     ss._notices = []   # the user has acted: the link's notices have been read
-    set_link(name, show(ss[key]))
-    for other in resets:
-        set_link(other, None)
+    update_link({name: show(ss[key]), **dict.fromkeys(resets)})
 
 
 def _bound(name: str, key: str | None, draw: Callable[..., Any], mend: Callable[[str], links.Mended],
-           default: Any, show: Callable[[Any], str] = str, resets: Sequence[str] = (), **kw: Any) -> Any:
+           default: Any, show: Callable[[Any], str] = str, resets: Sequence[str] = ()) -> Any:
     """Draw one widget whose value is the link's `name` (or `default`), mended with a notice when the link's
     value is bad; moving it writes the link and drops the parameters in `resets` (which depend on it)."""
     key = key or name
@@ -350,7 +357,7 @@ def _bound(name: str, key: str | None, draw: Callable[..., Any], mend: Callable[
             notice(m.notice)
             set_link(name, None if value == default else show(value))
     ss[key] = value
-    return draw(key=key, on_change=_moved, args=(name, key, show, tuple(resets)), **kw)
+    return draw(key=key, on_change=_moved, args=(name, key, show, tuple(resets)))
 
 
 def _where(where):
@@ -406,10 +413,7 @@ def text(name: str, label: str, default: str = "", *, area: bool = False, key: s
     draw = (_where(where).text_area if area else _where(where).text_input)
 
     def mend(raw: str) -> links.Mended:
-        m = links.text(name, raw)
-        if compress:
-            value, note = links.decode_prompt(raw)
-            m = links.Mended(default, note) if note else links.text(name, value)
+        m = links.prompt(name, raw, default) if compress else links.text(name, raw)
         limit = kw.get("max_chars")
         if limit and len(m.value) > limit:
             return links.Mended(m.value[:limit], f"`{name}` is limited to {limit} characters here: kept the first "

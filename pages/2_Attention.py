@@ -38,8 +38,7 @@ def induction_demo(model_name: str) -> tuple[tuple[str, ...], np.ndarray, int, i
 
 
 def set_head(layer: int, head: int, note: str | None = None) -> None:
-    ui.set_link("layer", str(int(layer)))
-    ui.set_link("head", str(int(head)))
+    ui.update_link({"layer": str(int(layer)), "head": str(int(head))})
     if note:
         ss._att_note = note
 

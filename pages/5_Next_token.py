@@ -43,8 +43,7 @@ def _settings() -> Settings:
 
 def _link_steps(st_: gen.StepState) -> None:
     """The steps taken so far go in the link (as token ids), so the link replays the same text."""
-    ui.set_link("steps", links.join_ids(t.token_id for t in st_.steps) or None)
-    ui.set_link("view", None)
+    ui.update_link({"steps": links.join_ids(t.token_id for t in st_.steps) or None, "view": None})
 
 
 key = (lm.name, tr.text, max_tokens)
@@ -115,7 +114,7 @@ st.caption(f"{state.n_tokens:,} of {lm.n_ctx:,} tokens in the context window · 
 
 # Which point of the timeline the charts show: 0 = right after the prompt, len(steps) = now.
 n_steps = len(state.steps)
-view = links.number("view", ui.link_value("view") or str(n_steps), 0, n_steps, n_steps, True).value
+view = ui.linked_number("view", 0, n_steps, n_steps)
 
 
 # -- 2 · the distribution: sliders redraw only this fragment, from logits already computed ------------

@@ -88,3 +88,11 @@ def test_text_values_are_kept_but_bounded():
 def test_unknown_parameters_are_named():
     assert links.unknown_notice([]) is None
     assert "`utm_source`" in links.unknown_notice(["utm_source"])
+
+
+def test_a_linked_prompt_is_decoded_bounded_or_defaulted():
+    long = "Once upon a time " * 60
+    assert links.prompt("gen_text", links.encode_prompt(long), "d") == links.Mended(long)
+    m = links.prompt("gen_text", "zlib:@@@", "the default")
+    assert m.value == "the default" and "damaged" in m.notice
+    assert links.prompt("gen_text", "a\x00b", "d").value == "ab"
