@@ -27,13 +27,13 @@ from _bench import ROOT, median_ms, median_seconds, seconds  # (also puts the re
 
 def bench_analogy(repeats: int) -> None:
     import explainer as ex
-    from explainer import embeddings as emb
+    from explainer import vectors
 
     lm = ex.load_model("bundled", device="cpu")
-    first = seconds(emb.embedding_matrix, lm) * 1000
-    v, d = emb.embedding_matrix(lm).weight.shape
-    res = emb.analogy(lm, ["king", "woman"], ["man"], k=10)
-    ms = median_ms(lambda: emb.analogy(lm, ["king", "woman"], ["man"], k=10), repeats)
+    first = seconds(vectors.embedding_matrix, lm) * 1000
+    v, d = vectors.embedding_matrix(lm).weight.shape
+    res = vectors.analogy(lm, ["king", "woman"], ["man"], k=10)
+    ms = median_ms(lambda: vectors.analogy(lm, ["king", "woman"], ["man"], k=10), repeats)
     print(f"bundled model ({v:,} × {d}): king − man + woman → {res.best.text!r}")
     print(f"  analogy, whole call (median of {repeats}):       {ms:7.1f} ms")
     print(f"  one-off matrix to numpy + row norms:          {first:7.1f} ms   (once per model)")
@@ -42,7 +42,7 @@ def bench_analogy(repeats: int) -> None:
 def bench_random(repeats: int) -> None:
     import numpy as np
 
-    from explainer.embeddings import top_cosine
+    from explainer.vectors import top_cosine
 
     rng = np.random.default_rng(0)
     w = rng.standard_normal((50_257, 768), dtype=np.float32)         # [V, D]

@@ -441,43 +441,6 @@ def batch_next_logits(lm: LoadedModel, batch: Batch) -> np.ndarray:
         return logits[rows, last].float().cpu().numpy()              # [B, V]
 
 
-# -- prompt templates ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Template:
-    label: str
-    text: str
-    stop: tuple[str, ...]
-    blurb: str
-    chat: bool = False
-    temperature: float = 0.7      # a sensible starting point for this kind of task
-
-
-TEMPLATES: dict[str, Template] = {
-    "qa": Template(
-        "Question & answer", "Q: What is the capital of France?\nA: Paris.\nQ: What is the largest planet?\nA:",
-        ("\n",),
-        "A pattern the model continues: it answers, then would go on with more questions — the stop string "
-        "(a new line) ends it after the answer.", temperature=0.3),
-    "chat": Template(
-        "Chat, turn by turn", "", (),
-        "A chat is one long text: every turn, the whole log is formatted with the model's chat template and fed "
-        "back in; the model writes the assistant's next turn and stops at its end-of-turn token.", chat=True,
-        temperature=0.3),
-    "translate": Template(
-        "Translation", "English: cheese\nFrench: fromage\nEnglish: the red house\nFrench: la maison rouge\n"
-        "English: good morning\nFrench:", ("\n",),
-        "A few examples, then a new phrase: the model picks up the task from the pattern (few-shot prompting).",
-        temperature=0.0),
-    "code": Template(
-        "Code", 'def is_prime(n):\n    """Return True if n is a prime number."""\n', ("\ndef ", "\nclass ", "\n\n\n"),
-        "Code is text too: a function header and docstring, and the model writes the body.", temperature=0.2),
-    "story": Template(
-        "Story", "Once upon a time, in a small village by the sea,", ("\n\n",),
-        "Open-ended text: try temperature 0 (always the same) against 1.2 (more surprising).", temperature=0.9),
-}
-
-
 def chat_text(lm: LoadedModel, messages: Sequence[dict]) -> tuple[str, tuple[str, ...]]:
     """The text the model reads for a chat log, with the prompt for the assistant's next turn, and
     the stop strings for that turn. Uses the tokenizer's chat template when it has one."""

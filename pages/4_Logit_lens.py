@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explainer import lens, ui
+from explainer import lens, ui, words
 from explainer.errors import ExplainerError
 from explainer.figures import lens as figs
 from explainer.figures.common import axis_labels, show_token
@@ -85,7 +85,7 @@ def follow_token() -> None:
     token_id = pick
     if word.strip():
         try:
-            choice = lens.choose_token(lm, " " + word.strip() if space else word.strip())
+            choice = words.choose_token(lm, word, leading_space=space)
         except ExplainerError as e:
             st.info(str(e))
             return

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explainer import content, ui
 from explainer import generation as gen
-from explainer import ui
 from explainer.errors import ExplainerError
 from explainer.figures.common import show_token
 from explainer.figures.sampling import padding_chart, shaded_tokens_html, shading_legend_html
@@ -16,7 +16,7 @@ from explainer.tokens import encode, token_strings
 
 ss = st.session_state
 SHARED = "shared"
-CHOICES = [*gen.TEMPLATES, SHARED]
+CHOICES = [*content.TEMPLATES, SHARED]
 MAX_NEW, TEMPERATURE, TOP_K, TOP_P, SEED = 40, 0.7, 50, 0.95, 0   # defaults; a template or the link override
 BATCH = "The cat sat on the\nOnce upon a time, in a land far away, there lived a\nHello"
 
@@ -40,7 +40,7 @@ def _template_defaults(k: str) -> tuple[str, str, float]:
     """(prompt, stop strings, temperature) a template starts from."""
     if k == SHARED:
         return ss.get("_prompt") or ui.DEFAULT_PROMPT, "", TEMPERATURE
-    t = gen.TEMPLATES[k]
+    t = content.TEMPLATES[k]
     return t.text, _stop_text(t.stop), t.temperature
 
 
@@ -73,12 +73,12 @@ with left:
     template = ui.select("template", "Start from a template", CHOICES, "qa", key="gen_template",
                          resets=("gen_text", "stop", "temperature"),
                          format_func=lambda k: "Your prompt from the other pages" if k == SHARED
-                         else gen.TEMPLATES[k].label)
+                         else content.TEMPLATES[k].label)
     if ss.get("_gen_template_shown") != template:
         ss.pop("gen_out", None)
         ss._gen_template_shown = template
     text0, stop0, temp0 = _template_defaults(template)
-    tmpl = gen.TEMPLATES.get(template)
+    tmpl = content.TEMPLATES.get(template)
     if tmpl is not None:
         st.caption(tmpl.blurb)
     if not (tmpl and tmpl.chat):

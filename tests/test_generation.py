@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from explainer import content
 from explainer import generation as gen
 from explainer.errors import PromptError
 from explainer.sampling import Settings
@@ -231,7 +232,7 @@ def test_a_tokenizer_without_a_pad_token_is_copied_not_changed(tiny_gpt2):
 
 
 def test_templates_and_chat(bundled, tiny_gpt2):
-    for key, t in gen.TEMPLATES.items():
+    for key, t in content.TEMPLATES.items():
         assert t.chat or gen.Stream(bundled, t.text).prompt_ids, key
     log = [{"role": "user", "content": "Hi!"}, {"role": "assistant", "content": "Hello."},
            {"role": "user", "content": "Name a colour."}]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import explainer as ex
-from explainer import lens
+from explainer import lens, words
 from explainer.sampling import softmax
 
 PROMPT = "The Eiffel Tower is in the city of"
@@ -135,17 +135,26 @@ def test_settled_layer_and_choose_token(bundled):
     row = res.settled_layer()
     top = res.ids[:, -1, 0]
     assert (top[row:] == top[-1]).all() and (row == 0 or top[row - 1] != top[-1])
-    choice = lens.choose_token(bundled, " Paris")
+    choice = words.choose_token(bundled, "Paris")                      # read mid-sentence: " Paris"
     assert choice.token_id == int(top[-1]) and choice.notice is None
-    split = lens.choose_token(bundled, " Ouagadougou")
+    split = words.choose_token(bundled, "Ouagadougou")
     assert split.notice and split.token_id == bundled.tokenizer(" Ouagadougou", add_special_tokens=False)[
         "input_ids"][0]
+    start = words.choose_token(bundled, "Paris", leading_space=False)  # at the start of a text: "Paris"
+    assert start.token_id == bundled.tokenizer("Paris", add_special_tokens=False)["input_ids"][0]
+    assert start.token_id != choice.token_id
+
+
+@pytest.mark.parametrize("word", ["king", "Paris", "naïve", "Ouagadougou", "  queen "])
+def test_one_rule_for_typed_words_on_the_lens_and_word_vector_pages(bundled, word):
+    # The lens follows the first token of exactly the tokens the word-vector pages use for the word.
+    assert words.choose_token(bundled, word).token_id == words.resolve(bundled, word).ids[0]
 
 
 def test_bad_inputs_raise_prompt_errors(bundled, tiny_gpt2):
     tr = ex.trace(bundled, PROMPT)
-    with pytest.raises(ex.PromptError):
-        lens.choose_token(bundled, "   ")
+    with pytest.raises(words.EmptyWordError):
+        words.choose_token(bundled, "   ")
     with pytest.raises(ex.PromptError):
         lens.token_trajectory(bundled, tr, bundled.vocab_size)
     with pytest.raises(ex.PromptError):

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import explainer as ex
-from explainer import embeddings as emb
+from explainer import content, residual, vectors, wordmaps, words
 from explainer.figures.common import show_token
 from tests.conftest import chart, page_ok, plotly_array
 
@@ -36,7 +36,7 @@ def test_defaults_show_every_tab(app, bundled):
     page_ok(app)
     assert any("input embedding matrix" in i.value and "tied" in i.value for i in app.info)
     # word map: every word of the default preset is a labelled point; 7 arrows
-    wm = emb.word_map(bundled, emb.MAP_PRESETS[app.session_state.emb_map_preset])
+    wm = wordmaps.word_map(bundled, content.MAP_PRESETS[app.session_state.emb_map_preset])
     fig = chart(app, "emb_map_chart")
     assert sorted(_texts(fig)) == sorted(w.label for w in wm.vectors.words)
     assert len(fig["layout"]["annotations"]) == len(wm.arrows) == 7
@@ -50,17 +50,17 @@ def test_defaults_show_every_tab(app, bundled):
     assert _texts(chart(app, "emb_dir_chart"))
     assert [d["type"] for d in chart(app, "emb_sim_heat")["data"]] == ["heatmap", "heatmap"]
     traj = chart(app, "emb_ctx_traj")
-    _, sentences = emb.CONTEXT_PRESETS[app.session_state.emb_ctx_preset]
+    _, sentences = content.CONTEXT_PRESETS[app.session_state.emb_ctx_preset]
     assert len(traj["data"]) == len(sentences)
     assert all(len(d["customdata"]) == bundled.n_layers + 1 for d in traj["data"])  # one point per boundary
 
 
-@pytest.mark.parametrize("preset", list(emb.MAP_PRESETS))
+@pytest.mark.parametrize("preset", list(content.MAP_PRESETS))
 def test_each_map_preset(app, bundled, preset):
     app.selectbox(key="emb_map_preset").set_value(preset).run()
     page_ok(app)
-    assert app.session_state.emb_map_words == emb.MAP_PRESETS[preset]
-    wm = emb.word_map(bundled, emb.MAP_PRESETS[preset])
+    assert app.session_state.emb_map_words == content.MAP_PRESETS[preset]
+    wm = wordmaps.word_map(bundled, content.MAP_PRESETS[preset])
     fig = chart(app, "emb_map_chart")
     assert sorted(_texts(fig)) == sorted(w.label for w in wm.vectors.words)
     assert len(fig["layout"].get("annotations", [])) == len(wm.arrows)
@@ -84,12 +84,12 @@ def test_map_in_3d_with_aligned_axes_and_a_free_list(app, bundled):
     app.checkbox(key="emb_map_align").uncheck().run()
 
 
-@pytest.mark.parametrize("preset", list(emb.ANALOGY_PRESETS))
+@pytest.mark.parametrize("preset", list(content.ANALOGY_PRESETS))
 def test_each_analogy_preset(app, bundled, preset):
     app.selectbox(key="emb_an_preset").set_value(preset).run()
     page_ok(app)
-    a, b, c = emb.ANALOGY_PRESETS[preset]
-    ref = emb.analogy(bundled, [a, c], [b], k=10, exclude_variants=True)
+    a, b, c = content.ANALOGY_PRESETS[preset]
+    ref = vectors.analogy(bundled, [a, c], [b], k=10, exclude_variants=True)
     head = _analogy_header(app)
     assert ref.expression in head and f"`{show_token(ref.best.text)}`" in head
     assert len(chart(app, "emb_an_bars")["data"][0]["y"]) == app.session_state.emb_an_k
@@ -97,11 +97,11 @@ def test_each_analogy_preset(app, bundled, preset):
 
 
 def test_nearest_neighbours_of_a_word(app, bundled):
-    _, ref = emb.neighbours(bundled, app.session_state.emb_nb_word, k=10)
+    _, ref = vectors.neighbours(bundled, app.session_state.emb_nb_word, k=10)
     assert chart(app, "emb_nb_bars")["data"][0]["y"][-1] == f"1. {show_token(ref[0].text)}"
     app.text_input(key="emb_nb_word").set_value("queen").run()
     page_ok(app)
-    _, ref = emb.neighbours(bundled, "queen", k=10)
+    _, ref = vectors.neighbours(bundled, "queen", k=10)
     bars = chart(app, "emb_nb_bars")["data"][0]
     assert bars["y"][::-1] == [f"{r + 1}. {show_token(n.text)}" for r, n in enumerate(ref)]
     assert chart(app, "emb_nb_glove")["data"][0]["y"][-1].startswith("1. ")
@@ -123,14 +123,14 @@ def test_analogy_bad_input_keeps_what_was_typed(app):
     assert app.session_state.emb_an_c == "zzqxw"
 
 
-@pytest.mark.parametrize("preset", list(emb.DIRECTION_PRESETS))
+@pytest.mark.parametrize("preset", list(content.DIRECTION_PRESETS))
 def test_each_direction_preset(app, bundled, preset):
     app.selectbox(key="emb_dir_preset").set_value(preset).run()
     page_ok(app)
-    axis, words = emb.DIRECTION_PRESETS[preset]
-    pairs = emb.parse_items(axis).pairs
-    wv = emb.word_vectors(bundled, [*emb.split_words(words), *(w for p in pairs for w in p)])
-    proj = emb.project(emb.direction(bundled, pairs), wv.vectors, wv.words)
+    axis, placed = content.DIRECTION_PRESETS[preset]
+    pairs = words.parse_items(axis).pairs
+    wv = vectors.word_vectors(bundled, [*words.split_words(placed), *(w for p in pairs for w in p)])
+    proj = wordmaps.project(wordmaps.direction(bundled, pairs), wv.vectors, wv.words)
     fig = chart(app, "emb_dir_chart")
     order = sorted(range(len(wv.words)), key=lambda i: proj.position[i])
     assert fig["data"][0]["text"] == [wv.words[i].label for i in order]  # sorted by position along the axis
@@ -145,11 +145,11 @@ def test_similarity_words(app):
     assert any("at least two" in i.value for i in app.info)
 
 
-@pytest.mark.parametrize("preset", list(emb.CONTEXT_PRESETS))
+@pytest.mark.parametrize("preset", list(content.CONTEXT_PRESETS))
 def test_each_context_preset(app, bundled, preset):
     app.selectbox(key="emb_ctx_preset").set_value(preset).run()
     page_ok(app)
-    word, sentences = emb.CONTEXT_PRESETS[preset]
+    word, sentences = content.CONTEXT_PRESETS[preset]
     md = " ".join(m.value for m in app.markdown)
     assert all(s.split()[0] in md for s in sentences) and f"<u>{word}</u>" in md
     traj = chart(app, "emb_ctx_traj")
@@ -160,10 +160,11 @@ def test_each_context_preset(app, bundled, preset):
 
 
 def test_context_layer_slider_redraws_the_table(app, bundled):
-    app.selectbox(key="emb_ctx_preset").set_value(list(emb.CONTEXT_PRESETS)[0]).run()
+    app.selectbox(key="emb_ctx_preset").set_value(list(content.CONTEXT_PRESETS)[0]).run()
     L = bundled.n_layers
-    word, sentences = emb.CONTEXT_PRESETS[app.session_state.emb_ctx_preset]
-    ca = emb.in_context(bundled, [ex.trace(bundled, s, int(app.session_state.max_tokens)) for s in sentences], word,
+    word, sentences = content.CONTEXT_PRESETS[app.session_state.emb_ctx_preset]
+    max_tokens = int(app.session_state.max_tokens)
+    ca = residual.in_context(bundled, [ex.trace(bundled, s, max_tokens) for s in sentences], word,
                         centered=app.session_state.emb_ctx_center)
     for layer in (0, L // 2, L):
         app.slider(key=f"emb_ctx_layer_{L}").set_value(layer).run()

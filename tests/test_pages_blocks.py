@@ -7,7 +7,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from explainer import interventions as iv
-from explainer import lens, mlp
+from explainer import lens, mlp, words
 from explainer.figures.common import show_token
 from explainer.sampling import softmax
 from tests.conftest import charts, page_ok, plotly_array
@@ -69,7 +69,7 @@ def test_logit_lens_page(offline, bundled, tr):
 
     at.text_input(key="lens_word").set_value("London").run()     # track another city
     page_ok(at)
-    london = lens.choose_token(bundled, " London")
+    london = words.choose_token(bundled, "London")
     tj = lens.token_trajectory(bundled, tr, london.token_id)
     assert f"ends at rank {int(tj.ranks[-1, -1]) + 1:,} of" in _text(at)
     at.text_input(key="lens_word").set_value("").run()

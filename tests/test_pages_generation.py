@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from explainer import content
 from explainer import generation as gen
 from explainer.figures.common import show_token
 from explainer.sampling import probabilities
@@ -91,7 +92,7 @@ def test_generate_page_streams_stops_and_pads(offline, bundled):
     at = AppTest.from_file("../pages/6_Generate.py", default_timeout=180).run()
     page_ok(at)
     text = at.session_state.gen_text
-    assert text == gen.TEMPLATES["qa"].text
+    assert text == content.TEMPLATES["qa"].text
     enc = encode(bundled, text)
     md = " ".join(m.value for m in at.markdown)
     assert all(f"<small>{i}</small>" in md for i in enc.ids)  # token chips with ids
@@ -113,7 +114,7 @@ def test_generate_page_streams_stops_and_pads(offline, bundled):
     # Another template, the right padding side, and an empty prompt: no traceback, a message.
     at.selectbox(key="gen_template").set_value("code").run()
     page_ok(at)
-    assert at.session_state.gen_text == gen.TEMPLATES["code"].text
+    assert at.session_state.gen_text == content.TEMPLATES["code"].text
     at.radio(key="gen_pad_side").set_value("right").run()
     page_ok(at)
     at.text_area(key="gen_text").set_value("   ").run()

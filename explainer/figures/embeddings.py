@@ -9,7 +9,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..embeddings import AnalogyMap, ContextAnalysis, Neighbour, Projection, Similarity, WordMap
+from ..residual import ContextAnalysis
+from ..vectors import Neighbour, Similarity
+from ..wordmaps import AnalogyMap, Projection, WordMap
 from .common import DIVERGING, show_token, style
 
 PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
