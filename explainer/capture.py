@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import PromptError
+from .errors import RangeError
 from .models import LoadedModel
 from .sites import Hook, hooks, site
 from .tokens import encode
@@ -187,7 +187,7 @@ def queries_keys(lm: LoadedModel, tr: Trace, layer: int) -> QK:
     softmax(mask(scale · q·kᵀ)) reproduces the captured attention pattern for every family.
     """
     if not 0 <= layer < lm.n_layers:
-        raise PromptError(f"Layer {layer} does not exist.", f"Choose a layer from 0 to {lm.n_layers - 1}.")
+        raise RangeError(f"Layer {layer} does not exist.", f"Choose a layer from 0 to {lm.n_layers - 1}.")
     attn = site(lm, f"blocks.{layer}.attn.hook_pattern").module
     x = torch.as_tensor(np.array(tr.resid[layer]), device=lm.device).to(lm.dtype)[None]  # [1, T, D]
     with torch.inference_mode():

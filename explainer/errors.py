@@ -18,3 +18,11 @@ class ModelLoadError(ExplainerError):
 
 class PromptError(ExplainerError):
     """The prompt cannot be traced as it is (empty, say)."""
+
+
+class RangeError(ExplainerError):
+    """An index outside what the model has: a layer, head, neuron, position or token id."""
+
+
+class SettingError(ExplainerError):
+    """A setting out of its range (a token limit, a count of guesses, a training setting)."""

@@ -1,5 +1,5 @@
-"""Generation, one token at a time: stepping with a KV cache, streaming, stop strings, padded batches,
-prompt templates.
+"""Generation, one token at a time: stepping with a KV cache, streaming, stop strings, padded batches.
+(The prompt templates are teaching content: explainer.content.)
 
 The model is shared between sessions and never holds state: every stepping session owns a
 `StepState` (kept in the session, not here) with its own key/value cache (transformers'
@@ -22,7 +22,7 @@ import torch
 
 from .errors import ExplainerError, PromptError
 from .models import LoadedModel
-from .sampling import Distribution, Settings, choose, probabilities, rng, sample
+from .sampling import Distribution, Settings, choose, probabilities, rng, sample, softmax
 from .tokens import context_limit, encode, token_strings
 from .trace import readonly
 
@@ -470,3 +470,45 @@ def parse_stop(s: str) -> tuple[str, ...]:
     r"""Stop strings typed by a user: comma-free, one per line or separated by '|'; '\n' means a newline."""
     parts = [p.replace("\\n", "\n").replace("\\t", "\t") for p in str(s or "").split("|")]
     return tuple(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One prompt of a batch: its next token in the batch, and the same prompt run alone."""
+
+    prompt: str
+    n_tokens: int            # real tokens (no padding)
+    top_id: int              # most likely next token in the batched pass
+    top_token: str
+    prob: float              # its probability there
+    alone_id: int            # most likely next token when the prompt runs alone
+    alone_token: str
+    alone_prob: float        # the batch's top token's probability when run alone
+
+    @property
+    def same(self) -> bool:
+        """Batched and alone agree: the same top token, with the same probability to 1e-3."""
+        return self.alone_id == self.top_id and abs(self.alone_prob - self.prob) < 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class BatchCheck:
+    batch: Batch
+    rows: tuple[BatchRow, ...]
+
+
+def compare_batch(lm: LoadedModel, prompts: Sequence[str], side: str = "left",
+                  max_tokens: int | None = None) -> BatchCheck:
+    """Pad `prompts` into one batch, predict every row's next token in one pass, and run each prompt
+    alone for comparison (the mask and position ids make the two agree)."""
+    b = pad_batch(lm, prompts, side, max_tokens)
+    together = softmax(batch_next_logits(lm, b))                                     # [B, V]
+    rows = []
+    for i, (row, mrow) in enumerate(zip(b.ids, b.mask)):
+        alone = softmax(next_logits(lm, [int(t) for t, m in zip(row, mrow) if m]))       # [V]
+        top, top_alone = int(together[i].argmax()), int(alone.argmax())
+        names = token_strings(lm.tokenizer, [top, top_alone])
+        rows.append(BatchRow(prompt=b.prompts[i], n_tokens=b.lengths[i], top_id=top, top_token=names[0],
+                             prob=float(together[i, top]), alone_id=top_alone, alone_token=names[1],
+                             alone_prob=float(alone[top])))
+    return BatchCheck(batch=b, rows=tuple(rows))

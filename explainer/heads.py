@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from .capture import causal_softmax, queries_keys
-from .errors import PromptError
+from .errors import RangeError
 from .models import LoadedModel
 from .sites import hooks, site
-from .trace import Trace
+from .tokens import token_strings
+from .trace import Trace, readonly
 
 ROLES = ("previous_token", "first_token", "induction")
 ROLE_LABELS = {
@@ -143,7 +144,51 @@ def head_scores(lm: LoadedModel, n: int = 40, batch: int = 4, seed: int = 0) -> 
     per_layer: dict[int, dict[str, np.ndarray]] = {}
     _forward_attention(lm, seq.ids, lambda layer, a: per_layer.__setitem__(
         layer, _layer_scores(a, seq.period, seq.prefix)))
-    return {role: np.stack([per_layer[i][role] for i in range(lm.n_layers)]) for role in ROLES}  # [L, H]
+    return {role: readonly(np.stack([per_layer[i][role] for i in range(lm.n_layers)])) for role in ROLES}  # [L, H]
+
+
+@dataclass(frozen=True, eq=False)
+class InductionDemo:
+    """Every head's pattern on one fresh random sequence repeated twice (`prefix + R + R`), and the
+    cells an induction head attends to: in the second copy, query i looks at key i - period + 1, the
+    token that came *after* the first occurrence of token i."""
+
+    tokens: tuple[str, ...]
+    attn: np.ndarray              # [L, H, T, T] read-only
+    prefix: int
+    period: int
+
+    @property
+    def cells(self) -> tuple[tuple[int, int], ...]:
+        """(query, key) of every induction cell, one per second-copy query."""
+        start = self.prefix + self.period
+        return tuple((i, i - self.period + 1) for i in range(start, start + self.period))
+
+    def hit(self, layer: int, head: int) -> float:
+        """The head's mean weight on the induction cells (its induction score on this one sequence)."""
+        q, k = np.array(self.cells).T
+        return float(self.attn[layer, head, q, k].mean())
+
+
+def induction_demo(lm: LoadedModel, n: int = 16, seed: int = 1) -> InductionDemo:
+    """One random sequence of n tokens, repeated, and every head's attention on it."""
+    seq = repeated_tokens(lm, n=n, batch=1, seed=seed)
+    return InductionDemo(tokens=token_strings(lm.tokenizer, seq.ids[0]),
+                         attn=readonly(attention_for_ids(lm, seq.ids)[0]), prefix=seq.prefix, period=seq.period)
+
+
+def top_attended(row: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+    """The k keys a query row attends to most, as (position, weight), largest first."""
+    order = np.argsort(-np.asarray(row), kind="stable")[:k]
+    return [(int(j), float(row[j])) for j in order]
+
+
+def kv_group(n_heads: int, n_kv_heads: int, head: int) -> tuple[int, tuple[int, ...]]:
+    """Grouped-query attention: the key/value head that query head `head` reads, and every query head
+    that shares it (consecutive groups of n_heads / n_kv_heads, as transformers' repeat_kv lays them out)."""
+    group = n_heads // n_kv_heads
+    kv = head // group
+    return kv, tuple(range(kv * group, (kv + 1) * group))
 
 
 @dataclass(frozen=True)
@@ -201,6 +246,11 @@ class QKSteps:
         return float(np.abs(self.pattern - self.captured).max())
 
     @property
+    def row_sum_error(self) -> float:
+        """Largest deviation of a row of the recomputed pattern from summing to 1."""
+        return float(np.abs(self.pattern.sum(axis=1) - 1).max())
+
+    @property
     def kv_siblings(self) -> tuple[int, ...]:
         """The query heads that share this head's key/value head (itself included)."""
         return tuple(range(self.kv_head * self.group, (self.kv_head + 1) * self.group))
@@ -209,7 +259,7 @@ class QKSteps:
 def qk_steps(lm: LoadedModel, tr: Trace, layer: int, head: int) -> QKSteps:
     """Recompute one head's pattern from its real queries and keys: q·k -> × scale -> mask -> softmax."""
     if not 0 <= head < lm.n_heads:
-        raise PromptError(f"Head {head} does not exist.", f"Choose a head from 0 to {lm.n_heads - 1}.")
+        raise RangeError(f"Head {head} does not exist.", f"Choose a head from 0 to {lm.n_heads - 1}.")
     qk = queries_keys(lm, tr, layer)
     raw = qk.scores(head).astype(np.float64)                         # [T, T]
     masked, pattern = causal_softmax(raw, qk.scale)                  # [T, T] each (float64)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import PromptError
+from .errors import PromptError, RangeError
 from .heads import top_heads
 from .models import LoadedModel
 from .sampling import softmax
@@ -88,11 +88,11 @@ def _check(lm: LoadedModel, heads: Iterable, neurons: Iterable) -> tuple[tuple, 
     ns = tuple(sorted({(int(layer), int(n)) for layer, n in neurons}))
     for layer, h in hs:
         if not (0 <= layer < L and 0 <= h < H):
-            raise PromptError(f"Head L{layer}.H{h} does not exist.",
+            raise RangeError(f"Head L{layer}.H{h} does not exist.",
                               f"Layers go from 0 to {L - 1} and heads from 0 to {H - 1}.")
     for layer, n in ns:
         if not (0 <= layer < L and 0 <= n < M):
-            raise PromptError(f"Neuron L{layer}.N{n} does not exist.",
+            raise RangeError(f"Neuron L{layer}.N{n} does not exist.",
                               f"Layers go from 0 to {L - 1} and neurons from 0 to {M - 1}.")
     return hs, ns
 
@@ -207,7 +207,7 @@ def attribution(lm: LoadedModel, tr: Trace, target: int | None = None) -> Attrib
     L, H, V = lm.n_layers, lm.n_heads, lm.vocab_size
     target = int(np.argmax(tr.logits[-1])) if target is None else int(target)
     if not 0 <= target < V:
-        raise PromptError(f"Token id {target} is not in the vocabulary.", f"Choose an id from 0 to {V - 1}.")
+        raise RangeError(f"Token id {target} is not in the vocabulary.", f"Choose an id from 0 to {V - 1}.")
     kept: dict[tuple[str, int], torch.Tensor] = {}
 
     def keep(kind: str, layer: int):

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .errors import PromptError
+from .errors import PromptError, RangeError, SettingError
 from .models import LoadedModel
 from .sites import site
 from .tokens import token_strings
@@ -95,7 +95,7 @@ def logit_lens(lm: LoadedModel, tr: Trace, k: int = 5) -> LensResult:
     """Top-k next-token guesses of every layer's residual, decoded with the final norm and unembedding."""
     L1, T, _ = tr.resid.shape
     if int(k) < 1:
-        raise PromptError(f"k must be at least 1 (got {k}).", "Ask for one or more guesses per cell.")
+        raise SettingError(f"k must be at least 1 (got {k}).", "Ask for one or more guesses per cell.")
     k = min(int(k), lm.vocab_size)
     n = L1 * T
     ids = np.empty((n, k), dtype=np.int64)
@@ -133,7 +133,7 @@ def token_trajectory(lm: LoadedModel, tr: Trace, token_id: int) -> TokenTrajecto
     """Probability and rank of one token at every layer and position ("when does it settle on ' Paris'?")."""
     token_id = int(token_id)
     if not 0 <= token_id < lm.vocab_size:
-        raise PromptError(f"Token id {token_id} is not in the vocabulary.",
+        raise RangeError(f"Token id {token_id} is not in the vocabulary.",
                           f"Choose an id from 0 to {lm.vocab_size - 1}.")
     L1, T, _ = tr.resid.shape
     probs = np.empty(L1 * T, dtype=np.float32)

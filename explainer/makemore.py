@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ExplainerError, PromptError
+from .errors import ExplainerError, PromptError, SettingError
 
 CHARS = "." + "abcdefghijklmnopqrstuvwxyz"     # index 0 is the start/end symbol
 STOI = {c: i for i, c in enumerate(CHARS)}
@@ -88,7 +88,7 @@ def load_data(block_size: int = 3, seed: int = 42, n_names: int | None = None) -
     """Shuffle the names with `seed`, keep the first `n_names` (all by default) and split them
     80/10/10 into train/dev/test by name (no name is in two splits)."""
     if not 1 <= int(block_size) <= 16:
-        raise PromptError(f"A context of {block_size} characters is out of range.",
+        raise SettingError(f"A context of {block_size} characters is out of range.",
                           "Pick a context length between 1 and 16 characters.")
     words = list(census_names())
     random.Random(seed).shuffle(words)
@@ -197,10 +197,10 @@ def train(model: CharMLP, data: Dataset, steps: int = 2000, lr: float = 0.1, bat
     call continues the curves of the first. The learning rate drops tenfold after `decay_at` of the
     steps. `batch_size=0` trains on the whole train split each step."""
     if data.block_size != model.config.block_size:
-        raise PromptError("The data's context length differs from the model's.",
+        raise SettingError("The data's context length differs from the model's.",
                           "Train a new model after changing the context length.")
     if steps < 1 or lr <= 0:
-        raise PromptError("Training needs at least one step and a positive learning rate.",
+        raise SettingError("Training needs at least one step and a positive learning rate.",
                           "Raise the number of steps or the learning rate.")
     g = torch.Generator().manual_seed(seed)
     n = data.train.x.shape[0]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import PromptError
+from .errors import RangeError
 from .sampling import top_k
 from .trace import Trace
 
@@ -52,21 +52,21 @@ class Histogram:
 def check_layer(tr: Trace, layer: int) -> int:
     L = tr.mlp.shape[0]
     if not -L <= int(layer) < L:
-        raise PromptError(f"Layer {layer} does not exist.", f"Choose a layer from 0 to {L - 1}.")
+        raise RangeError(f"Layer {layer} does not exist.", f"Choose a layer from 0 to {L - 1}.")
     return int(layer) % L
 
 
 def check_position(tr: Trace, position: int) -> int:
     T = tr.mlp.shape[1]
     if not -T <= int(position) < T:
-        raise PromptError(f"Position {position} is outside the prompt.", f"Choose a position from 0 to {T - 1}.")
+        raise RangeError(f"Position {position} is outside the prompt.", f"Choose a position from 0 to {T - 1}.")
     return int(position) % T
 
 
 def check_neuron(tr: Trace, neuron: int) -> int:
     M = tr.mlp.shape[2]
     if not 0 <= int(neuron) < M:
-        raise PromptError(f"Neuron {neuron} does not exist.", f"Each layer has neurons 0 to {M - 1}.")
+        raise RangeError(f"Neuron {neuron} does not exist.", f"Each layer has neurons 0 to {M - 1}.")
     return int(neuron)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import PromptError
+from .errors import PromptError, SettingError
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def encode(lm, text: str, max_tokens: int | None = None) -> Encoded:
         raise PromptError("The prompt is empty.",
                           "Type a sentence in the prompt box to see what the model does with it.")
     if max_tokens is not None and max_tokens < 1:
-        raise PromptError(f"max_tokens must be at least 1 (got {max_tokens}).", "Raise the token limit.")
+        raise SettingError(f"max_tokens must be at least 1 (got {max_tokens}).", "Raise the token limit.")
     ids = list(lm.tokenizer(str(text), add_special_tokens=True)["input_ids"])
     if not ids:
         raise PromptError("The prompt produced no tokens.", "Type some words in the prompt box.")

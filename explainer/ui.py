@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 import explainer as ex
-from explainer import links
+from explainer import anatomy, generation, glove, heads, interventions, lens, links, makemore
 from explainer.content import DEFAULT_PROMPT  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import show_token
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, bundled_ready, prepare_bundled
@@ -47,6 +47,118 @@ def _convert_lock() -> threading.Lock:
 def get_trace(model_name: str, text: str, max_tokens: int | None) -> ex.Trace:
     """Traces are shared read-only (their arrays are not writeable), so no per-session copy is made."""
     return ex.trace(get_model(model_name), text, max_tokens)
+
+
+# Every cached result of the app is here, and all are one kind: `st.cache_resource`, shared by every
+# session with no per-session copy, so each result is made read-only (`_frozen`) before it is shared.
+# They chain by name, never by object: a cached function takes the model's name (and the prompt and
+# max tokens) and asks get_model / get_trace for the objects, so every key is small and hashable, and
+# a model or trace evicted from its cache is rebuilt on demand by whichever result needs it next.
+#   get_model(name) ─┬─ get_trace(name, text, max_tokens) ─┬─ lens_of, trajectory_of       (Logit lens)
+#                    │                                      └─ attribution_of, ablation_of  (Interventions)
+#                    ├─ head_roles, induction_demo                                          (Attention)
+#                    ├─ batch_check                                                         (Generate)
+#                    └─ anatomy_files, scale_rows                                           (Anatomy)
+#   names_data(block_size) ─ lr_sweep, overfit_run                                         (Tiny LM lab)
+#   glove_vectors()                                                                         (Embeddings)
+
+def _frozen(x):
+    """Mark every numpy array reachable from x (fields of dataclasses, items of tuples, lists and
+    dicts) read-only, and return x: a shared cached result must not be changed by one session."""
+    import dataclasses
+
+    import numpy as np
+
+    seen: set[int] = set()
+
+    def walk(v) -> None:
+        if id(v) in seen:
+            return
+        seen.add(id(v))
+        if isinstance(v, np.ndarray):
+            v.flags.writeable = False
+        elif isinstance(v, dict):
+            for item in v.values():
+                walk(item)
+        elif isinstance(v, (tuple, list)):
+            for item in v:
+                walk(item)
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            for f in dataclasses.fields(v):
+                walk(getattr(v, f.name))
+
+    walk(x)
+    return x
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def lens_of(model_name: str, text: str, max_tokens: int, k: int):
+    return _frozen(lens.logit_lens(get_model(model_name), get_trace(model_name, text, max_tokens), k=k))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def trajectory_of(model_name: str, text: str, max_tokens: int, token_id: int):
+    return _frozen(lens.token_trajectory(get_model(model_name), get_trace(model_name, text, max_tokens),
+                                            token_id))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def attribution_of(model_name: str, text: str, max_tokens: int):
+    return _frozen(interventions.attribution(get_model(model_name), get_trace(model_name, text, max_tokens)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def ablation_of(model_name: str, text: str, max_tokens: int, head_set: tuple, neurons: tuple):
+    return _frozen(interventions.ablate(get_model(model_name), get_trace(model_name, text, max_tokens),
+                                        head_set, neurons))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def head_roles(model_name: str) -> dict:
+    """Head-role scores, measured once per model on a repeated random sequence ({role: [L, H]})."""
+    return _frozen(heads.head_scores(get_model(model_name)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def induction_demo(model_name: str):
+    return _frozen(heads.induction_demo(get_model(model_name)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def batch_check(model_name: str, prompts: tuple[str, ...], side: str):
+    return _frozen(generation.compare_batch(get_model(model_name), prompts, side))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def anatomy_files(model_name: str):
+    return _frozen(anatomy.two_files(get_model(model_name)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def scale_rows(model_name: str, label: str) -> tuple:
+    return _frozen(anatomy.scale_table({label: get_model(model_name).config}))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def names_data(block_size: int):
+    """The names, split 80/10/10 by name, as (context -> next character) examples."""
+    return _frozen(makemore.load_data(block_size, seed=42))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def lr_sweep(block_size: int, n_embd: int, n_hidden: int, batch_size: int):
+    return _frozen(makemore.lr_finder(makemore.MLPConfig(block_size, n_embd, n_hidden), names_data(block_size),
+                                batch_size=batch_size))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def overfit_run(block_size: int, n_names: int, n_hidden: int):
+    return _frozen(makemore.overfit_demo(names_data(block_size), n_names=n_names, n_hidden=n_hidden))
+
+
+@st.cache_resource(show_spinner="Loading the GloVe word vectors (once)…")
+def glove_vectors():
+    return _frozen(glove.load())
 
 
 def model_label(name: str) -> str:

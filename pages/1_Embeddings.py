@@ -44,11 +44,6 @@ def _show_word_problems(notes, skipped) -> None:
         st.warning("Left out: " + " · ".join(f"**{w}**: {why}" for w, why in skipped))
 
 
-@st.cache_resource(show_spinner="Loading the GloVe word vectors (once)…")
-def _glove() -> glove.Glove:
-    return glove.load()
-
-
 st.info(vectors.matrix_note(lm) + " A typed word is looked up as the token it becomes mid-sentence, with its "
         "leading space (␣king); a word split into several tokens gets the mean of its pieces, marked *.")
 
@@ -130,7 +125,7 @@ def analogy_tab() -> None:
         ui.chart(figs.neighbour_bars(res.neighbours, f"{lm.label}: input embeddings"), key="emb_an_bars")
     with right:
         try:
-            g = _glove()
+            g = ui.glove_vectors()
             ga = glove.analogy([a, c], [b], k=int(ss.emb_an_k), g=g)
         except ExplainerError as e:
             st.markdown("**GloVe (static word vectors)**")
@@ -169,7 +164,7 @@ def neighbours_view() -> None:
         _show_word_problems([wt.note] if wt.note else [], ())
     with right:
         try:
-            gn = glove.neighbours(ss.emb_nb_word, k=10, g=_glove())
+            gn = glove.neighbours(ss.emb_nb_word, k=10, g=ui.glove_vectors())
         except ExplainerError as e:
             st.info(str(e))
         else:

@@ -4,37 +4,13 @@ from __future__ import annotations
 
 from functools import partial
 
-import numpy as np
 import streamlit as st
 
 from explainer import ExplainerError, heads, ui
 from explainer.figures import attention as fa
 from explainer.figures.common import show_token
-from explainer.tokens import token_strings
 
-lm, tr = ui.traced_page(
-    "Attention",
-    "Each token looks back at the tokens before it and mixes in what it finds. Every layer does this "
-    "with several heads side by side, each with its own idea of what is worth looking at.",
-    icon="👀",
-)
 ss = st.session_state
-L, H = lm.n_layers, lm.n_heads
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def role_scores(model_name: str) -> dict[str, np.ndarray]:
-    """Head-role scores, measured once per model on a repeated random sequence."""
-    return heads.head_scores(ui.get_model(model_name))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def induction_demo(model_name: str) -> tuple[tuple[str, ...], np.ndarray, int, int]:
-    """A fresh random sequence repeated twice and every head's pattern on it: (tokens, [L, H, T, T], P, n)."""
-    model = ui.get_model(model_name)
-    seq = heads.repeated_tokens(model, n=16, batch=1, seed=1)
-    return token_strings(model.tokenizer, seq.ids[0]), heads.attention_for_ids(model, seq.ids)[0], seq.prefix, \
-        seq.period
 
 
 def set_head(layer: int, head: int, note: str | None = None) -> None:
@@ -50,135 +26,158 @@ def on_pick(key: str) -> None:
         set_head(*pick, note=f"Opened layer {pick[0]}, head {pick[1]}.")
 
 
+def role_scores(lm) -> dict | None:
+    """Head-role scores (measured once per model), or None with a warning when they cannot be."""
+    with st.spinner("Measuring what every head does (once per model)…"):
+        try:
+            return ui.head_roles(lm.name)
+        except (ExplainerError, ValueError) as e:
+            st.warning(f"Head roles could not be measured for this model: {e}")
+            return None
+
+
+def all_heads(lm, tr, shown: tuple[int, int], scores) -> None:
+    L, H = lm.n_layers, lm.n_heads
+    st.subheader(f"1 · All {L * H} heads at once")
+    st.write(f"{L} layers × {H} heads. Each tile is one head's attention pattern on your prompt: rows are the "
+             "tokens doing the looking (queries), columns the tokens looked at (keys); dark = much attention. "
+             "**Click a tile** to open that head below.")
+    ui.chart(fa.overview(tr.attn, tr.tokens, shown, n_kv_heads=lm.n_kv_heads, scores=scores),
+             key="att_overview", on_select=partial(on_pick, "att_overview"), selection_mode="points")
+    if tr.n_tokens > 16:
+        st.caption(f"Your prompt has {tr.n_tokens} tokens, so each tile is shrunk to 16 × 16 blocks showing the "
+                   "largest weight in each block. The view below shows every token.")
+
+
+def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
+    """The head the user chose (layer, head), drawn up close."""
+    L, H = lm.n_layers, lm.n_heads
+    st.subheader("2 · One head up close")
+    c1, c2 = st.columns(2)
+    with c1:
+        layer = ui.slider("layer", "Layer", 0, L - 1, default[0], key="att_layer")
+    with c2:
+        head = ui.slider("head", "Head", 0, H - 1, default[1], key="att_head")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}"),
+                 key="att_head_map")
+    with right:
+        st.markdown("**How to read it.** Row = a token asking *“which earlier tokens matter to me?”*; "
+                    "its weights over the columns add up to 1. Grey cells are the future: a GPT cannot look ahead.")
+        top = heads.top_attended(tr.attn[layer, head, -1], 3)              # the last token's row
+        lines = "\n".join(f"- {w:.0%} on {fa.token_label(tr.tokens, j)}" for j, w in top)
+        st.markdown(f"The last token, “{show_token(tr.tokens[-1])}”, puts\n{lines}")
+        if scores is not None:
+            st.markdown("**Its role scores** (0 – 1, on random text): "
+                        + ", ".join(f"{r.replace('_', '-')} **{scores[r][layer, head]:.2f}**" for r in heads.ROLES))
+        if lm.n_kv_heads != H:
+            kv, group = heads.kv_group(H, lm.n_kv_heads, head)
+            st.markdown(f"This model uses **grouped-query attention**: {H} query heads share {lm.n_kv_heads} "
+                        f"key/value heads. Head {head} reads key/value head **{kv}**, together with query heads "
+                        f"{', '.join(str(h) for h in group if h != head)}.")
+    return layer, head
+
+
+def qk_step_by_step(lm, tr, layer: int, head: int) -> None:
+    H = lm.n_heads
+    st.subheader("3 · Where the weights come from: Q·K, step by step")
+    try:
+        steps = heads.qk_steps(lm, tr, layer, head)
+    except ExplainerError as e:
+        st.info(str(e))
+        return
+    st.markdown(
+        f"Each token's vector is turned into a **query** *q* (what am I looking for?) and a **key** *k* (what do I "
+        f"contain?), each {steps.d_head} numbers long in this head. The head's weights are "
+        r"$\mathrm{softmax}\big(\mathrm{mask}(q\cdot k\,/\sqrt{d_\text{head}})\big)$ — here are the four steps, "
+        f"computed from layer {layer}'s real queries and keys.")
+    g_left, g_right = st.columns([2, 3], gap="large")
+    with g_left:
+        ui.chart(fa.gqa_diagram(H, steps.n_kv_heads, head), key="att_gqa")
+    with g_right:
+        if steps.group > 1:
+            others = [h for h in steps.kv_siblings if h != head]
+            st.markdown(
+                f"**Grouped-query attention.** Keys and values take memory for every token the model has seen, "
+                f"so this model computes only **{steps.n_kv_heads} key/value heads** and lets **{steps.group} "
+                f"query heads share each one** ({H} query heads in all). Query head {head} compares its queries "
+                f"with the keys of **key/value head {steps.kv_head}**, the same keys that query heads "
+                f"{' and '.join(map(str, others))} use. Their patterns still differ because their queries differ.")
+        else:
+            st.markdown(f"Every one of the {H} query heads has its own key/value head (no grouping).")
+    s1, s2 = st.columns(2)
+    with s1:
+        ui.chart(fa.qk_step(steps.raw, tr.tokens, "raw"), key="att_step_raw")
+        st.caption("Every query is compared with every key, even later ones: a big positive number means "
+                   "“this key answers my question”.")
+        ui.chart(fa.qk_step(steps.masked, tr.tokens, "masked"), key="att_step_masked")
+        st.caption("A token may not look at the future: scores above the diagonal become −∞, which softmax turns "
+                   "into 0.")
+    with s2:
+        ui.chart(fa.qk_step(steps.scaled, tr.tokens, "scaled",
+                            f"2 · Scaled: × 1/√{steps.d_head} = {steps.scale:.4g}"), key="att_step_scaled")
+        st.caption(f"Dividing by √d_head = √{steps.d_head} keeps the scores in a range where softmax is not "
+                   "saturated, however long the vectors are.")
+        ui.chart(fa.qk_step(steps.pattern, tr.tokens, "pattern"), key="att_step_pattern")
+        st.caption(f"softmax(x)ᵢ = eˣⁱ / Σⱼ eˣʲ along each row: every row sums to 1 (largest deviation "
+                   f"{steps.row_sum_error:.1e}). This equals the pattern the model itself used to within "
+                   f"{steps.max_error:.1e}.")
+
+
+def head_roles(scores, shown: tuple[int, int]) -> None:
+    st.subheader("4 · What heads are for")
+    st.write("Some heads do the same job whatever the text. We measure three jobs on a sequence of random tokens "
+             "repeated twice (random, so that no head can rely on meaning). **Click a cell** or a button to open "
+             "that head above.")
+    for role in heads.ROLES:
+        st.markdown(f"**{heads.ROLE_LABELS[role]}** — {heads.ROLE_HELP[role]}")
+        m_col, b_col = st.columns([4, 1], gap="medium")
+        with m_col:
+            ui.chart(fa.role_map(scores[role], heads.ROLE_LABELS[role], shown,
+                                 help_text=heads.ROLE_HELP[role].split(":")[0]),
+                     key=f"att_role_{role}", on_select=partial(on_pick, f"att_role_{role}"), selection_mode="points")
+        with b_col:
+            st.markdown("Strongest heads")
+            for i, t in enumerate(heads.top_heads(scores[role], k=5)):
+                st.button(f"Layer {t.layer} · head {t.head} ({t.score:.2f})", key=f"att_view_{role}_{i}",
+                          on_click=set_head, args=(t.layer, t.head, f"Opened layer {t.layer}, head {t.head} "
+                                                                  f"({heads.ROLE_LABELS[role].lower()})."),
+                          width="stretch")
+
+
+def induction_at_work(lm, scores) -> None:
+    best = heads.top_heads(scores["induction"], k=1)[0]
+    st.markdown(f"**An induction head at work.** The strongest induction head, layer {best.layer} · head "
+                f"{best.head}, on a fresh random sequence repeated twice. In the second copy each token looks at "
+                "the token that came *after* its first occurrence (outlined), and so predicts that history "
+                "repeats. This is how models copy names and phrases they have already seen in the prompt.")
+    with st.spinner("Running a repeated random sequence…"):
+        demo = ui.induction_demo(lm.name)
+    ui.chart(fa.head_heatmap(demo.attn[best.layer, best.head], demo.tokens,
+                             f"Layer {best.layer}, head {best.head} on random tokens, repeated",
+                             highlight=list(demo.cells)), key="att_induction_demo")
+    st.caption(f"Average weight on the outlined cells: {demo.hit(best.layer, best.head):.0%}. The first copy is "
+               "random, so there is nothing to predict there and the head mostly rests on the first token.")
+
+
+lm, tr = ui.traced_page(
+    "Attention",
+    "Each token looks back at the tokens before it and mixes in what it finds. Every layer does this "
+    "with several heads side by side, each with its own idea of what is worth looking at.",
+    icon="👀",
+)
 # Unless the link names one, start on a head worth looking at: the one where the last token looks furthest
 # back into the prompt.
-default_layer, default_head = heads.looking_back_head(tr.attn)
-shown = (ui.linked_number("layer", 0, L - 1, default_layer), ui.linked_number("head", 0, H - 1, default_head))
+default = heads.looking_back_head(tr.attn)
+shown = (ui.linked_number("layer", 0, lm.n_layers - 1, default[0]),
+         ui.linked_number("head", 0, lm.n_heads - 1, default[1]))
 if "_att_note" in ss:
     st.toast(ss.pop("_att_note"))
-
-with st.spinner("Measuring what every head does (once per model)…"):
-    try:
-        scores = role_scores(lm.name)
-    except (ExplainerError, ValueError) as e:
-        st.warning(f"Head roles could not be measured for this model: {e}")
-        scores = None
-
-# -- 1 · every head at once ------------------------------------------------------------------------
-st.subheader(f"1 · All {L * H} heads at once")
-st.write(f"{L} layers × {H} heads. Each tile is one head's attention pattern on your prompt: rows are the "
-         "tokens doing the looking (queries), columns the tokens looked at (keys); dark = much attention. "
-         "**Click a tile** to open that head below.")
-ui.chart(fa.overview(tr.attn, tr.tokens, shown, n_kv_heads=lm.n_kv_heads, scores=scores),
-         key="att_overview", on_select=partial(on_pick, "att_overview"), selection_mode="points")
-if tr.n_tokens > 16:
-    st.caption(f"Your prompt has {tr.n_tokens} tokens, so each tile is shrunk to 16 × 16 blocks showing the "
-               "largest weight in each block. The view below shows every token.")
-
-# -- 2 · one head -------------------------------------------------------------------------------------
-st.subheader("2 · One head up close")
-c1, c2 = st.columns(2)
-with c1:
-    layer = ui.slider("layer", "Layer", 0, L - 1, default_layer, key="att_layer")
-with c2:
-    head = ui.slider("head", "Head", 0, H - 1, default_head, key="att_head")
-left, right = st.columns([3, 2], gap="large")
-with left:
-    ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}"), key="att_head_map")
-with right:
-    last = tr.attn[layer, head, -1]                                   # [T] the last token's row
-    top = np.argsort(-last)[:3]
-    st.markdown("**How to read it.** Row = a token asking *“which earlier tokens matter to me?”*; "
-                "its weights over the columns add up to 1. Grey cells are the future: a GPT cannot look ahead.")
-    lines = "\n".join(f"- {w:.0%} on {fa.token_label(tr.tokens, int(j))}" for j, w in zip(top, last[top]))
-    st.markdown(f"The last token, “{show_token(tr.tokens[-1])}”, puts\n{lines}")
-    if scores is not None:
-        st.markdown("**Its role scores** (0 – 1, on random text): "
-                    + ", ".join(f"{r.replace('_', '-')} **{scores[r][layer, head]:.2f}**" for r in heads.ROLES))
-    if lm.n_kv_heads != H:
-        g = H // lm.n_kv_heads
-        kv = head // g
-        st.markdown(f"This model uses **grouped-query attention**: {H} query heads share {lm.n_kv_heads} "
-                    f"key/value heads. Head {head} reads key/value head **{kv}**, together with query heads "
-                    f"{', '.join(str(h) for h in range(kv * g, (kv + 1) * g) if h != head)}.")
-
-# -- 3 · Q·K step by step ----------------------------------------------------------------------------
-st.subheader("3 · Where the weights come from: Q·K, step by step")
-try:
-    steps = heads.qk_steps(lm, tr, layer, head)
-except ExplainerError as e:
-    st.info(str(e))
-    st.stop()
-st.markdown(
-    f"Each token's vector is turned into a **query** *q* (what am I looking for?) and a **key** *k* (what do I "
-    f"contain?), each {steps.d_head} numbers long in this head. The head's weights are "
-    r"$\mathrm{softmax}\big(\mathrm{mask}(q\cdot k\,/\sqrt{d_\text{head}})\big)$ — here are the four steps, "
-    f"computed from layer {layer}'s real queries and keys.")
-g_left, g_right = st.columns([2, 3], gap="large")
-with g_left:
-    ui.chart(fa.gqa_diagram(H, steps.n_kv_heads, head), key="att_gqa")
-with g_right:
-    if steps.group > 1:
-        others = [h for h in steps.kv_siblings if h != head]
-        st.markdown(
-            f"**Grouped-query attention.** Keys and values take memory for every token the model has seen, so "
-            f"this model computes only **{steps.n_kv_heads} key/value heads** and lets **{steps.group} query "
-            f"heads share each one** ({H} query heads in all). Query head {head} compares its queries with the "
-            f"keys of **key/value head {steps.kv_head}**, the same keys that query heads "
-            f"{' and '.join(map(str, others))} use. Their patterns still differ because their queries differ.")
-    else:
-        st.markdown(f"Every one of the {H} query heads has its own key/value head (no grouping).")
-s1, s2 = st.columns(2)
-with s1:
-    ui.chart(fa.qk_step(steps.raw, tr.tokens, "raw"), key="att_step_raw")
-    st.caption("Every query is compared with every key, even later ones: a big positive number means "
-               "“this key answers my question”.")
-    ui.chart(fa.qk_step(steps.masked, tr.tokens, "masked"), key="att_step_masked")
-    st.caption("A token may not look at the future: scores above the diagonal become −∞, which softmax turns into 0.")
-with s2:
-    ui.chart(fa.qk_step(steps.scaled, tr.tokens, "scaled",
-                        f"2 · Scaled: × 1/√{steps.d_head} = {steps.scale:.4g}"), key="att_step_scaled")
-    st.caption(f"Dividing by √d_head = √{steps.d_head} keeps the scores in a range where softmax is not "
-               "saturated, however long the vectors are.")
-    ui.chart(fa.qk_step(steps.pattern, tr.tokens, "pattern"), key="att_step_pattern")
-    sums = steps.pattern.sum(axis=1)
-    st.caption(f"softmax(x)ᵢ = eˣⁱ / Σⱼ eˣʲ along each row: every row sums to 1 (largest deviation "
-               f"{np.abs(sums - 1).max():.1e}). This equals the pattern the model itself used to within "
-               f"{steps.max_error:.1e}.")
-
-# -- 4 · head roles ---------------------------------------------------------------------------------
-st.subheader("4 · What heads are for")
-if scores is None:
-    st.stop()
-st.write("Some heads do the same job whatever the text. We measure three jobs on a sequence of random tokens "
-         "repeated twice (random, so that no head can rely on meaning). **Click a cell** or a button to open "
-         "that head above.")
-for role in heads.ROLES:
-    st.markdown(f"**{heads.ROLE_LABELS[role]}** — {heads.ROLE_HELP[role]}")
-    m_col, b_col = st.columns([4, 1], gap="medium")
-    with m_col:
-        ui.chart(fa.role_map(scores[role], heads.ROLE_LABELS[role], (layer, head),
-                             help_text=heads.ROLE_HELP[role].split(":")[0]),
-                 key=f"att_role_{role}", on_select=partial(on_pick, f"att_role_{role}"), selection_mode="points")
-    with b_col:
-        st.markdown("Strongest heads")
-        for i, t in enumerate(heads.top_heads(scores[role], k=5)):
-            st.button(f"Layer {t.layer} · head {t.head} ({t.score:.2f})", key=f"att_view_{role}_{i}",
-                      on_click=set_head, args=(t.layer, t.head, f"Opened layer {t.layer}, head {t.head} "
-                                                              f"({heads.ROLE_LABELS[role].lower()})."),
-                      width="stretch")
-
-best = heads.top_heads(scores["induction"], k=1)[0]
-st.markdown(f"**An induction head at work.** The strongest induction head, layer {best.layer} · head {best.head}, "
-            "on a fresh random sequence repeated twice. In the second copy each token looks at the token that "
-            "came *after* its first occurrence (outlined), and so predicts that history repeats. This is how "
-            "models copy names and phrases they have already seen in the prompt.")
-with st.spinner("Running a repeated random sequence…"):
-    demo_tokens, demo_attn, prefix, period = induction_demo(lm.name)
-marks = [(i, i - period + 1) for i in range(prefix + period, prefix + 2 * period)]
-hit = float(np.mean([demo_attn[best.layer, best.head, q, k] for q, k in marks]))
-ui.chart(fa.head_heatmap(demo_attn[best.layer, best.head], demo_tokens,
-                         f"Layer {best.layer}, head {best.head} on random tokens, repeated", highlight=marks),
-         key="att_induction_demo")
-st.caption(f"Average weight on the outlined cells: {hit:.0%}. The first copy is random, so there is nothing to "
-           "predict there and the head mostly rests on the first token.")
+scores = role_scores(lm)
+all_heads(lm, tr, shown, scores)
+layer, head = one_head(lm, tr, default, scores)
+qk_step_by_step(lm, tr, layer, head)
+if scores is not None:
+    head_roles(scores, (layer, head))
+    induction_at_work(lm, scores)

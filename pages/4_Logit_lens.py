@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explainer import lens, ui, words
+from explainer import ui, words
 from explainer.errors import ExplainerError
 from explainer.figures import lens as figs
 from explainer.figures.common import axis_labels, show_token
@@ -13,16 +13,6 @@ from explainer.sampling import softmax, top_k
 from explainer.tokens import token_strings
 
 WINDOW = 16  # positions shown at once in the grid by default
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def lens_of(model_name: str, text: str, max_tokens: int, k: int) -> lens.LensResult:
-    return lens.logit_lens(ui.get_model(model_name), ui.get_trace(model_name, text, max_tokens), k=k)
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def trajectory_of(model_name: str, text: str, max_tokens: int, token_id: int) -> lens.TokenTrajectory:
-    return lens.token_trajectory(ui.get_model(model_name), ui.get_trace(model_name, text, max_tokens), token_id)
 
 
 def _row_name(row: int) -> str:
@@ -39,7 +29,7 @@ max_tokens = int(st.session_state.max_tokens)
 L, T = tr.n_layers, tr.n_tokens
 try:
     with st.spinner("Decoding every layer…"):
-        res = lens_of(lm.name, tr.text, max_tokens, 5)
+        res = ui.lens_of(lm.name, tr.text, max_tokens, 5)
 except ExplainerError as e:
     st.info(str(e))
     st.stop()
@@ -92,7 +82,7 @@ def follow_token() -> None:
         if choice.notice:
             st.caption(choice.notice)
         token_id = choice.token_id
-    tj = trajectory_of(lm.name, tr.text, max_tokens, int(token_id))
+    tj = ui.trajectory_of(lm.name, tr.text, max_tokens, int(token_id))
     ui.chart(figs.trajectory(tj, tr.tokens, pos), key="lens_traj")
     first = np.flatnonzero(tj.ranks[:, pos] == 0)
     when = f"first becomes the top guess {_row_name(int(first[0]))}" if first.size else "is never the top guess"

@@ -11,8 +11,7 @@ from explainer import generation as gen
 from explainer.errors import ExplainerError
 from explainer.figures.common import show_token
 from explainer.figures.sampling import padding_chart, shaded_tokens_html, shading_legend_html
-from explainer.sampling import softmax
-from explainer.tokens import encode, token_strings
+from explainer.tokens import encode
 
 ss = st.session_state
 SHARED = "shared"
@@ -42,17 +41,6 @@ def _template_defaults(k: str) -> tuple[str, str, float]:
         return ss.get("_prompt") or ui.DEFAULT_PROMPT, "", TEMPERATURE
     t = content.TEMPLATES[k]
     return t.text, _stop_text(t.stop), t.temperature
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def batch_predictions(model_name: str, prompts: tuple[str, ...], side: str):
-    """The padded batch's next token per row in one pass, and the same prompt run alone (for comparison)."""
-    lm_ = ui.get_model(model_name)
-    b = gen.pad_batch(lm_, prompts, side)
-    together = softmax(gen.batch_next_logits(lm_, b))                              # [B, V]
-    alone = [softmax(gen.next_logits(lm_, [int(i) for i, m in zip(row, mrow) if m]))
-             for row, mrow in zip(b.ids, b.mask)]                                  # B x [V]
-    return b, together, alone
 
 
 lm = ui.page(
@@ -221,20 +209,14 @@ ui.select("pad_side", "Pad on the", ["left", "right"], "left", widget="radio", k
 prompts = tuple(p for p in ss.gen_batch.splitlines() if p.strip())
 try:
     with st.spinner("Running the batch…"):
-        batch, together, alone = batch_predictions(lm.name, prompts, ss.gen_pad_side)
+        check = ui.batch_check(lm.name, prompts, ss.gen_pad_side)
 except ExplainerError as e:
     st.info(str(e))
 else:
-    ui.chart(padding_chart(batch), key="gen_pad")
-    st.caption(batch.note)
-    tops = [int(p.argmax()) for p in together]
-    names = token_strings(lm.tokenizer, tops)
-    alone_tops = [int(p.argmax()) for p in alone]
-    rows = [{"prompt": _md_escape(p), "real tokens": n, "next token (batch)": _md_token(nm),
-             "probability": f"{together[i, t]:.1%}",
-             "run alone": "same ✓" if alone_tops[i] == t and abs(alone[i][t] - together[i, t]) < 1e-3 else
-             f"differs: {_md_token(token_strings(lm.tokenizer, [alone_tops[i]])[0])}"}
-            for i, (p, n, t, nm) in enumerate(zip(batch.prompts, batch.lengths, tops, names))]
-    st.table(rows)
+    ui.chart(padding_chart(check.batch), key="gen_pad")
+    st.caption(check.batch.note)
+    st.table([{"prompt": _md_escape(r.prompt), "real tokens": r.n_tokens, "next token (batch)": _md_token(r.top_token),
+               "probability": f"{r.prob:.1%}",
+               "run alone": "same ✓" if r.same else f"differs: {_md_token(r.alone_token)}"} for r in check.rows])
     st.caption("One forward pass for the whole batch, with the mask and position ids that skip the padding, "
                "gives each prompt the same prediction as running it alone.")

@@ -15,16 +15,6 @@ ss = st.session_state
 N_SUGGEST = 3
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def attribution_of(model_name: str, text: str, max_tokens: int) -> iv.Attribution:
-    return iv.attribution(ui.get_model(model_name), ui.get_trace(model_name, text, max_tokens))
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def ablation_of(model_name: str, text: str, max_tokens: int, heads: tuple, neurons: tuple) -> iv.AblationResult:
-    return iv.ablate(ui.get_model(model_name), ui.get_trace(model_name, text, max_tokens), heads, neurons)
-
-
 lm, tr = ui.traced_page(
     "Interventions",
     "Switch parts of the model off and watch what happens to its prediction: the surest way to find out "
@@ -35,7 +25,7 @@ max_tokens = int(ss.max_tokens)
 L, H = lm.n_layers, lm.n_heads
 try:
     with st.spinner("Estimating which heads and neurons matter (one forward and one backward pass)…"):
-        attr = attribution_of(lm.name, tr.text, max_tokens)
+        attr = ui.attribution_of(lm.name, tr.text, max_tokens)
 except ExplainerError as e:
     st.info(str(e))
     st.stop()
@@ -79,7 +69,7 @@ heads = iv.parse_heads(chosen_heads)
 try:
     neurons = iv.parse_neurons(typed_neurons)
     with st.spinner("Running the model with those parts switched off…"):
-        res = ablation_of(lm.name, tr.text, max_tokens, tuple(heads), tuple(neurons))
+        res = ui.ablation_of(lm.name, tr.text, max_tokens, tuple(heads), tuple(neurons))
 except ExplainerError as e:
     st.warning(str(e))
     st.stop()

@@ -20,16 +20,6 @@ if lm is None:
     st.stop()
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def files_of(name: str, _lm) -> anatomy.TwoFiles:
-    return anatomy.two_files(_lm)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def scale_rows(name: str, label: str, _config) -> tuple[anatomy.ScaleRow, ...]:
-    return anatomy.scale_table({label: _config})
-
-
 try:
     pc = anatomy.count_parameters(lm.config)
 except ExplainerError as e:
@@ -77,7 +67,7 @@ with right:
 # -- 2. two files ---------------------------------------------------------------------------------
 st.divider()
 st.subheader("2 · A model is two files")
-tf = files_of(lm.name, lm)
+tf = ui.anatomy_files(lm.name)
 c1, c2 = st.columns(2, gap="large")
 with c1:
     st.markdown("#### File 1: the parameters")
@@ -114,7 +104,7 @@ st.subheader("3 · The same count, at scale")
 st.write("Every row below comes from the same function, fed only each model's published configuration: no "
          "weights are downloaded. Watch the token embedding's share shrink as the blocks grow.")
 loaded = f"▶ {lm.label}"
-rows = scale_rows(lm.name, loaded, lm.config)
+rows = ui.scale_rows(lm.name, loaded)
 st.dataframe(
     [{
         "model": r.name,

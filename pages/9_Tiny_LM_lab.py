@@ -20,26 +20,10 @@ ui.page(
 )  # the lab does not need the big model: it trains its own
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def dataset(block_size: int) -> mm.Dataset:
-    """Shared read-only: the names, split 80/10/10 by name, as (context -> next character) examples."""
-    return mm.load_data(block_size, seed=42)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def sweep(block_size: int, n_embd: int, n_hidden: int, batch_size: int) -> mm.LRSweep:
-    return mm.lr_finder(mm.MLPConfig(block_size, n_embd, n_hidden), dataset(block_size), batch_size=batch_size)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def overfit(block_size: int, n_names: int, n_hidden: int) -> mm.OverfitResult:
-    return mm.overfit_demo(dataset(block_size), n_names=n_names, n_hidden=n_hidden)
-
-
 def new_run(cfg: mm.MLPConfig, seed: int) -> dict:
     """A fresh, untrained model with its history (kept in session state, so reruns keep it)."""
     model = mm.CharMLP(cfg, seed=seed)
-    return {"cfg": cfg, "model": model, "hist": [mm.snapshot(model, dataset(cfg.block_size))], "test": None}
+    return {"cfg": cfg, "model": model, "hist": [mm.snapshot(model, ui.names_data(cfg.block_size))], "test": None}
 
 
 try:
@@ -56,7 +40,7 @@ try:
     seed = ui.number("lab_seed", "Seed (initial weights, batches)", 0, 10_000, 0, key="lab_seed", where=c4)
     cfg = mm.MLPConfig(int(block), int(n_embd), int(n_hidden))
     with st.spinner("Reading the names…"):
-        data = dataset(cfg.block_size)
+        data = ui.names_data(cfg.block_size)
     first_visit = "lab_run" not in ss  # train a first model as the page opens: curves to look at at once
     if first_visit:
         ss.lab_run = new_run(cfg, int(seed))
@@ -88,7 +72,7 @@ try:
     st.subheader("2 · How big a step? The learning-rate finder")
     left, right = st.columns([3, 2], gap="large")
     with st.spinner("Sweeping learning rates…"):
-        sw = sweep(cfg.block_size, cfg.n_embd, cfg.n_hidden, 32)
+        sw = ui.lr_sweep(cfg.block_size, cfg.n_embd, cfg.n_hidden, 32)
     with left:
         ui.chart(figs.lr_sweep(sw), key="lab_lrf")
     with right:
@@ -213,7 +197,7 @@ try:
     c3.write("")
     if c3.button("Run it", key="lab_overfit") or "lab_of" not in ss:  # the defaults run once on their own
         with st.spinner("Training a big network on a few names…"):
-            ss.lab_of = overfit(cfg.block_size, int(of_names), int(of_hidden))
+            ss.lab_of = ui.overfit_run(cfg.block_size, int(of_names), int(of_hidden))
     if "lab_of" in ss:
         res = ss.lab_of
         st.caption(f"Below: {res.n_train_names} training names, {res.n_params:,} parameters. Move the sliders and "

@@ -221,6 +221,19 @@ def test_padded_batch_on_every_family(tiny, side):
     check_batch(tiny, side)
 
 
+def test_compare_batch_rows_against_separate_runs(bundled):
+    prompts = ["The capital of France is", "1, 2, 3,", "Hello"]
+    check = gen.compare_batch(bundled, prompts, "left")
+    assert [r.prompt for r in check.rows] == prompts
+    for r, p in zip(check.rows, prompts):
+        ids = bundled.tokenizer(p)["input_ids"]
+        probs = torch.softmax(torch.tensor(plain_logits(bundled, ids), dtype=torch.float64), -1).numpy()
+        assert r.n_tokens == len(ids) and r.alone_id == int(probs.argmax()) == r.top_id and r.same
+        assert r.alone_prob == pytest.approx(probs[r.top_id], abs=1e-5)
+        assert r.prob == pytest.approx(probs[r.top_id], abs=1e-3)
+        assert r.top_token == bundled.tokenizer.decode([r.top_id])
+
+
 def test_a_tokenizer_without_a_pad_token_is_copied_not_changed(tiny_gpt2):
     tok = tiny_gpt2.tokenizer
     assert tok.pad_token is None  # GPT-2's tokenizer has none

@@ -79,9 +79,9 @@ def test_qk_steps_reproduce_captured_pattern_bundled(bundled):
 
 def test_qk_steps_refuses_a_head_that_does_not_exist(tiny_gpt2):
     tr = ex.trace(tiny_gpt2, PROMPT)
-    with pytest.raises(ex.PromptError, match="Head 4"):
+    with pytest.raises(ex.RangeError, match="Head 4"):
         heads.qk_steps(tiny_gpt2, tr, 0, tiny_gpt2.n_heads)
-    with pytest.raises(ex.PromptError, match="Layer"):
+    with pytest.raises(ex.RangeError, match="Layer"):
         heads.qk_steps(tiny_gpt2, tr, tiny_gpt2.n_layers, 0)
 
 
@@ -206,6 +206,34 @@ def test_strongest_induction_head_of_bundled_really_does_induction(bundled):
     plain[0, P + n:] = rng.choice(np.setdiff1d(np.arange(1000, 40000), seq.ids), size=n, replace=False)
     c = _model_attentions(bundled, plain)[0, best.layer, best.head]     # [T, T]
     assert c[q, target].mean() < 0.2
+
+
+def test_induction_demo_cells_and_hit_against_a_hand_computation(tiny):
+    demo = heads.induction_demo(tiny, n=8, seed=3)
+    seq = heads.repeated_tokens(tiny, n=8, batch=1, seed=3)
+    P, n = seq.prefix, seq.period
+    assert demo.attn.shape == (tiny.n_layers, tiny.n_heads, P + 2 * n, P + 2 * n)
+    assert not demo.attn.flags.writeable
+    np.testing.assert_allclose(demo.attn, _model_attentions(tiny, seq.ids)[0], atol=1e-6)
+    assert demo.cells == tuple((P + n + j, P + j + 1) for j in range(n))   # query -> the token after its twin
+    ref = heads.score_patterns(demo.attn, period=n, prefix=P)["induction"]  # [L, H]
+    for layer in range(tiny.n_layers):
+        for head in range(tiny.n_heads):
+            by_hand = np.mean([demo.attn[layer, head, q, k] for q, k in demo.cells])
+            assert demo.hit(layer, head) == pytest.approx(by_hand)
+            assert demo.hit(layer, head) == pytest.approx(ref[layer, head])
+
+
+def test_kv_group_and_top_attended():
+    assert heads.kv_group(9, 3, 4) == (1, (3, 4, 5))
+    assert heads.kv_group(12, 12, 7) == (7, (7,))
+    row = np.array([0.1, 0.5, 0.1, 0.3])
+    assert heads.top_attended(row, 3) == [(1, 0.5), (3, 0.3), (0, 0.1)]   # ties: the earlier key first
+
+
+def test_range_errors_are_not_prompt_errors():
+    assert issubclass(ex.RangeError, ex.ExplainerError) and not issubclass(ex.RangeError, ex.PromptError)
+    assert issubclass(ex.SettingError, ex.ExplainerError) and not issubclass(ex.SettingError, ex.PromptError)
 
 
 # -- figures --------------------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def test_labels_parse_and_bad_parts_raise_prompt_errors(tiny_gpt2):
     for bad in ("L3", "L3.Hx", "three.four"):
         with pytest.raises(ex.PromptError):
             iv.parse_heads(bad)
-    with pytest.raises(ex.PromptError):
+    with pytest.raises(ex.RangeError):
         iv.ablate(tiny_gpt2, PROMPT, heads=[(2, 0)])                     # the tiny model has 2 layers
-    with pytest.raises(ex.PromptError):
+    with pytest.raises(ex.RangeError):
         iv.ablate(tiny_gpt2, PROMPT, neurons=[(0, tiny_gpt2.d_mlp)])

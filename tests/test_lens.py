@@ -151,13 +151,13 @@ def test_one_rule_for_typed_words_on_the_lens_and_word_vector_pages(bundled, wor
     assert words.choose_token(bundled, word).token_id == words.resolve(bundled, word).ids[0]
 
 
-def test_bad_inputs_raise_prompt_errors(bundled, tiny_gpt2):
+def test_bad_inputs_raise_clear_errors(bundled, tiny_gpt2):
     tr = ex.trace(bundled, PROMPT)
     with pytest.raises(words.EmptyWordError):
         words.choose_token(bundled, "   ")
-    with pytest.raises(ex.PromptError):
+    with pytest.raises(ex.RangeError):
         lens.token_trajectory(bundled, tr, bundled.vocab_size)
-    with pytest.raises(ex.PromptError):
+    with pytest.raises(ex.SettingError):
         lens.logit_lens(bundled, tr, k=0)
     with pytest.raises(ex.PromptError):                         # a trace of another model
         lens.logit_lens(tiny_gpt2, tr)

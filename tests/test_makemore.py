@@ -11,7 +11,7 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from explainer import makemore as mm
-from explainer.errors import PromptError
+from explainer.errors import PromptError, SettingError
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_split_is_by_name_80_10_10(data):
     assert data.train.x.shape == (sum(len(w) + 1 for w in data.train.words), 3)
     assert all(w.isalpha() and w.islower() for w in names)
     assert mm.load_data(3, seed=42).dev.words == data.dev.words  # the split is seeded
-    with pytest.raises(PromptError):
+    with pytest.raises(SettingError):
         mm.load_data(0)
 
 
@@ -101,7 +101,7 @@ def test_training_is_repeatable_and_can_continue(data):
     m = mm.CharMLP(mm.MLPConfig(3, 2, 20), seed=0)
     more = mm.train_to_end(m, data, steps=50, eval_every=20, start_step=100)
     assert [h.step for h in more] == [100, 120, 140, 150]
-    with pytest.raises(PromptError):
+    with pytest.raises(SettingError):
         mm.train_to_end(m, d2, steps=10)  # a context of 2 for a model with 3
 
 

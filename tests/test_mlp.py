@@ -85,9 +85,9 @@ def test_neurons_add_activation_times_their_output_column(tiny_gpt2):
     np.testing.assert_allclose(tr.mlp[1] @ w + b, seen["out"], rtol=1e-4, atol=1e-5)
 
 
-def test_bad_indices_raise_prompt_errors(tr):
+def test_bad_indices_raise_range_errors(tr):
     L, T, M = tr.mlp.shape
     for call in (lambda: mlp.top_neurons(tr, L), lambda: mlp.top_neurons_at(tr, 0, T),
                  lambda: mlp.neuron_activation(tr, 0, M), lambda: mlp.neuron_activation(tr, 0, -1)):
-        with pytest.raises(ex.PromptError):
+        with pytest.raises(ex.RangeError):
             call()
