@@ -161,3 +161,14 @@ def test_bad_inputs_raise_clear_errors(bundled, tiny_gpt2):
         lens.logit_lens(bundled, tr, k=0)
     with pytest.raises(ex.PromptError):                         # a trace of another model
         lens.logit_lens(tiny_gpt2, tr)
+
+
+def test_grid_hover_gives_entropy_in_bits_as_the_next_token_page_does(bundled):
+    from explainer import sampling
+    from explainer.figures import lens as figs
+
+    tr = ex.trace(bundled, PROMPT)
+    res = lens.logit_lens(bundled, tr)
+    hover = figs.lens_grid(res, tr.tokens, range(tr.n_tokens)).data[0].customdata   # [L+1][T]
+    want = sampling.entropy(softmax(_plain_logits(bundled, tr.token_ids)[-1]))        # bits, the Next token page's
+    assert f"entropy {want:.2f} bits" in hover[-1][-1]

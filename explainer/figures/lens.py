@@ -9,6 +9,8 @@ from plotly.subplots import make_subplots
 from ..lens import LensResult, TokenTrajectory
 from .common import PROB_SCALE, axis_labels, show_token, style
 
+LN2 = float(np.log(2.0))  # the lens keeps entropy in nats; every page shows bits (nats / ln 2)
+
 
 def layer_labels(n_rows: int) -> list[str]:
     """Row names of the lens: row 0 is the embeddings, row l the stream after block l-1."""
@@ -42,7 +44,7 @@ def lens_grid(res: LensResult, tokens, positions: range | None = None, title: st
             lines = "<br>".join(f"{r + 1}. {show_token(res.strings[i, p, r])}  {res.probs[i, p, r]:.1%}"
                                 for r in range(res.k))
             hover[i, j] = (f"<b>{rows[i]}</b>, reading {cols[j]}<br>guess for the next token:<br>{lines}"
-                           f"<br>entropy {res.entropy[i, p]:.2f} nats")
+                           f"<br>entropy {res.entropy[i, p] / LN2:.2f} bits")
     fig = go.Figure(go.Heatmap(
         z=z, x=cols, y=rows, zmin=0, zmax=1, colorscale=PROB_SCALE, text=text, texttemplate="%{text}",
         textfont=dict(size=13), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
