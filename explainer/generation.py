@@ -20,9 +20,9 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .errors import ExplainerError, PromptError
+from .errors import ExplainerError, PromptError, RangeError
 from .models import LoadedModel
-from .sampling import Distribution, Settings, choose, probabilities, rng, sample, softmax
+from .sampling import Distribution, Settings, choose, probabilities, softmax
 from .tokens import context_limit, encode, token_strings
 from .trace import readonly
 
@@ -104,20 +104,49 @@ def _context_full(n_ctx: int) -> PromptError:
 
 # -- stepping ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Step:
-    """One prediction point of the timeline and the token taken there."""
+    """One decoded token: the one record of step-through (Next token) and streaming (Generate) alike."""
 
-    index: int               # 0 = the prediction right after the prompt
-    logits: np.ndarray       # [V] float32: the model's logits at this point (read-only)
+    index: int               # 0 = the first token after the prompt
     token_id: int            # the token taken
     token: str               # its text (leading spaces kept)
-    how: str                 # "top" or "sample"
+    how: str                 # "top", "sample" or "given" (replayed from a link)
     settings: Settings       # the temperature / top-k / top-p in force when it was taken
-    seed: int | None
+    seed: int | None         # the seed of a sampled token (None otherwise)
     prob: float              # the token's probability in the distribution it was chosen from
     rank: int                # 1 = the model's favourite (by logit)
-    dist: Distribution = field(repr=False)  # the distribution this step was taken from
+    entropy: float           # bits, of the distribution it was chosen from
+    n_kept: int              # tokens that survived the filters
+    special: bool = False    # an end-of-text token (not part of the text)
+    # Kept by step-through, so that undo and the timeline need no model call; streaming drops them
+    # (a [V] array per token would be most of a session's memory).
+    logits: np.ndarray | None = field(default=None, repr=False, compare=False)   # [V] read-only
+    dist: Distribution | None = field(default=None, repr=False, compare=False)
+
+
+def decode_step(lm: LoadedModel, logits: np.ndarray, settings: Settings, how: str = "top", seed: int | None = 0,
+                draw: int = 0, token: int | None = None, index: int = 0, eos: frozenset[int] = frozenset(),
+                keep: bool = True) -> Step:
+    """The one decode step: logits -> the distribution under `settings` -> a token -> its record.
+
+    how: "top" (the most likely token after the filters), "sample" (a draw from stream `draw` of
+    `seed`: step-through counts its draws, streaming numbers its tokens, so the same seed gives the
+    same text both ways) or "given" (`token` itself). keep: hold the logits and the distribution in
+    the record (step-through) or not (streaming)."""
+    dist = probabilities(logits, settings.temperature, settings.top_k, settings.top_p)
+    if how == "given":
+        if token is None or not 0 <= int(token) < len(dist.logits):
+            raise RangeError(f"{token!r} is not a token id of this model.",
+                             f"Use an id from 0 to {len(dist.logits) - 1}.")
+        token = int(token)
+    else:
+        token = choose(dist, how, seed, draw)
+    rank = int((dist.logits > dist.logits[token]).sum()) + 1
+    return Step(index=index, token_id=token, token=token_strings(lm.tokenizer, [token])[0], how=how,
+                settings=dist.settings, seed=seed if how == "sample" else None, prob=float(dist.probs[token]),
+                rank=rank, entropy=dist.entropy, n_kept=dist.n_kept, special=token in eos,
+                logits=logits if keep else None, dist=dist if keep else None)
 
 
 @dataclass(eq=False)
@@ -177,21 +206,10 @@ def advance(lm: LoadedModel, state: StepState, how: str = "top", settings: Setti
     with state.lock:
         if state.room <= 0:
             raise _context_full(state.n_ctx)
-        dist = probabilities(state.frontier, settings.temperature, settings.top_k, settings.top_p)
-        if how == "given":
-            if token is None or not 0 <= int(token) < len(dist.logits):
-                raise ExplainerError(f"{token!r} is not a token id of this model.",
-                                     f"Use an id from 0 to {len(dist.logits) - 1}.")
-            token = int(token)
-        elif how == "sample":
-            token = choose(dist, "sample", seed, state.draws)
+        step = decode_step(lm, state.frontier, settings, how, seed, state.draws, token, index=len(state.steps))
+        if how == "sample":
             state.draws += 1
-        else:
-            token = choose(dist, how)
-        rank = int((dist.logits > dist.logits[token]).sum()) + 1
-        step = Step(index=len(state.steps), logits=state.frontier, token_id=token,
-                    token=token_strings(lm.tokenizer, [token])[0], how=how, settings=dist.settings,
-                    seed=seed if how == "sample" else None, prob=float(dist.probs[token]), rank=rank, dist=dist)
+        token = step.token_id
         ids = state.ids + (token,)
         if state.cache is None:
             state.cache = new_cache(lm)
@@ -249,19 +267,8 @@ class GenConfig:
 
 
 @dataclass(frozen=True)
-class GenToken:
-    index: int           # 0 = first generated token
-    token_id: int
-    token: str           # display text (leading spaces kept)
-    prob: float          # its probability in the distribution it was drawn from
-    entropy: float       # bits, of the distribution it was drawn from
-    n_kept: int          # tokens that survived the filters
-    special: bool = False  # an end-of-text token (not part of the text)
-
-
-@dataclass(frozen=True)
 class GenOutcome:
-    tokens: tuple[GenToken, ...]
+    tokens: tuple[Step, ...]
     text: str                     # the generated text, cut before a stop string
     reason: str                   # "max_new_tokens", "stop", "eos" or "context"
     stop_string: str | None
@@ -309,15 +316,14 @@ class Stream:
         self.cfg.settings.checked(lm.vocab_size)  # raises on nonsense settings before streaming
         self.outcome: GenOutcome | None = None
 
-    def __iter__(self) -> Iterator[GenToken]:
+    def __iter__(self) -> Iterator[Step]:
         lm, cfg = self.lm, self.cfg
         tok = lm.tokenizer
         eos = eos_ids(lm) if cfg.stop_at_eos else frozenset()
         stops = tuple(s for s in cfg.stop if s)
-        g = rng(cfg.seed)
         ids = list(self.prompt_ids)
         gen_ids: list[int] = []
-        out: list[GenToken] = []
+        out: list[Step] = []
         cache = new_cache(lm) if cfg.use_cache else None
         t0 = time.perf_counter()
         reason, hit, text = "max_new_tokens", None, ""
@@ -327,14 +333,11 @@ class Stream:
             if len(ids) >= lm.n_ctx:
                 reason = "context"
                 break
-            dist = probabilities(logits, cfg.temperature, cfg.top_k, cfg.top_p)
-            token = dist.argmax if dist.greedy else sample(dist, generator=g)
-            special = token in eos
-            gt = GenToken(index=i, token_id=token, token=token_strings(tok, [token])[0],
-                          prob=float(dist.probs[token]), entropy=dist.entropy, n_kept=dist.n_kept, special=special)
+            gt = decode_step(lm, logits, cfg.settings, "sample", cfg.seed, draw=i, index=i, eos=eos, keep=False)
+            token = gt.token_id
             out.append(gt)
             yield gt
-            if special:
+            if gt.special:
                 reason = "eos"
                 break
             ids.append(token)

@@ -92,13 +92,13 @@ def _config(extra_stop: tuple[str, ...] = ()) -> gen.GenConfig:
 
 
 def _show_tokens(box, toks, prefix: str = "") -> None:
-    """GenTokens shaded by probability into `box`, after the plain `prefix`."""
+    """Generated tokens (Steps) shaded by probability into `box`, after the plain `prefix`."""
     box.markdown(shaded_tokens_html([t.token for t in toks], [t.prob for t in toks], [t.token_id for t in toks],
                                     prefix=prefix), unsafe_allow_html=True)
 
 
 def _stream_into(box, stream: gen.Stream, prefix: str = "") -> gen.GenOutcome:
-    toks: list[gen.GenToken] = []
+    toks: list[gen.Step] = []
     for t in stream:
         toks.append(t)
         _show_tokens(box, toks, prefix)

@@ -127,6 +127,21 @@ def test_seeds_make_a_demo_repeat_exactly(tiny_gpt2):
     assert out[0].tokens == out[1].tokens and out[0].tokens != out[2].tokens
 
 
+def test_streaming_and_stepping_share_one_decode_step(tiny_gpt2):
+    # The same seed and settings give the same text whether a class steps through it on Next token
+    # (Sample, Sample, ...) or streams it on Generate: one decode step, one way to draw.
+    hot = Settings(temperature=1.5, top_k=50, top_p=0.95)
+    st = gen.start(tiny_gpt2, "A random walk")
+    for _ in range(8):
+        gen.advance(tiny_gpt2, st, "sample", hot, seed=7)
+    out = gen.generate(tiny_gpt2, "A random walk", gen.GenConfig(max_new_tokens=8, temperature=1.5, top_k=50,
+                                                                 top_p=0.95, seed=7, stop_at_eos=False))
+    assert [t.token_id for t in out.tokens] == [s.token_id for s in st.steps]
+    assert [t.prob for t in out.tokens] == pytest.approx([s.prob for s in st.steps], abs=1e-6)
+    assert all(t.logits is None and t.dist is None for t in out.tokens)      # streaming keeps no arrays
+    assert all(s.logits is not None and s.entropy == s.dist.entropy for s in st.steps)
+
+
 def test_stop_strings_and_max_new_tokens(bundled):
     full = gen.generate(bundled, PROMPTS[0], gen.GenConfig(max_new_tokens=20, temperature=0, stop_at_eos=False))
     assert full.reason == "max_new_tokens" and len(full.tokens) == 20
