@@ -259,6 +259,29 @@ class Similarity:
     cosine: np.ndarray   # [N, N]  v_i · v_j / (|v_i| |v_j|)
     norms: np.ndarray    # [N]     |v_i|
 
+    def closest(self, i: int) -> tuple[int, int]:
+        """The other word closest to word i by dot product, and by cosine."""
+        dot, cos = self.dot[i].astype(np.float64), self.cosine[i].astype(np.float64)   # copies
+        dot[i] = cos[i] = -np.inf
+        return int(dot.argmax()), int(cos.argmax())
+
+    def disagreement(self) -> Disagreement | None:
+        """The first word whose closest other word differs by dot product and by cosine (None if the two
+        measures agree for every word), and whether the dot product's pick is the longer vector."""
+        for i in range(len(self.norms)):
+            by_dot, by_cos = self.closest(i)
+            if by_dot != by_cos:
+                return Disagreement(i, by_dot, by_cos, bool(self.norms[by_dot] > self.norms[by_cos]))
+        return None
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    word: int
+    by_dot: int
+    by_cosine: int
+    dot_pick_longer: bool   # with a positive cosine, the dot product's pick wins on length
+
 
 def similarity(vectors: np.ndarray) -> Similarity:
     """Dot products and cosines between all pairs of rows. dot = cosine × both lengths: the dot

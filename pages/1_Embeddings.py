@@ -231,14 +231,12 @@ def _similarity_story(labels, sim) -> str:
     i_long, i_short = int(n.argmax()), int(n.argmin())
     parts = [f"Here the longest vector is **{labels[i_long]}** (|v| = {n[i_long]:.2f}) and the shortest "
              f"**{labels[i_short]}** ({n[i_short]:.2f})."]
-    for i in range(len(labels)):
-        dot, cos = sim.dot[i].copy(), sim.cosine[i].copy()
-        dot[i] = cos[i] = -float("inf")
-        j_dot, j_cos = int(dot.argmax()), int(cos.argmax())
-        if j_dot != j_cos:
-            parts.append(f"Closest to **{labels[i]}** by dot product: **{labels[j_dot]}**; by cosine: "
-                         f"**{labels[j_cos]}** — the dot product favours the longer vector.")
-            break
+    d = sim.disagreement()
+    if d is not None:
+        why = ("the dot product favours the longer vector" if d.dot_pick_longer else
+               "both point away from it (negative cosines), and then the dot product prefers the shorter vector")
+        parts.append(f"Closest to **{labels[d.word]}** by dot product: **{labels[d.by_dot]}**; by cosine: "
+                     f"**{labels[d.by_cosine]}** — {why}.")
     return " ".join(parts)
 
 

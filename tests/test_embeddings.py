@@ -204,6 +204,20 @@ def test_similarity_equals_numpy(bundled):
     np.testing.assert_allclose(sim.norms ** 2, np.diag(x @ x.T), rtol=1e-12)
 
 
+def test_dot_and_cosine_disagreement_by_hand():
+    # a is closest to b by cosine (same direction) but to the long c by dot product.
+    x = np.array([[1.0, 0.0], [2.0, 0.1], [6.0, 4.0]])
+    sim = vectors.similarity(x)
+    assert sim.closest(0) == (2, 1)
+    d = sim.disagreement()
+    assert (d.word, d.by_dot, d.by_cosine, d.dot_pick_longer) == (0, 2, 1, True)
+    # every other vector points away from a: the dot product then prefers the shorter one
+    y = np.array([[1.0, 0.0], [-1.0, 0.1], [-3.0, -2.9]])
+    e = vectors.similarity(y).disagreement()
+    assert (e.word, e.by_dot, e.by_cosine, e.dot_pick_longer) == (0, 1, 2, False)
+    assert vectors.similarity(np.eye(3)).disagreement() is None
+
+
 def test_direction_puts_the_pair_at_minus_one_and_plus_one(bundled):
     d = wordmaps.direction(bundled, [("man", "woman")])
     wv = vectors.word_vectors(bundled, ["man", "woman", "queen", "king"])
