@@ -47,6 +47,20 @@ class Histogram:
     frac_positive: float        # share of activations > 0
     min: float
     max: float
+    frac_small: float = 0.0     # share with |activation| under a tenth of the largest |activation|
+
+    @property
+    def sparse(self) -> bool:
+        """Most values (at least 90%) are small next to the few largest: a sparse layer."""
+        return self.frac_small >= 0.9
+
+
+def peak(acts: np.ndarray, skip_first: bool = False) -> int:
+    """Position of the largest |activation| (position 0 left out when asked and there is more than one)."""
+    a = np.abs(np.asarray(acts))
+    if skip_first and a.size > 1:
+        return int(np.argmax(a[1:])) + 1
+    return int(np.argmax(a))
 
 
 def check_layer(tr: Trace, layer: int) -> int:
@@ -108,8 +122,10 @@ def activation_histogram(tr: Trace, layer: int, bins: int = 80, skip_first: bool
         a = a[1:]
     v = a.ravel().astype(np.float64)                                # [T·M]
     counts, edges = np.histogram(v, bins=max(1, int(bins)))
+    big = float(np.abs(v).max())
     return Histogram(layer=layer, counts=counts, edges=edges, mean=float(v.mean()), std=float(v.std()),
-                     frac_positive=float((v > 0).mean()), min=float(v.min()), max=float(v.max()))
+                     frac_positive=float((v > 0).mean()), min=float(v.min()), max=float(v.max()),
+                     frac_small=float((np.abs(v) < 0.1 * big).mean()) if big > 0 else 1.0)
 
 
 def layer_activity(tr: Trace, skip_first: bool = False) -> np.ndarray:

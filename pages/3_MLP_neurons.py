@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from explainer import mlp, ui
@@ -12,43 +11,45 @@ from explainer.figures.common import axis_labels, show_token
 
 ss = st.session_state
 
-lm, tr = ui.traced_page(
-    "MLP neurons",
-    "After attention mixes information between tokens, every block's MLP works on each token alone: "
-    "a layer of neurons (1,536 per block in the bundled SmolLM2, 3,072 in GPT-2 small), each firing on "
-    "particular patterns.",
-    icon="🧩",
-)
 
-L, T, M = tr.mlp.shape
-if lm.arch.family == "llama":
-    how = "SiLU(gate) × up, a gated MLP, so it can be positive or negative"
-else:
-    how = "GELU of the up-projection: mostly ≥ 0, with a small negative dip"
-st.write(
-    f"Each of the {L} layers has **{M:,} neurons**. A neuron's *activation* is one number per token — here "
-    f"{how}. The MLP then adds activation × (that neuron's output direction) to the token's vector, so a "
-    "neuron that fires writes its own little message into the residual stream."
-)
+def intro(lm, tr) -> None:
+    L, _, M = tr.mlp.shape
+    if lm.arch.family == "llama":
+        how = "SiLU(gate) × up, a gated MLP, so it can be positive or negative"
+    else:
+        how = "GELU of the up-projection: mostly ≥ 0, with a small negative dip"
+    st.write(
+        f"Each of the {L} layers has **{M:,} neurons**. A neuron's *activation* is one number per token — here "
+        f"{how}. The MLP then adds activation × (that neuron's output direction) to the token's vector, so a "
+        "neuron that fires writes its own little message into the residual stream.")
 
-c1, c2, c3 = st.columns([3, 2, 2])
-layer = ui.slider("layer", "Layer", 0, L - 1, min(L - 1, L // 2), key="mlp_layer", where=c1,
-                  resets=("neuron",))  # a new layer starts on its strongest neuron
-n_show = ui.slider("mlp_n", "Neurons shown", 5, 40, 20, step=5, key="mlp_n", where=c2)
-skip = ui.flag("skip_first", "Leave out the first token", True, key="mlp_skip", where=c3, disabled=T < 2,
-                 help="Many models park huge activations on the very first token (an 'attention sink'), "
-                      "which would crowd out everything else in the ranking and the colours.")
 
-ns = mlp.top_neurons(tr, layer, n_show, skip_first=skip)
-st.subheader(f"1 · The {len(ns.neurons)} most active neurons of layer {layer}")
-ui.chart(figs.neurons_heatmap(tr.tokens, ns), key="mlp_heat")
-st.caption("Ranked by their largest |activation| anywhere in the prompt"
-           + (" (first token left out)" if ns.skipped_first else "")
-           + ". Red: positive, blue: negative. Hover a cell for the exact value.")
+def controls(tr) -> tuple[int, int, bool]:
+    """The layer, how many neurons to rank, and whether the first token is left out."""
+    L, T, _ = tr.mlp.shape
+    c1, c2, c3 = st.columns([3, 2, 2])
+    layer = ui.slider("layer", "Layer", 0, L - 1, min(L - 1, L // 2), key="mlp_layer", where=c1,
+                      resets=("neuron",))  # a new layer starts on its strongest neuron
+    n_show = ui.slider("mlp_n", "Neurons shown", 5, 40, 20, step=5, key="mlp_n", where=c2)
+    skip = ui.flag("skip_first", "Leave out the first token", True, key="mlp_skip", where=c3, disabled=T < 2,
+                   help="Many models park huge activations on the very first token, which would crowd out "
+                        "everything else in the ranking and the colours.")
+    return layer, n_show, skip
+
+
+def most_active(tr, layer: int, n_show: int, skip: bool) -> mlp.NeuronSet:
+    ns = mlp.top_neurons(tr, layer, n_show, skip_first=skip)
+    st.subheader(f"1 · The {len(ns.neurons)} most active neurons of layer {layer}")
+    ui.chart(figs.neurons_heatmap(tr.tokens, ns), key="mlp_heat")
+    st.caption("Ranked by their largest |activation| anywhere in the prompt"
+               + (" (first token left out)" if ns.skipped_first else "")
+               + ". Red: positive, blue: negative. Hover a cell for the exact value.")
+    return ns
 
 
 @st.fragment
-def token_and_neuron() -> None:
+def token_and_neuron(tr, layer: int, ns: mlp.NeuronSet) -> None:
+    _, T, M = tr.mlp.shape
     left, right = st.columns(2, gap="large")
     labels = axis_labels(tr.tokens)
     with left:
@@ -65,37 +66,52 @@ def token_and_neuron() -> None:
         if linked not in choices:                  # a link may name any neuron of the layer
             choices.insert(0, linked)
         neuron = ui.select("neuron", "Neuron", choices, default, key="mlp_neuron",
-                              format_func=lambda n: f"L{layer}.N{n}", help="The layer's most active neurons, "
-                              "then the ones firing hardest on the token chosen on the left.")
+                           format_func=lambda n: f"L{layer}.N{n}", help="The layer's most active neurons, "
+                           "then the ones firing hardest on the token chosen on the left.")
         ss._mlp_shown = (layer, neuron)
         acts = mlp.neuron_activation(tr, layer, neuron)                 # [T]
-        body = acts[1:] if ns.skipped_first else acts
-        vmax = float(np.abs(body).max()) or 1.0
-        ui.token_chips(tr.tokens, [f"{a:+.2f}" for a in acts], figs.neuron_colors(acts, vmax),
+        peak = mlp.peak(acts, skip_first=ns.skipped_first)
+        ui.token_chips(tr.tokens, [f"{a:+.2f}" for a in acts],
+                       figs.neuron_colors(acts, abs(float(acts[peak])) or 1.0),
                        figs.neuron_titles(tr.tokens, acts, layer, neuron))
-        peak = int(np.argmax(np.abs(acts[1:])) + 1) if ns.skipped_first else int(np.argmax(np.abs(acts)))
         st.caption(f"Each token coloured by L{layer}.N{neuron}'s activation (the number under it): "
                    f"red positive, blue negative, white zero. Strongest at "
                    f"'{show_token(tr.tokens[peak])}' (position {peak}): {acts[peak]:+.3f}.")
 
 
+def whole_layer(tr, layer: int, skip: bool) -> None:
+    st.subheader(f"4 · All of layer {layer}'s activations, and where every layer fires")
+    h_col, a_col = st.columns(2, gap="large")
+    with h_col:
+        hist = mlp.activation_histogram(tr, layer, skip_first=skip)
+        ui.chart(figs.activation_histogram(hist), key="mlp_hist")
+        left_out = " (first token left out)" if skip and tr.n_tokens > 1 else ""
+        big = max(abs(hist.min), abs(hist.max))
+        shape = ("most neurons are near zero for most tokens, and a few fire hard: activity here is sparse"
+                 if hist.sparse else "in this layer many neurons are active at once")
+        st.caption(f"{int(hist.counts.sum()):,} values{left_out}: mean {hist.mean:+.3f}, "
+                   f"spread (std) {hist.std:.3f}, {hist.frac_positive:.0%} positive, range {hist.min:+.2f} … "
+                   f"{hist.max:+.2f}. {hist.frac_small:.0%} are smaller than a tenth of the largest "
+                   f"(|activation| under {0.1 * big:.2f}): {shape}. The count axis is logarithmic.")
+    with a_col:
+        activity = mlp.layer_activity(tr, skip_first=skip)              # [L, T]
+        ui.chart(figs.layer_activity_heatmap(tr.tokens, activity, layer), key="mlp_layers")
+        st.caption("The strongest neuron's |activation| in every layer at every token. The outlined row is the "
+                   "layer shown above.")
+
+
+lm, tr = ui.traced_page(
+    "MLP neurons",
+    "After attention mixes information between tokens, every block's MLP works on each token alone: "
+    "a layer of neurons (1,536 per block in the bundled SmolLM2, 3,072 in GPT-2 small), each firing on "
+    "particular patterns.",
+    icon="🧩",
+)
+intro(lm, tr)
+layer, n_show, skip = controls(tr)
+ns = most_active(tr, layer, n_show, skip)
 try:
-    token_and_neuron()
+    token_and_neuron(tr, layer, ns)
 except ExplainerError as e:
     st.info(str(e))
-
-st.subheader(f"4 · All of layer {layer}'s activations, and where every layer fires")
-h_col, a_col = st.columns(2, gap="large")
-with h_col:
-    hist = mlp.activation_histogram(tr, layer, skip_first=skip)
-    ui.chart(figs.activation_histogram(hist), key="mlp_hist")
-    left_out = " (first token left out)" if ns.skipped_first else ""
-    st.caption(f"{int(hist.counts.sum()):,} values{left_out}: mean {hist.mean:+.3f}, "
-               f"spread (std) {hist.std:.3f}, {hist.frac_positive:.0%} positive, range {hist.min:+.2f} … "
-               f"{hist.max:+.2f}. Most neurons are near zero for most tokens: activity is sparse. "
-               "The count axis is logarithmic.")
-with a_col:
-    activity = mlp.layer_activity(tr, skip_first=skip)              # [L, T]
-    ui.chart(figs.layer_activity_heatmap(tr.tokens, activity, layer), key="mlp_layers")
-    st.caption("The strongest neuron's |activation| in every layer at every token. The outlined row is the "
-               "layer shown above.")
+whole_layer(tr, layer, skip)

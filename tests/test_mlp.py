@@ -59,6 +59,11 @@ def test_histogram_and_layer_activity_by_hand(tr):
     assert h.counts.sum() == (tr.n_tokens - 1) * tr.mlp.shape[2]
     assert h.mean == pytest.approx(v.mean()) and h.std == pytest.approx(v.std())
     assert h.frac_positive == pytest.approx((v > 0).mean()) and (h.min, h.max) == (v.min(), v.max())
+    small = sum(abs(x) < 0.1 * max(abs(v.min()), abs(v.max())) for x in v) / v.size   # counted one by one
+    assert h.frac_small == pytest.approx(small) and h.sparse == (small >= 0.9)
+    acts = tr.mlp[5, :, 3]
+    assert mlp.peak(acts) == max(range(len(acts)), key=lambda t: abs(acts[t]))
+    assert mlp.peak(acts, skip_first=True) == max(range(1, len(acts)), key=lambda t: abs(acts[t]))
     act = mlp.layer_activity(tr)
     np.testing.assert_allclose(act, np.abs(tr.mlp).max(-1))
     skipped = mlp.layer_activity(tr, skip_first=True)
