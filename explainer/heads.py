@@ -191,6 +191,15 @@ def kv_group(n_heads: int, n_kv_heads: int, head: int) -> tuple[int, tuple[int, 
     return kv, tuple(range(kv * group, (kv + 1) * group))
 
 
+def sink_heads(attn: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Heads that rest on the first token: True where the mean weight that queries 1.. put on key 0 is
+    above `threshold` (the 'attention sink' of Xiao et al., 2023). attn: [L, H, T, T] -> [L, H] bool;
+    all False for a one-token prompt."""
+    if attn.shape[-1] < 2:
+        return np.zeros(attn.shape[:2], dtype=bool)
+    return attn[:, :, 1:, 0].mean(axis=-1) > threshold                 # [L, H]
+
+
 @dataclass(frozen=True)
 class HeadScore:
     layer: int

@@ -115,3 +115,15 @@ def in_context(lm, traces: Sequence, word: str, centered: bool = False) -> Conte
     pairs = tuple((i, j) for i in range(c) for j in range(i + 1, c))
     return ContextAnalysis(word=" ".join(word.split()), contexts=tuple(ctx), coords=coords,
                            explained_variance_ratio=evr, cosine=cos, centered=centered, pairs=pairs)
+
+
+def first_token_ratio(resid_norm: np.ndarray) -> tuple[float, int]:
+    """How much longer the first token's residual vector is than the others' median, at the row where the
+    gap is largest: (ratio, row). resid_norm: [L+1, T] with T ≥ 2 (LensResult.resid_norm)."""
+    norm = np.asarray(resid_norm, np.float64)
+    if norm.shape[1] < 2:
+        raise ExplainerError("Comparing the first token with the others needs at least two tokens.",
+                             "Type a longer prompt.")
+    ratio = norm[:, 0] / np.maximum(np.median(norm[:, 1:], axis=1), 1e-12)   # [L+1]
+    row = int(np.argmax(ratio))
+    return float(ratio[row]), row

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explainer import ui, words
+from explainer import heads, residual, ui, words
 from explainer.errors import ExplainerError
 from explainer.figures import lens as figs
 from explainer.figures.common import axis_labels, show_token
@@ -19,44 +19,33 @@ def _row_name(row: int) -> str:
     return "already in the embeddings" if row == 0 else f"after block {row - 1}"
 
 
-lm, tr = ui.traced_page(
-    "Residual stream & logit lens",
-    "Every block adds its contribution to one running vector per token, the residual stream. Decode that "
-    "stream after each block as if it were the last, and watch the prediction take shape.",
-    icon="🔭",
-)
-max_tokens = int(st.session_state.max_tokens)
-L, T = tr.n_layers, tr.n_tokens
-try:
-    with st.spinner("Decoding every layer…"):
-        res = ui.lens_of(lm.name, tr.text, max_tokens, 5)
-except ExplainerError as e:
-    st.info(str(e))
-    st.stop()
-
-st.subheader("1 · The model's guess after every block")
-st.write(
-    "Each cell takes the residual stream of one token after one block, puts it through the model's **final "
-    "norm and unembedding** (what normally happens only at the very end), and writes the most likely next "
-    "token. The colour is its probability. The top row is the model's real output; the bottom row reads the "
-    "raw token embeddings."
-)
-positions = range(T)
-if T > WINDOW:
-    lo, hi = ui.range_slider("window", "Positions shown", 0, T - 1, (T - WINDOW, T - 1), key="lens_window",
-                             help="The grid shows a window of positions; drag it to see other parts of the prompt.")
-    positions = range(lo, hi + 1)
-ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
-final = res.strings[-1, -1, 0]
-settled = res.settled_layer(-1)
-st.caption(f"**Bold**: the guess already equals the model's final prediction at that position. After the last "
-           f"token the model predicts '{show_token(final)}' ({res.probs[-1, -1, 0]:.1%}); it is the top guess "
-           f"{_row_name(settled)} and stays there. Hover a cell for the top 5 and the entropy.")
+def guesses(res, tr) -> range:
+    """The grid of every layer's guess; returns the positions the user chose to show."""
+    T = tr.n_tokens
+    st.subheader("1 · The model's guess after every block")
+    st.write(
+        "Each cell takes the residual stream of one token after one block, puts it through the model's **final "
+        "norm and unembedding** (what normally happens only at the very end), and writes the most likely next "
+        "token. The colour is its probability. The top row is the model's real output; the bottom row reads the "
+        "raw token embeddings.")
+    positions = range(T)
+    if T > WINDOW:
+        lo, hi = ui.range_slider("window", "Positions shown", 0, T - 1, (T - WINDOW, T - 1), key="lens_window",
+                                 help="The grid shows a window of positions; drag it to see other parts of the "
+                                      "prompt.")
+        positions = range(lo, hi + 1)
+    ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
+    final = res.strings[-1, -1, 0]
+    st.caption(f"**Bold**: the guess already equals the model's final prediction at that position. After the last "
+               f"token the model predicts '{show_token(final)}' ({res.probs[-1, -1, 0]:.1%}); it is the top guess "
+               f"{_row_name(res.settled_layer(-1))} and stays there. Hover a cell for the top 5 and the entropy.")
+    return positions
 
 
 @st.fragment
-def follow_token() -> None:
+def follow_token(lm, tr, max_tokens: int) -> None:
     st.subheader("2 · Follow one token through the layers")
+    T, L = tr.n_tokens, tr.n_layers
     labels = axis_labels(tr.tokens)
     c1, c2, c3 = st.columns([2, 2, 2])
     pos = ui.select("token", "After the token", range(T), T - 1, format_func=lambda p: labels[p], key="lens_pos",
@@ -91,10 +80,36 @@ def follow_token() -> None:
                f"{int(tj.ranks[-1, pos]) + 1:,} of {lm.vocab_size:,}.")
 
 
-follow_token()
+def stream_size(res, tr, positions: range) -> None:
+    st.subheader("3 · How big the residual stream grows")
+    ui.chart(figs.residual_norms(res, tr.tokens, positions), key="lens_norm")
+    text = ("The length (L2 norm) of each token's vector after every block, on a log scale. Blocks keep adding "
+            "to the stream, so it grows; the final norm rescales it before the unembedding.")
+    if tr.n_tokens > 2:
+        ratio, row = residual.first_token_ratio(res.resid_norm)
+        sinks = heads.sink_heads(tr.attn)                              # [L, H]
+        if ratio >= 10:
+            text += (f" Here the first token's vector grows to {ratio:,.0f}× the median length of the others "
+                     f"({_row_name(row)})")
+            text += (f", and {int(sinks.sum())} of the {sinks.size} heads put more than half of the later tokens' "
+                     "attention on it: a resting place for heads with nothing to look up (an 'attention sink')."
+                     if sinks.any() else ".")
+    st.caption(text)
 
-st.subheader("3 · How big the residual stream grows")
-ui.chart(figs.residual_norms(res, tr.tokens, positions), key="lens_norm")
-st.caption("The length (L2 norm) of each token's vector after every block, on a log scale. Blocks keep adding to "
-           "the stream, so it grows; the final norm rescales it before the unembedding. A first token with a "
-           "much larger norm is common: many heads use it as a resting place (an 'attention sink').")
+
+lm, tr = ui.traced_page(
+    "Residual stream & logit lens",
+    "Every block adds its contribution to one running vector per token, the residual stream. Decode that "
+    "stream after each block as if it were the last, and watch the prediction take shape.",
+    icon="🔭",
+)
+max_tokens = int(st.session_state.max_tokens)
+try:
+    with st.spinner("Decoding every layer…"):
+        res = ui.lens_of(lm.name, tr.text, max_tokens, 5)
+except ExplainerError as e:
+    st.info(str(e))
+    st.stop()
+positions = guesses(res, tr)
+follow_token(lm, tr, max_tokens)
+stream_size(res, tr, positions)

@@ -172,3 +172,17 @@ def test_grid_hover_gives_entropy_in_bits_as_the_next_token_page_does(bundled):
     hover = figs.lens_grid(res, tr.tokens, range(tr.n_tokens)).data[0].customdata   # [L+1][T]
     want = sampling.entropy(softmax(_plain_logits(bundled, tr.token_ids)[-1]))        # bits, the Next token page's
     assert f"entropy {want:.2f} bits" in hover[-1][-1]
+
+
+def test_first_token_outlier_and_sink_heads_by_hand(bundled):
+    from explainer import heads, residual
+
+    tr = ex.trace(bundled, "The Eiffel Tower is in the city of Paris, and the Colosseum is in Rome.")
+    norm = np.linalg.norm(tr.resid.astype(np.float64), axis=-1)                     # [L+1, T]
+    ratios = [norm[r, 0] / np.median(norm[r, 1:]) for r in range(norm.shape[0])]
+    ratio, row = residual.first_token_ratio(lens.logit_lens(bundled, tr).resid_norm)
+    assert row == int(np.argmax(ratios)) and ratio == pytest.approx(ratios[row], rel=1e-4)
+    assert ratio > 10                      # what the page's caption then says, checked on the real model
+    sinks = heads.sink_heads(tr.attn)
+    by_hand = [[tr.attn[li, h, 1:, 0].mean() > 0.5 for h in range(tr.n_heads)] for li in range(tr.n_layers)]
+    assert sinks.tolist() == by_hand and sinks.any()
