@@ -166,9 +166,9 @@ def _pool_causal_max(attn: np.ndarray, size: int) -> np.ndarray:
     return np.where(pooled < 0, np.nan, pooled)
 
 
-def _click_markers(xs, ys, customdata: list[list], hovertemplate: str, size: float) -> go.Scatter:
-    """Invisible clickable markers, one per head; customdata = [layer, head, ...], the hover a template
-    over it (one string for every head, not one per head)."""
+def _click_markers(xs, ys, customdata: np.ndarray, hovertemplate: str, size: float) -> go.Scatter:
+    """Invisible clickable markers, one per head; customdata [n, ≥ 2] = [layer, head, ...] (a numpy array:
+    plotly validates and copies a list element by element), the hover one template over it for every head."""
     return go.Scatter(
         x=xs, y=ys, mode="markers", customdata=customdata, hovertemplate=hovertemplate + "<extra></extra>",
         marker=dict(symbol="square", size=size, color="rgba(0,0,0,0.003)", line=dict(width=0)),
@@ -177,9 +177,9 @@ def _click_markers(xs, ys, customdata: list[list], hovertemplate: str, size: flo
 
 
 def _head_hover(n_layers: int, n_heads: int, n_kv_heads: int | None, scores: dict[str, np.ndarray] | None
-                ) -> tuple[list[list], str]:
-    """Per head, layers first: customdata [layer, head, (its key/value head), (role scores, 2 decimals)...],
-    and the one hover template that reads it."""
+                ) -> tuple[np.ndarray, str]:
+    """Per head, layers first: customdata [L·H, k] float32 = [layer, head, (its key/value head), (role scores,
+    2 decimals)...], and the one hover template that reads it."""
     grouped = bool(n_kv_heads) and n_kv_heads != n_heads
     tmpl = "<b>layer %{customdata[0]} · head %{customdata[1]}</b>"
     if grouped:
@@ -187,10 +187,10 @@ def _head_hover(n_layers: int, n_heads: int, n_kv_heads: int | None, scores: dic
     first = 3 if grouped else 2
     for i, role in enumerate(scores or {}):
         tmpl += f"<br>{role.replace('_', '-')} score %{{customdata[{first + i}]:.2f}}"
-    rows = [[layer, head] + ([head // (n_heads // n_kv_heads)] if grouped else [])
-            + [round(float(sc[layer, head]), 2) for sc in (scores or {}).values()]
-            for layer in range(n_layers) for head in range(n_heads)]
-    return rows, tmpl + "<br><i>click to open</i>"
+    layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)         # [L·H] each, layers first
+    cols = [layer, head] + ([head // (n_heads // n_kv_heads)] if grouped else [])
+    cols += [np.round(np.asarray(sc, dtype=np.float64).reshape(-1), 2) for sc in (scores or {}).values()]
+    return np.stack(cols, axis=1).astype(np.float32), tmpl + "<br><i>click to open</i>"
 
 
 @lru_cache(maxsize=8)
@@ -256,8 +256,8 @@ def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, 
                              hoverinfo="skip", showscale=True,
                              colorbar=dict(title=dict(text="weight", side="right"), thickness=14)))
     rows, tmpl = _head_hover(L, H, n_kv_heads, scores)
-    fig.add_trace(_click_markers([r[0] * step + centre for r in rows], [r[1] * step + centre for r in rows], rows,
-                                 tmpl, size=tile_px * 0.8))
+    fig.add_trace(_click_markers(rows[:, 0] * step + centre, rows[:, 1] * step + centre, rows, tmpl,
+                                 size=tile_px * 0.8))
     if selected is not None:
         sl, sh = selected
         fig.add_shape(type="rect", x0=sl * step - 0.9, x1=sl * step + s - 0.1, y0=sh * step - 0.9,
@@ -337,11 +337,12 @@ def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | No
         z=rounded(scores.T, 3), x=list(range(L)), y=list(range(H)), colorscale=SCORE_SCALE, zmin=0,
         zmax=1, xgap=1, ygap=1, text=rank.T.tolist(), texttemplate="%{text}", textfont=dict(size=12),
         hoverinfo="skip", colorbar=dict(title=dict(text="score", side="right"), thickness=14)))
-    cd = [[layer, head, round(float(scores[layer, head]), 3)] for layer in range(L) for head in range(H)]
+    layer, head = np.divmod(np.arange(L * H), H)                          # [L·H] each, layers first
+    cd = np.stack([layer, head, np.round(scores.reshape(-1), 3)], axis=1).astype(np.float32)   # [L·H, 3]
     tmpl = (f"<b>layer %{{customdata[0]}} · head %{{customdata[1]}}</b><br>{role_label}: %{{customdata[2]:.3f}}"
             f"<br>{help_text}<br><i>click to open</i>")
     tile_px = float(np.clip(1200 / L, 22, 60))
-    fig.add_trace(_click_markers([c[0] for c in cd], [c[1] for c in cd], cd, tmpl, size=tile_px * 0.8))
+    fig.add_trace(_click_markers(cd[:, 0], cd[:, 1], cd, tmpl, size=tile_px * 0.8))
     if selected is not None:
         fig.add_shape(type="rect", x0=selected[0] - 0.5, x1=selected[0] + 0.5, y0=selected[1] - 0.5,
                       y1=selected[1] + 0.5, line=dict(color="#1f2a44", width=3))  # dark: shows on orange
