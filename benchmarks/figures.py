@@ -9,15 +9,25 @@ them) and only the figures timed. Bytes are what Streamlit 1.67's st.plotly_char
 median over `repeats` of building every figure and serialising it that way (after one warm-up). Pages
 that do not depend on the prompt (Word vectors, Anatomy, Next token's distribution) measure the same at
 every length. `--each` also prints every figure.
+
+`--against REV` also builds each page's figures with `explainer/figures/` as it was at git revision REV,
+interleaved with today's run by run, and prints both and their ratio: on a shared machine the load drifts,
+and interleaving lets it hit both sides alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-from _bench import text_of  # (also puts the repository on sys.path)
+from _bench import ROOT, text_of  # (also puts the repository on sys.path)
 
 PAGES = ("attention", "mlp", "lens", "embeddings", "interventions", "next_token", "anatomy")
 
@@ -217,12 +227,62 @@ def measure(figs: dict, repeats: int) -> tuple[dict[str, int], dict[str, float],
     return sizes, {k: statistics.median(v) * 1000 for k, v in per.items()}, statistics.median(totals) * 1000
 
 
+def old_figures(rev: str):
+    """explainer/figures/ as it was at git revision `rev`, imported as the package explainer._figures_<rev>."""
+    files = subprocess.run(["git", "ls-tree", "--name-only", f"{rev}:explainer/figures"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    tmp = Path(tempfile.mkdtemp(prefix="figures_"))
+    for f in files:
+        if f.endswith(".py"):
+            (tmp / f).write_bytes(subprocess.run(["git", "show", f"{rev}:explainer/figures/{f}"], cwd=ROOT,
+                                                 check=True, capture_output=True).stdout)
+    name = f"explainer._figures_{rev.replace('-', '_').replace('~', '_').replace('^', '_')}"
+    spec = importlib.util.spec_from_file_location(name, tmp / "__init__.py", submodule_search_locations=[str(tmp)])
+    pkg = importlib.util.module_from_spec(spec)
+    sys.modules[name] = pkg
+    spec.loader.exec_module(pkg)
+    return pkg, [f[:-3] for f in files if f.endswith(".py") and f != "__init__.py"]
+
+
+@contextlib.contextmanager
+def figures_from(pkg, names):
+    """While inside, `from explainer.figures import x` (and `explainer.figures.x`) give pkg's modules."""
+    import explainer.figures as current
+
+    saved = {n: (getattr(current, n, None), sys.modules.get(f"explainer.figures.{n}")) for n in names}
+    try:
+        for n in names:
+            mod = importlib.import_module(f"{pkg.__name__}.{n}")
+            setattr(current, n, mod)
+            sys.modules[f"explainer.figures.{n}"] = mod
+        yield
+    finally:
+        for n, (attr, mod) in saved.items():
+            setattr(current, n, attr)
+            sys.modules[f"explainer.figures.{n}"] = mod
+
+
+def compare(new: dict, old: dict, repeats: int) -> tuple[int, int, float, float]:
+    """Bytes (old, new) and median ms (old, new) of a page's figures, the two interleaved run by run."""
+    b_old = sum(len(sent_json(f()).encode("utf-8")) for f in old.values())
+    b_new = sum(len(sent_json(f()).encode("utf-8")) for f in new.values())
+    t_old, t_new = [], []
+    for _ in range(repeats):
+        for figs, out in ((old, t_old), (new, t_new)):
+            t = time.perf_counter()
+            for f in figs.values():
+                sent_json(f())
+            out.append(time.perf_counter() - t)
+    return b_old, b_new, statistics.median(t_old) * 1000, statistics.median(t_new) * 1000
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, nargs="+", default=[16, 128])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--pages", nargs="+", default=list(PAGES), choices=PAGES)
     ap.add_argument("--each", action="store_true", help="print every figure too")
+    ap.add_argument("--against", metavar="REV", help="also measure explainer/figures/ at this git revision")
     args = ap.parse_args()
 
     import torch
@@ -234,14 +294,28 @@ def main() -> None:
     print("bytes: the JSON st.plotly_chart sends; ms: build + that serialisation, all the page's figures")
     shared: dict = {}
     rows = []
+    old = old_figures(args.against) if args.against else None
     for n in args.tokens:
         tr = ex.trace(lm, text_of(lm, n))
         for page in args.pages:
-            sizes, per, total = measure(globals()[page](lm, tr, shared), args.repeats)
+            figs = globals()[page](lm, tr, shared)
+            if old:
+                with figures_from(*old):
+                    before = globals()[page](lm, tr, {k: v for k, v in shared.items() if k != "embeddings"})
+                rows.append((page, n, *compare(figs, before, args.repeats)))
+                continue
+            sizes, per, total = measure(figs, args.repeats)
             rows.append((page, n, sum(sizes.values()), total))
             if args.each:
                 for k in sizes:
                     print(f"    {page:<13} {n:>4} {k:<22} {sizes[k]:>11,} B {per[k]:>8.1f} ms")
+    if old:
+        print(f"interleaved with explainer/figures/ at {args.against}")
+        print(f"{'page':<13} {'tokens':>6} {'bytes then':>11} {'bytes now':>11} {'ms then':>8} {'ms now':>8} "
+              f"{'ratio':>6}")
+        for page, n, b0, b1, t0, t1 in rows:
+            print(f"{page:<13} {n:>6} {b0:>11,} {b1:>11,} {t0:>8.1f} {t1:>8.1f} {t1 / t0:>6.2f}")
+        return
     print(f"{'page':<13} {'tokens':>6} {'figure bytes':>13} {'build ms':>9}")
     for page, n, b, ms in rows:
         print(f"{page:<13} {n:>6} {b:>13,} {ms:>9.1f}")
