@@ -44,7 +44,7 @@ STEP_INFO = {
 # arrays as base64: 4 bytes a cell); the hover shows the same rounded value. The hover is one template over
 # the axis labels and z, not a string per cell, and numbers are written into the cells only up to
 # SHOW_VALUES_UP_TO tokens. (Plain lists would let a causal matrix send only its lower triangle, but plotly
-# validates and copies a list element by element: 4 times slower to build at 128 tokens.)
+# validates and copies a list element by element: 3–5 times slower per matrix at 128 tokens.)
 
 def decimals_for(span: float) -> int:
     """Decimals that round a value no coarser than a colour scale spanning `span` can show (span / 256)."""
