@@ -4,6 +4,7 @@ hook bookkeeping, a thread runner, and small readers for Streamlit AppTest pages
 from __future__ import annotations
 
 import base64
+import io
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -108,12 +109,30 @@ def charts(at) -> dict[str, dict]:
     return {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
 
 
+def chart_bytes(at) -> dict[str, int]:
+    """The size of every plotly chart's figure as Streamlit sends it (its spec's UTF-8 bytes), by widget key
+    (the end of its element id). Deterministic: the same figure always serialises to the same bytes."""
+    return {c.proto.id.rsplit("-", 1)[-1]: len(c.proto.spec.encode("utf-8")) for c in at.get("plotly_chart")}
+
+
 def chart(at, key: str) -> dict:
     """The parsed plotly figure of the chart with this widget key."""
     have = charts(at)
     found = [fig for el_id, fig in have.items() if el_id.endswith(f"-{key}")]
     assert len(found) == 1, f"no single chart {key}; have {[i.rsplit('-', 1)[-1] for i in have]}"
     return found[0]
+
+
+def tiles_of(fig) -> np.ndarray:
+    """The overview's all-heads image (trace 0, a PNG data URI) read back into weights, NaN where white."""
+    from PIL import Image
+
+    from explainer.figures.attention import tile_weights
+
+    uri = fig["data"][0]["source"] if isinstance(fig, dict) else fig.data[0].source
+    img = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert img.mode == "P"
+    return tile_weights(np.asarray(img))
 
 
 def title_text(fig: dict) -> str:

@@ -12,6 +12,7 @@ import torch
 import explainer as ex
 from explainer import heads
 from explainer.figures import attention as fa
+from tests.conftest import tiles_of
 
 PROMPT = "The quick brown fox jumps over the lazy dog because it"
 
@@ -247,16 +248,19 @@ def test_figures_show_tokens_mask_future_and_click_back():
     assert list(hm.x) == list(hm.y) == ["0:The", "1:␣cat", "2:␣sat", "3:␣down"]
     z = np.array(hm.z, dtype=float)
     assert np.isnan(z[np.triu_indices(T, k=1)]).all()
-    np.testing.assert_allclose(z[np.tril_indices(T)], pat[np.tril_indices(T)])
-    assert "weight" in hm.hovertemplate and "row sum 1.000" in hm.customdata[2][1]
+    np.testing.assert_allclose(z[np.tril_indices(T)], pat[np.tril_indices(T)], atol=5e-4 + 1e-7)  # 3 decimals
+    assert "weight %{z:.3f}" in hm.hovertemplate and "row sum 1.000" in hm.hovertemplate  # one template
+    assert hm.customdata is None
 
     attn = np.broadcast_to(pat, (3, 2, T, T))
     ov = fa.overview(attn, tokens, (1, 1), n_kv_heads=1)
-    marks = ov.data[1]
+    assert [t.type for t in ov.data] == ["image", "heatmap", "scatter"]
+    marks = ov.data[2]
     assert len(marks.customdata) == 6
     for cd in marks.customdata:
         assert fa.picked_head([{"customdata": list(cd)}]) == (int(cd[0]), int(cd[1]))
     assert fa.picked_head([]) is None and fa.picked_head(None) is None
+    assert "layer %{customdata[0]} · head %{customdata[1]}" in marks.hovertemplate
 
     masked = np.where(np.tril(np.ones((T, T), dtype=bool)), 1.0, -np.inf)
     mf = fa.qk_step(masked, tokens, "masked")
@@ -268,13 +272,36 @@ def test_figures_show_tokens_mask_future_and_click_back():
     rm = fa.role_map(sc, "Previous-token", top=2)
     text = np.array(rm.data[0].text)                                   # [H, L]
     assert text[1, 0] == "#1" and text[0, 1] == "#2" and (text == "").sum() == 4
+    cd = np.array(rm.data[1].customdata)                               # [L·H, 3] layer, head, score
+    np.testing.assert_allclose(cd[:, 2], sc[cd[:, 0].astype(int), cd[:, 1].astype(int)])
+
+
+def test_rows_that_do_not_sum_alike_carry_their_own_sums():
+    z = np.array([[1.0, np.nan], [0.25, 0.5]])
+    hm = fa.token_matrix(z, ["a", "b"], row_sums=True).data[0]
+    assert "%{customdata:.3f}" in hm.hovertemplate
+    np.testing.assert_allclose(np.array(hm.customdata, dtype=float), [[1.0, 1.0], [0.75, 0.75]])
+
+
+def test_values_are_rounded_no_coarser_than_the_colour_scale():
+    assert fa.decimals_for(1.0) == 3 and fa.decimals_for(90.0) == 1 and fa.decimals_for(2000.0) == 0
+    for span in (0.01, 0.7, 1.0, 13.0, 90.0, 2000.0):
+        assert 10.0 ** -fa.decimals_for(span) <= span / 256       # one step of the rounding ≤ one colour step
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0, 15, (40, 40))
+    fig = fa.qk_step(raw, [f"t{i}" for i in range(40)], "raw")
+    lim = np.abs(raw).max()
+    z = np.array(fig.data[0].z, dtype=float)
+    assert np.abs(z - raw).max() <= 2 * lim / 256 / 2                 # within half a colour step
+    assert f"%{{z:.{fa.decimals_for(2 * lim)}f}}" in fig.data[0].hovertemplate
 
 
 def test_overview_pools_long_prompts():
     T = 40
     attn = np.broadcast_to(np.eye(T), (2, 3, T, T))
-    fig = fa.overview(attn, [f"t{i}" for i in range(T)], max_tile=16)
-    Z = np.array(fig.data[0].z, dtype=float)
+    Z = tiles_of(fa.overview(attn, [f"t{i}" for i in range(T)], max_tile=16))
     assert Z.shape == (3 * 17 - 1, 2 * 17 - 1)
     tile = Z[:16, :16]
     np.testing.assert_allclose(np.diag(tile), 1.0)                    # the diagonal survives max-pooling
+    assert np.isnan(Z[16, :]).all() and np.isnan(Z[:, 16]).all()       # white between tiles
+    assert np.isnan(tile[np.triu_indices(16, k=1)]).all()              # and in the future

@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import explainer as ex
 from explainer import heads
-from tests.conftest import chart, page_ok, title_text
+from tests.conftest import chart, chart_bytes, page_ok, plotly_array, tiles_of, title_text
+
+LONG_TEXT = ("The history of the transformer begins with attention. Each token looks back at the tokens before it, "
+             "mixes what it finds, and passes the result up the residual stream. ")
+
+
+def _text_of(lm, n_tokens: int) -> str:
+    ids = lm.tokenizer(LONG_TEXT * (n_tokens // 10 + 2))["input_ids"][:n_tokens]
+    text = lm.tokenizer.decode(ids)
+    assert len(lm.tokenizer(text)["input_ids"]) == n_tokens
+    return text
+
+
+def _causal_block_max(attn: np.ndarray, size: int) -> np.ndarray:
+    """Reference for the all-heads tiles, cell by cell: the largest weight of each block over keys ≤ query,
+    NaN for blocks wholly in the future.  # [L, H, T, T] -> [L, H, size, size]"""
+    T = attn.shape[-1]
+    e = np.linspace(0, T, size + 1).round().astype(int)
+    out = np.full(attn.shape[:2] + (size, size), np.nan)
+    for bq in range(size):
+        for bk in range(bq + 1):
+            q = np.arange(e[bq], e[bq + 1])[:, None]
+            k = np.arange(e[bk], e[bk + 1])[None, :]
+            block = np.where(k <= q, attn[..., e[bq]:e[bq + 1], e[bk]:e[bk + 1]], -np.inf)
+            out[..., bq, bk] = block.max(axis=(-2, -1))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +92,37 @@ def test_empty_prompt_gets_a_message(app):
     for key in ("att_head_map", "att_step_raw"):  # the new prompt's tokens label both axes
         heat = chart(app, key)["data"][0]
         assert heat["x"][5] == heat["y"][5] == "5:␣mat" and len(heat["x"]) == 6
+
+
+def test_a_128_token_prompt_sends_every_head_in_under_a_megabyte(app, bundled):
+    """Issue 13 item 4: the page's figures at 128 tokens are ≤ 1 MB as sent, and still carry every head's
+    pattern: the all-heads image within one of its 255 colour levels of the trace's pooled tiles, the open
+    head's matrix and the Q·K steps within half a colour step (the rounding explainer/figures/attention.py
+    documents)."""
+    app.text_area(key="prompt_widget").set_value(_text_of(bundled, 128)).run()
+    page_ok(app)
+    sizes = chart_bytes(app)
+    assert sum(sizes.values()) <= 1_000_000, sizes
+    tr = ex.trace(bundled, app.session_state._prompt)
+    assert tr.n_tokens == 128
+    tiles = tiles_of(chart(app, "att_overview"))                        # [H·17-1, L·17-1]
+    ref = _causal_block_max(tr.attn, 16)                                # [L, H, 16, 16]
+    for layer in range(bundled.n_layers):
+        for head in range(bundled.n_heads):
+            got = tiles[head * 17: head * 17 + 16, layer * 17: layer * 17 + 16]
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(ref[layer, head]))
+            np.testing.assert_allclose(got, ref[layer, head], atol=0.5 / 254 + 1e-6, equal_nan=True)
+    layer, head = app.slider(key="att_layer").value, app.slider(key="att_head").value
+    T = tr.n_tokens
+    z = plotly_array(chart(app, "att_head_map")["data"][0]["z"])        # [T, T]
+    past = np.tril(np.ones((T, T), dtype=bool))
+    assert np.isnan(z[~past]).all()
+    np.testing.assert_allclose(z[past], tr.attn[layer, head][past], atol=1 / 256 / 2)
+    steps = heads.qk_steps(bundled, tr, layer, head)
+    for key, want, cells in (("att_step_raw", steps.raw, np.ones_like(past)),
+                             ("att_step_scaled", steps.scaled, np.ones_like(past)),
+                             ("att_step_masked", steps.masked, past), ("att_step_pattern", steps.pattern, past)):
+        heat = chart(app, key)["data"][0]
+        got = plotly_array(heat["z"])                                   # [T, T]
+        assert np.isnan(got[~cells]).all()
+        np.testing.assert_allclose(got[cells], want[cells], atol=(heat["zmax"] - heat["zmin"]) / 256 / 2)

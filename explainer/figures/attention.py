@@ -9,9 +9,13 @@ Streamlit selection back into (layer, head).
 
 from __future__ import annotations
 
+import base64
+import io
+from functools import lru_cache
 from typing import Any, Iterable
 
 import numpy as np
+import plotly.colors as pcolors
 import plotly.graph_objects as go
 
 from ..heads import top_heads
@@ -22,6 +26,8 @@ PICK = "#e4572e"            # outline of the selected head
 LIGHT_PICK = "#f9c6b4"      # fill of the selected head's group
 SCORE_SCALE = "Oranges"
 SHOW_VALUES_UP_TO = 12      # write the numbers into the cells of matrices up to this many tokens
+COLOUR_LEVELS = 256         # the most steps an 8-bit colour scale can show over its range
+TILE_LEVELS = 255           # weight levels of the all-heads image (its 8-bit palette keeps one for white)
 
 STEP_INFO = {
     "raw": ("1 · Raw scores q·k", "q·k"),
@@ -32,6 +38,26 @@ STEP_INFO = {
 
 
 # -- token × token matrices --------------------------------------------------------------------
+# What the browser gets (issue 13 item 4): values rounded to `decimals_for(span)` decimals, a step no
+# coarser than what the colour scale can show (its range / 256: an 8-bit colour scale has no more steps),
+# e.g. 3 decimals for weights 0–1 and 1 decimal for scores within ±45, sent as float32 (plotly packs numpy
+# arrays as base64: 4 bytes a cell); the hover shows the same rounded value. The hover is one template over
+# the axis labels and z, not a string per cell, and numbers are written into the cells only up to
+# SHOW_VALUES_UP_TO tokens. (Plain lists would let a causal matrix send only its lower triangle, but plotly
+# validates and copies a list element by element: 3–5 times slower per matrix at 128 tokens.)
+
+def decimals_for(span: float) -> int:
+    """Decimals that round a value no coarser than a colour scale spanning `span` can show (span / 256)."""
+    if not np.isfinite(span) or span <= 0:
+        return 3
+    return max(0, int(np.ceil(-np.log10(span / COLOUR_LEVELS))))
+
+
+def rounded(z: np.ndarray, decimals: int) -> np.ndarray:
+    """z rounded to `decimals`, as float32, non-finite cells NaN (a gap in a heatmap)."""
+    z = np.asarray(z, dtype=np.float64)
+    return (np.round(np.where(np.isfinite(z), z, np.nan), decimals) + 0.0).astype(np.float32)   # + 0.0: no −0
+
 
 def _cell_text(z: np.ndarray, fmt: str, masked_text: str) -> np.ndarray:
     return np.array([[masked_text if not np.isfinite(v) else format(v, fmt) for v in row] for row in z],
@@ -45,25 +71,32 @@ def token_matrix(z: np.ndarray, tokens, title: str | None = None, *, value_name:
                  highlight: Iterable[tuple[int, int]] | None = None, height: int | None = None) -> go.Figure:
     """A [T, T] matrix with query tokens down and key tokens across; NaN or −inf cells are the future.
 
-    Hover shows the query, the key and the value; `row_sums` adds each row's sum to the hover;
-    `highlight` outlines (query, key) cells.
+    Hover shows the query, the key and the value (rounded as the module notes say); `row_sums` adds each
+    row's sum to the hover; `highlight` outlines (query, key) cells.
     """
     z = np.asarray(z, dtype=np.float64)                               # [T, T]
     T = z.shape[0]
     labels = axis_labels(tokens)
-    shown = np.where(np.isfinite(z), z, np.nan)
-    hover = _cell_text(z, ".3f" if fmt.endswith("f") else fmt, masked_text or "masked (future)")
-    if row_sums:
-        sums = np.nansum(shown, axis=1)                               # [T]
-        hover = np.array([[f"{h}   (row sum {sums[i]:.3f})" for h in row] for i, row in enumerate(hover)],
-                         dtype=object)
+    finite = z[np.isfinite(z)]
+    lo = zmin if zmin is not None else (float(finite.min()) if finite.size else 0.0)
+    hi = zmax if zmax is not None else (float(finite.max()) if finite.size else 1.0)
+    d = decimals_for(hi - lo)
     show_values = T <= SHOW_VALUES_UP_TO if show_values is None else show_values
+    hover = f"query %{{y}}<br>key %{{x}}<br>{value_name} %{{z:.{d}f}}"
+    customdata = None
+    if row_sums:
+        sums = [format(v, ".3f") for v in np.nansum(np.where(np.isfinite(z), z, np.nan), axis=1)]   # [T]
+        if len(set(sums)) == 1:          # every row sums to the same (a softmax: 1.000): one template
+            hover += f"   (row sum {sums[0]})"
+        else:                            # otherwise each cell carries its row's sum
+            customdata = rounded(np.broadcast_to(np.asarray(sums, dtype=float)[:, None], z.shape), 3)
+            hover += "   (row sum %{customdata:.3f})"
     fig = go.Figure(go.Heatmap(
-        z=shown, x=labels, y=labels, colorscale=colorscale, zmin=zmin, zmax=zmax, zmid=zmid,
-        customdata=hover, hoverongaps=True,
+        z=rounded(z, d), x=labels, y=labels, colorscale=colorscale, zmin=zmin, zmax=zmax,
+        zmid=zmid, customdata=customdata, hoverongaps=False,
         text=_cell_text(z, fmt, masked_text) if show_values else None,
         texttemplate="%{text}" if show_values else None, textfont=dict(size=13),
-        hovertemplate=f"query %{{y}}<br>key %{{x}}<br>{value_name} %{{customdata}}<extra></extra>",
+        hovertemplate=hover + "<extra></extra>",
         colorbar=dict(title=dict(text=value_name, side="right"), thickness=14),
         xgap=1, ygap=1,
     ))
@@ -133,51 +166,98 @@ def _pool_causal_max(attn: np.ndarray, size: int) -> np.ndarray:
     return np.where(pooled < 0, np.nan, pooled)
 
 
-def _click_markers(xs, ys, layer_head: np.ndarray, hover: list[str], size: float) -> go.Scatter:
-    """Invisible clickable markers, one per head; customdata = [layer, head]."""
+def _click_markers(xs, ys, customdata: np.ndarray, hovertemplate: str, size: float) -> go.Scatter:
+    """Invisible clickable markers, one per head; customdata [n, ≥ 2] = [layer, head, ...] (a numpy array:
+    plotly validates and copies a list element by element), the hover one template over it for every head."""
     return go.Scatter(
-        x=xs, y=ys, mode="markers", customdata=layer_head, hovertext=hover,
-        hovertemplate="%{hovertext}<extra></extra>",
+        x=xs, y=ys, mode="markers", customdata=customdata, hovertemplate=hovertemplate + "<extra></extra>",
         marker=dict(symbol="square", size=size, color="rgba(0,0,0,0.003)", line=dict(width=0)),
         selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
         showlegend=False, name="heads")
 
 
-def _head_hover(layer: int, head: int, n_heads: int, n_kv_heads: int | None,
-                scores: dict[str, np.ndarray] | None) -> str:
-    s = f"<b>layer {layer} · head {head}</b>"
-    if n_kv_heads and n_kv_heads != n_heads:
-        s += f"<br>uses key/value head {head // (n_heads // n_kv_heads)}"
-    for role, sc in (scores or {}).items():
-        s += f"<br>{role.replace('_', '-')} score {sc[layer, head]:.2f}"
-    return s + "<br><i>click to open</i>"
+def _head_hover(n_layers: int, n_heads: int, n_kv_heads: int | None, scores: dict[str, np.ndarray] | None
+                ) -> tuple[np.ndarray, str]:
+    """Per head, layers first: customdata [L·H, k] float32 = [layer, head, (its key/value head), (role scores,
+    2 decimals)...], and the one hover template that reads it."""
+    grouped = bool(n_kv_heads) and n_kv_heads != n_heads
+    tmpl = "<b>layer %{customdata[0]} · head %{customdata[1]}</b>"
+    if grouped:
+        tmpl += "<br>uses key/value head %{customdata[2]}"
+    first = 3 if grouped else 2
+    for i, role in enumerate(scores or {}):
+        tmpl += f"<br>{role.replace('_', '-')} score %{{customdata[{first + i}]:.2f}}"
+    layer, head = np.divmod(np.arange(n_layers * n_heads), n_heads)         # [L·H] each, layers first
+    cols = [layer, head] + ([head // (n_heads // n_kv_heads)] if grouped else [])
+    cols += [np.round(np.asarray(sc, dtype=np.float64).reshape(-1), 2) for sc in (scores or {}).values()]
+    return np.stack(cols, axis=1).astype(np.float32), tmpl + "<br><i>click to open</i>"
+
+
+@lru_cache(maxsize=8)
+def _palette(colorscale: str, background: tuple[int, int, int]) -> list[int]:
+    """A PNG palette: entry 0 the background, entry 1 + i the colour of weight i/(TILE_LEVELS−1) on the named
+    plotly scale, interpolated in RGB between its stops as plotly.js does."""
+    cols = pcolors.sample_colorscale(pcolors.get_colorscale(colorscale), np.linspace(0, 1, TILE_LEVELS))
+    rgb = [list(background)] + [[round(float(c)) for c in col[4:-1].split(",")] for col in cols]
+    return [c for col in rgb for c in col]
+
+
+def tile_levels(values: np.ndarray) -> np.ndarray:
+    """Weights in [0, 1] as uint8 palette indices: 1 + round(w·(TILE_LEVELS−1)), NaN → 0 (the background)."""
+    v = np.asarray(values, dtype=np.float64)
+    lv = 1 + np.rint(np.clip(np.nan_to_num(v, nan=0.0), 0, 1) * (TILE_LEVELS - 1))
+    return np.where(np.isnan(v), 0, lv).astype(np.uint8)
+
+
+def tile_weights(levels: np.ndarray) -> np.ndarray:
+    """The inverse of tile_levels: the weight each palette index stands for (NaN for the background)."""
+    lv = np.asarray(levels, dtype=np.float64)
+    return np.where(lv == 0, np.nan, (lv - 1) / (TILE_LEVELS - 1))
+
+
+def levels_png(levels: np.ndarray, colorscale: str, background=(255, 255, 255)) -> str:
+    """Palette indices [h, w] (tile_levels) as a PNG data URI (8 bits a pixel), coloured by the named scale."""
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(levels, dtype=np.uint8), mode="P")
+    img.putpalette(_palette(colorscale, tuple(background)))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=6)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, *, max_tile: int = 16,
              n_kv_heads: int | None = None, scores: dict[str, np.ndarray] | None = None,
              title: str | None = None) -> go.Figure:
     """Every head's pattern as a small tile: layers across, heads down. Prompts longer than
-    `max_tile` tokens are max-pooled to max_tile × max_tile so that sharp patterns stay visible."""
+    `max_tile` tokens are max-pooled to max_tile × max_tile so that sharp patterns stay visible.
+
+    The tiles are one PNG image (trace 0, `go.Image`), each cell one pixel in TILE_LEVELS levels of the
+    weight colour scale (a step of 1/254: `tile_weights` reads a pixel's index back); white between tiles
+    and in the future. The tiles show no hover
+    (the head's markers, trace 2, do); trace 1 is a one-cell heatmap outside the axes' ranges that draws the
+    colour bar."""
     L, H, T, _ = attn.shape
     s = min(T, max_tile)
     tiles = _pool_causal_max(attn, s) if T > s else attn                # [L, H, s, s]; no copy when not pooled
     future = ~np.tril(np.ones((s, s), dtype=bool))                      # [s, s] tile cells wholly in the future
     step = s + 1                                                         # one empty row/column between tiles
-    Z = np.full((H * step - 1, L * step - 1), np.nan)                   # [H·(s+1)-1, L·(s+1)-1]
+    levels = np.zeros((H * step - 1, L * step - 1), dtype=np.uint8)    # [H·(s+1)-1, L·(s+1)-1] 0: background
+    lv = tile_levels(tiles)                                              # [L, H, s, s]
+    lv[..., future] = 0
     for layer in range(L):
         for head in range(H):
-            tile = Z[head * step: head * step + s, layer * step: layer * step + s]   # a view into Z
-            tile[...] = tiles[layer, head]
-            tile[future] = np.nan
+            levels[head * step: head * step + s, layer * step: layer * step + s] = lv[layer, head]
     centre = (s - 1) / 2
     tile_px = float(np.clip(1000 / L, 28, 64))   # about the width of a tile in a wide layout
-    fig = go.Figure(go.Heatmap(z=Z, x0=0, dx=1, y0=0, dy=1, colorscale=PROB_SCALE, zmin=0, zmax=1,
-                               hoverinfo="skip", showscale=True,
-                               colorbar=dict(title=dict(text="weight", side="right"), thickness=14)))
-    lh = np.array([(layer, head) for layer in range(L) for head in range(H)])   # [L·H, 2]
-    fig.add_trace(_click_markers(
-        lh[:, 0] * step + centre, lh[:, 1] * step + centre, lh,
-        [_head_hover(int(a), int(b), H, n_kv_heads, scores) for a, b in lh], size=tile_px * 0.8))
+    fig = go.Figure(go.Image(source=levels_png(levels, PROB_SCALE), x0=0, dx=1, y0=0, dy=1, hoverinfo="skip"))
+    # the colour bar: an image has none, so a heatmap of one cell, outside the axes' ranges, draws it
+    fig.add_trace(go.Heatmap(z=[[0.0]], x0=-10, dx=1, y0=-10, dy=1, colorscale=PROB_SCALE, zmin=0, zmax=1,
+                             hoverinfo="skip", showscale=True,
+                             colorbar=dict(title=dict(text="weight", side="right"), thickness=14)))
+    rows, tmpl = _head_hover(L, H, n_kv_heads, scores)
+    fig.add_trace(_click_markers(rows[:, 0] * step + centre, rows[:, 1] * step + centre, rows, tmpl,
+                                 size=tile_px * 0.8))
     if selected is not None:
         sl, sh = selected
         fig.add_shape(type="rect", x0=sl * step - 0.9, x1=sl * step + s - 0.1, y0=sh * step - 0.9,
@@ -217,11 +297,15 @@ def gqa_diagram(n_heads: int, n_kv_heads: int, head: int, title: str | None = No
     qx = np.arange(n_heads, dtype=float)                               # [H]
     kx = np.array([(k * group + (k + 1) * group - 1) / 2 for k in range(n_kv_heads)])  # [Hkv] under their group
     fig = go.Figure()
-    for h in range(n_heads):
-        mine = h // group == kv
-        fig.add_trace(go.Scatter(x=[qx[h], kx[h // group]], y=[1, 0], mode="lines", hoverinfo="skip",
-                                 line=dict(color=PICK if mine else "#bbbbbb", width=4 if h == head else 2),
-                                 showlegend=False))
+    # one line per query head to its key/value head, drawn as three traces (other groups, the chosen head's
+    # group, the chosen head) with gaps between the lines: a trace per line costs a millisecond each to build
+    kinds = [("#bbbbbb", 2, [h for h in range(n_heads) if h // group != kv]),
+             (PICK, 2, [h for h in range(n_heads) if h // group == kv and h != head]), (PICK, 4, [head])]
+    for color, width, hs in kinds:
+        if hs:
+            fig.add_trace(go.Scatter(x=[v for h in hs for v in (qx[h], kx[h // group], None)],
+                                     y=[v for _ in hs for v in (1, 0, None)], mode="lines", hoverinfo="skip",
+                                     line=dict(color=color, width=width), showlegend=False))
     # light fills, so that the default (theme) text colour stays readable; the chosen head gets a thick outline
     q_col = [LIGHT_PICK if h // group == kv else "#dfe7fd" for h in range(n_heads)]
     fig.add_trace(go.Scatter(
@@ -254,14 +338,15 @@ def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | No
     for i, best in enumerate(top_heads(scores, top)):
         rank[best.layer, best.head] = f"#{i + 1}"
     fig = go.Figure(go.Heatmap(
-        z=scores.T, x=np.arange(L), y=np.arange(H), colorscale=SCORE_SCALE, zmin=0, zmax=1, xgap=1, ygap=1,
-        text=rank.T, texttemplate="%{text}", textfont=dict(size=12), hoverinfo="skip",
-        colorbar=dict(title=dict(text="score", side="right"), thickness=14)))
-    lh = np.array([(layer, head) for layer in range(L) for head in range(H)])   # [L·H, 2]
-    hover = [f"<b>layer {a} · head {b}</b><br>{role_label}: {scores[a, b]:.3f}<br>{help_text}"
-             "<br><i>click to open</i>" for a, b in lh]
+        z=rounded(scores.T, 3), x=list(range(L)), y=list(range(H)), colorscale=SCORE_SCALE, zmin=0,
+        zmax=1, xgap=1, ygap=1, text=rank.T.tolist(), texttemplate="%{text}", textfont=dict(size=12),
+        hoverinfo="skip", colorbar=dict(title=dict(text="score", side="right"), thickness=14)))
+    layer, head = np.divmod(np.arange(L * H), H)                          # [L·H] each, layers first
+    cd = np.stack([layer, head, np.round(scores.reshape(-1), 3)], axis=1).astype(np.float32)   # [L·H, 3]
+    tmpl = (f"<b>layer %{{customdata[0]}} · head %{{customdata[1]}}</b><br>{role_label}: %{{customdata[2]:.3f}}"
+            f"<br>{help_text}<br><i>click to open</i>")
     tile_px = float(np.clip(1200 / L, 22, 60))
-    fig.add_trace(_click_markers(lh[:, 0], lh[:, 1], lh, hover, size=tile_px * 0.8))
+    fig.add_trace(_click_markers(cd[:, 0], cd[:, 1], cd, tmpl, size=tile_px * 0.8))
     if selected is not None:
         fig.add_shape(type="rect", x0=selected[0] - 0.5, x1=selected[0] + 0.5, y0=selected[1] - 0.5,
                       y1=selected[1] + 0.5, line=dict(color="#1f2a44", width=3))  # dark: shows on orange
