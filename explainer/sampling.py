@@ -138,6 +138,11 @@ class Distribution:
         """Entropy of the final distribution in bits: 0 = certain, log2(V) = uniform."""
         return entropy(self.probs)
 
+    @property
+    def mass_cut(self) -> float:
+        """Probability (after temperature) of every token the filters removed; the survivors share it."""
+        return float(1.0 - self.tempered[self.kept].sum())
+
     @cached_property
     def entropy_model(self) -> float:
         """Entropy of the model's own distribution (temperature 1, no filters), in bits."""

@@ -23,16 +23,7 @@ from explainer.tokens import token_strings
 ss = st.session_state
 TEMPERATURE, TOP_K, TOP_P, SHOW, SEED = 1.0, 10, 0.9, 12, 42   # defaults; the link overrides them
 
-lm, tr = ui.traced_page(
-    "Next token",
-    "The model's output is a probability for every token in its vocabulary. Temperature, top-k and top-p "
-    "reshape that distribution before one token is drawn; then the text grows by one token and it starts again.",
-    icon="🎲",
-)
-max_tokens = int(ss.max_tokens)
-
-
-def _fresh_state() -> gen.StepState:
+def _fresh_state(lm, tr, max_tokens: int) -> gen.StepState:
     # The cached trace already holds the prompt's logits: no extra model call until a token is taken.
     return gen.start(lm, tr.text, max_tokens, logits=tr.next_token_logits())
 
@@ -46,28 +37,32 @@ def _link_steps(st_: gen.StepState) -> None:
     ui.update_link({"steps": links.join_ids(t.token_id for t in st_.steps) or None, "view": None})
 
 
-key = (lm.name, tr.text, max_tokens)
-if ss.get("nt_key") != key or "nt_state" not in ss:
-    if "nt_key" in ss and not ui.link_is_new():
-        ui.set_link("steps", None)  # a new prompt or model starts a new text (a new link brings its own steps)
-    ss.nt_key, ss.nt_state = key, _fresh_state()
-state: gen.StepState = ss.nt_state
-# A link's steps that differ from the session's (a shared link, the back button): replay them.
-linked = links.token_ids("steps", ui.link_value("steps") or "", lm.vocab_size, max(state.room + len(state.steps), 0))
-if linked.notice:
-    ui.notice(linked.notice)
-if list(linked.value) != [t.token_id for t in state.steps]:
-    state = ss.nt_state = _fresh_state()
-    with st.spinner(f"Replaying the link's {len(linked.value)} steps…"):
-        try:
-            for t in linked.value:
-                gen.advance(lm, state, "given", Settings(), token=t)
-        except ExplainerError as e:
-            ui.notice(f"The link's steps stop early: {e}")
-    _link_steps(state)
+def stepping_state(lm, tr, max_tokens: int) -> gen.StepState:
+    """The session's stepping state for this prompt, with the link's steps replayed when they differ."""
+    key = (lm.name, tr.text, max_tokens)
+    if ss.get("nt_key") != key or "nt_state" not in ss:
+        if "nt_key" in ss and not ui.link_is_new():
+            ui.set_link("steps", None)  # a new prompt or model starts a new text (a new link brings its own steps)
+        ss.nt_key, ss.nt_state = key, _fresh_state(lm, tr, max_tokens)
+    state: gen.StepState = ss.nt_state
+    # A link's steps that differ from the session's (a shared link, the back button): replay them.
+    linked = links.token_ids("steps", ui.link_value("steps") or "", lm.vocab_size,
+                             max(state.room + len(state.steps), 0))
+    if linked.notice:
+        ui.notice(linked.notice)
+    if list(linked.value) != [t.token_id for t in state.steps]:
+        state = ss.nt_state = _fresh_state(lm, tr, max_tokens)
+        with st.spinner(f"Replaying the link's {len(linked.value)} steps…"):
+            try:
+                for t in linked.value:
+                    gen.advance(lm, state, "given", Settings(), token=t)
+            except ExplainerError as e:
+                ui.notice(f"The link's steps stop early: {e}")
+        _link_steps(state)
+    return state
 
 
-def _take(how: str) -> None:
+def _take(lm, state: gen.StepState, how: str) -> None:
     try:  # one forward pass over the new token only (tens of milliseconds): no spinner needed
         gen.advance(lm, state, how, _settings(), seed=int(ss.nt_seed))
     except ExplainerError as e:
@@ -75,51 +70,53 @@ def _take(how: str) -> None:
     _link_steps(state)
 
 
-def _undo() -> None:
+def _undo(state: gen.StepState) -> None:
     if gen.undo(state) is None:
         ss.nt_msg = "Nothing to undo: no token has been taken yet."
     _link_steps(state)
 
 
-def _restart() -> None:
-    ss.nt_state = _fresh_state()
+def _restart(lm, tr, max_tokens: int) -> None:
+    ss.nt_state = _fresh_state(lm, tr, max_tokens)
     _link_steps(ss.nt_state)
 
 
-def _continue_from_view() -> None:
+def _continue_from_view(state: gen.StepState) -> None:
     gen.rewind(state, int(ss.nt_view))
     _link_steps(state)
 
 
-# -- 1 · the text so far and the step buttons --------------------------------------------------------
-st.subheader("1 · Grow the text one token at a time")
-prompt_text = lm.tokenizer.decode(list(state.prompt_ids))
-st.markdown(shaded_tokens_html([s.token for s in state.steps], [s.prob for s in state.steps],
-                               [s.token_id for s in state.steps], prefix=prompt_text), unsafe_allow_html=True)
-if state.steps:
-    st.markdown(shading_legend_html(), unsafe_allow_html=True)
-b1, b2, b3, b4, b5 = st.columns([2, 2, 1.3, 1.3, 1.6])
-b1.button("⬆ Take the top token", key="nt_top", on_click=_take, args=("top",), width="stretch",
-          help="Greedy: the most likely token after the filters.")
-b2.button("⚄ Sample a token", key="nt_sample", on_click=_take, args=("sample",), width="stretch",
-          help="Draw at random with the probabilities below (after temperature, top-k, top-p).")
-b3.button("↩ Undo", key="nt_undo", on_click=_undo, width="stretch", disabled=not state.steps)
-b4.button("⟲ Start over", key="nt_restart", on_click=_restart, width="stretch", disabled=not state.steps)
-ui.number("seed", "Seed", 0, 2**31 - 1, SEED, key="nt_seed", where=b5,
-          help="Same seed and the same clicks give the same tokens, so a demo repeats exactly.")
-if "nt_msg" in ss:
-    st.warning(ss.pop("nt_msg"))
-st.caption(f"{state.n_tokens:,} of {lm.n_ctx:,} tokens in the context window · every step runs the model on the "
-           "new token only, reusing the keys and values it cached for the earlier ones (the KV cache).")
-
-# Which point of the timeline the charts show: 0 = right after the prompt, len(steps) = now.
-n_steps = len(state.steps)
-view = ui.linked_number("view", 0, n_steps, n_steps)
+def grow_text(lm, tr, state: gen.StepState, max_tokens: int) -> int:
+    """The text so far and the step buttons; returns the point of the timeline the charts show
+    (0 = right after the prompt, len(steps) = now)."""
+    st.subheader("1 · Grow the text one token at a time")
+    prompt_text = lm.tokenizer.decode(list(state.prompt_ids))
+    st.markdown(shaded_tokens_html([s.token for s in state.steps], [s.prob for s in state.steps],
+                                   [s.token_id for s in state.steps], prefix=prompt_text), unsafe_allow_html=True)
+    if state.steps:
+        st.markdown(shading_legend_html(), unsafe_allow_html=True)
+    b1, b2, b3, b4, b5 = st.columns([2, 2, 1.3, 1.3, 1.6])
+    b1.button("⬆ Take the top token", key="nt_top", on_click=_take, args=(lm, state, "top"), width="stretch",
+              help="Greedy: the most likely token after the filters.")
+    b2.button("⚄ Sample a token", key="nt_sample", on_click=_take, args=(lm, state, "sample"), width="stretch",
+              help="Draw at random with the probabilities below (after temperature, top-k, top-p).")
+    b3.button("↩ Undo", key="nt_undo", on_click=_undo, args=(state,), width="stretch", disabled=not state.steps)
+    b4.button("⟲ Start over", key="nt_restart", on_click=_restart, args=(lm, tr, max_tokens), width="stretch",
+              disabled=not state.steps)
+    ui.number("seed", "Seed", 0, 2**31 - 1, SEED, key="nt_seed", where=b5,
+              help="Same seed and the same clicks give the same tokens, so a demo repeats exactly.")
+    if "nt_msg" in ss:
+        st.warning(ss.pop("nt_msg"))
+    st.caption(f"{state.n_tokens:,} of {lm.n_ctx:,} tokens in the context window · every step runs the model on "
+               "the new token only, reusing the keys and values it cached for the earlier ones (the KV cache).")
+    n_steps = len(state.steps)
+    return ui.linked_number("view", 0, n_steps, n_steps)
 
 
 # -- 2 · the distribution: sliders redraw only this fragment, from logits already computed ------------
 @st.fragment
-def explorer() -> None:
+def explorer(lm, state: gen.StepState, view: int) -> None:
+    n_steps = len(state.steps)
     st.subheader("2 · The next-token distribution" if view == n_steps
                  else f"2 · The distribution at step {view} (looking back)")
     c1, c2, c3, c4 = st.columns(4)
@@ -146,7 +143,7 @@ def explorer() -> None:
     m2.metric("Tokens that can be drawn", f"{dist.n_kept:,}", help=f"of {dist.vocab_size:,} in the vocabulary")
     m3.metric("Top token", show_token(token_strings(lm.tokenizer, [best])[0]), f"{dist.probs[best]:.1%}",
               delta_color="off")
-    m4.metric("Mass cut off", f"{1 - dist.tempered[dist.kept].sum():.1%}",
+    m4.metric("Mass cut off", f"{dist.mass_cut:.1%}",
               help="Probability (after temperature) of all the tokens the filters removed; the survivors share it.")
     chosen = state.steps[view].token_id if view < n_steps else None
     left, right = st.columns(2, gap="large")
@@ -159,19 +156,31 @@ def explorer() -> None:
                "(grey: cut by top-k, orange: cut by top-p). Hover a bar for the token id and its logit.")
 
 
-explorer()
-
-# -- 3 · the timeline ---------------------------------------------------------------------------------
-st.subheader("3 · The timeline")
-if n_steps:
+def timeline(lm, state: gen.StepState, view: int) -> None:
+    st.subheader("3 · The timeline")
+    n_steps = len(state.steps)
+    if not n_steps:
+        st.info("No steps yet. Press **Take the top token** or **Sample a token** above: each step appears here "
+                "with the probability of the token taken and how unsure the model was (entropy).")
+        return
     ui.slider("view", "Look back at step", 0, n_steps, n_steps, key="nt_view",
               help=f"0 = the prediction after the prompt; {n_steps} = now. Each step kept its own distribution.")
     if view < n_steps:
         st.button(f"Continue from step {view} (drop the {n_steps - view} later step(s))", key="nt_continue",
-                  on_click=_continue_from_view)
-    alts = {int(a) for s in state.steps for a in s.dist.top(4)}
-    names = dict(zip(sorted(alts), token_strings(lm.tokenizer, sorted(alts))))
+                  on_click=_continue_from_view, args=(state,))
+    alts = sorted({int(a) for s in state.steps for a in s.dist.top(4)})
+    names = dict(zip(alts, token_strings(lm.tokenizer, alts)))
     ui.chart(timeline_chart(state.steps, current=view, names=names), key="nt_timeline")
-else:
-    st.info("No steps yet. Press **Take the top token** or **Sample a token** above: each step appears here with "
-            "the probability of the token taken and how unsure the model was (entropy).")
+
+
+lm, tr = ui.traced_page(
+    "Next token",
+    "The model's output is a probability for every token in its vocabulary. Temperature, top-k and top-p "
+    "reshape that distribution before one token is drawn; then the text grows by one token and it starts again.",
+    icon="🎲",
+)
+max_tokens = int(ss.max_tokens)
+state = stepping_state(lm, tr, max_tokens)
+view = grow_text(lm, tr, state, max_tokens)
+explorer(lm, state, view)
+timeline(lm, state, view)

@@ -92,6 +92,7 @@ def test_each_filter_reports_what_it_removed():
     assert d.n_kept == need and d.n_after_top_k == 20
     assert np.allclose(d.after_top_k, after_k, atol=1e-12)
     assert np.allclose(d.tempered, softmax(logits / 0.9), atol=1e-12)
+    assert d.mass_cut == pytest.approx(softmax(logits / 0.9)[np.setdiff1d(np.arange(len(logits)), order[:need])].sum())
     assert {d.fate(int(i)) for i in range(200)} == {"kept", "top-k", "top-p"}
 
 
