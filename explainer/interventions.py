@@ -24,7 +24,7 @@ from torch import nn
 from .errors import PromptError, RangeError
 from .heads import top_heads
 from .models import LoadedModel
-from .sampling import softmax
+from .sampling import kl_divergence, softmax, top_k
 from .sites import Hook, hooks, read_input, replace_input, site
 from .tokens import encode, token_strings
 from .trace import Trace, readonly
@@ -72,6 +72,17 @@ class Comparison:
     after: np.ndarray          # [n] float64
     top_before: int            # the predicted token id before
     top_after: int             # ... and after
+    kl_bits: float = 0.0       # KL(before ‖ after) over the whole vocabulary, in bits (0 = no change)
+
+    def token(self, token_id: int) -> str:
+        """The text of one of the compared tokens."""
+        return self.tokens[list(self.ids).index(int(token_id))]
+
+    def prob_before(self, token_id: int) -> float:
+        return float(self.before[list(self.ids).index(int(token_id))])
+
+    def prob_after(self, token_id: int) -> float:
+        return float(self.after[list(self.ids).index(int(token_id))])
 
     @property
     def delta(self) -> np.ndarray:
@@ -164,14 +175,12 @@ def ablate(lm: LoadedModel, source: str | Trace, heads: Iterable = (), neurons: 
 def compare(lm: LoadedModel, res: AblationResult, k: int = 8) -> Comparison:
     """The k most likely next tokens before, plus any that enter the top k after, with both probabilities."""
     pb, pa = res.probs_before, res.probs_after                        # [V] each
-    k = max(1, min(int(k), pb.shape[0]))
-    top_b = np.argsort(-pb, kind="stable")[:k]
-    top_a = np.argsort(-pa, kind="stable")[:k]
+    top_b, top_a = top_k(pb, k), top_k(pa, k)                         # [k] each, no full sort of the vocabulary
     seen = set(top_b.tolist())
     ids = np.concatenate([top_b, [i for i in top_a if i not in seen]]).astype(np.int64)
     ids = ids[np.argsort(-pb[ids], kind="stable")]
     return Comparison(ids=ids, tokens=token_strings(lm.tokenizer, ids), before=pb[ids], after=pa[ids],
-                      top_before=int(top_b[0]), top_after=int(top_a[0]))
+                      top_before=int(top_b[0]), top_after=int(top_a[0]), kl_bits=kl_divergence(pb, pa))
 
 
 # -- which parts to try: a first-order estimate for every head and neuron at once -----------------------

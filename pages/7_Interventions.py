@@ -9,10 +9,94 @@ from explainer import ui
 from explainer.errors import ExplainerError
 from explainer.figures import interventions as figs
 from explainer.figures.common import show_token
-from explainer.sampling import kl_divergence
 
 ss = st.session_state
 N_SUGGEST = 3
+
+
+def _set(name: str, value: str) -> None:
+    ui.set_link(name, value)
+
+
+def choose_parts(lm, attr) -> tuple[list, str]:
+    """The heads chosen (labels) and the neurons typed."""
+    L, H = lm.n_layers, lm.n_heads
+    labels = [iv.head_label(layer, h) for layer in range(L) for h in range(H)]
+    suggested_heads = [iv.head_label(*x) for x in attr.top_heads(N_SUGGEST)]
+    suggested_neurons = ", ".join(iv.neuron_label(*x) for x in attr.top_neurons(N_SUGGEST))
+
+    st.subheader("1 · Choose what to switch off")
+    st.write(
+        "Switching off (zeroing) a **head** removes what it writes into the residual stream, at every position; "
+        "switching off a **neuron** sets its activation to zero. The model itself is not changed: the zeroing "
+        "happens in hooks on this one forward pass, which are removed afterwards."
+    )
+    c_heads, c_neurons = st.columns(2, gap="large")
+    with c_heads:
+        # Unless the link says otherwise, start with something worth seeing: the suggested heads.
+        chosen_heads = ui.many("ablate_heads", "Attention heads (layer.head)", labels, suggested_heads, key="abl_heads",
+                               help=f"{L} layers × {H} heads. Heads are numbered from 0.")
+        b1, b2 = st.columns(2)
+        b1.button(f"Suggest {N_SUGGEST} heads", key="abl_suggest_heads", on_click=_set,
+                  args=("ablate_heads", ",".join(suggested_heads)), width="stretch")
+        b2.button("No heads", key="abl_clear_heads", on_click=_set, args=("ablate_heads", ""), width="stretch")
+    with c_neurons:
+        typed_neurons = ui.text("ablate_neurons", "MLP neurons (layer.neuron)", key="abl_neurons",
+                                placeholder="e.g. L15.N1274, L20.N7",
+                                help=f"Neurons of layer l are L{{l}}.N0 … L{{l}}.N{lm.d_mlp - 1}; separate them with "
+                                     "commas.")
+        b3, b4 = st.columns(2)
+        b3.button(f"Suggest {N_SUGGEST} neurons", key="abl_suggest_neurons", on_click=_set,
+                  args=("ablate_neurons", suggested_neurons), width="stretch")
+        b4.button("No neurons", key="abl_clear_neurons", on_click=_set, args=("ablate_neurons", ""),
+                  width="stretch")
+    return chosen_heads, typed_neurons
+
+
+def before_and_after(lm, res) -> None:
+    cmp = iv.compare(lm, res, k=8)
+    st.subheader("2 · Before and after")
+    parts = [f"{len(res.heads)} head{'s' * (len(res.heads) != 1)}", f"{len(res.neurons)} neuron"
+             f"{'s' * (len(res.neurons) != 1)}"]
+    what = " and ".join(parts) + " off"
+    m1, m2, m3 = st.columns(3)
+    before_tok, after_tok = show_token(cmp.token(cmp.top_before)), show_token(cmp.token(cmp.top_after))
+    m1.metric("Prediction before", f"'{before_tok}'", f"{cmp.prob_before(cmp.top_before):.1%}", delta_color="off",
+              delta_arrow="off")
+    m2.metric("Prediction after", f"'{after_tok}'", f"{cmp.prob_after(cmp.top_after):.1%}", delta_color="off",
+              delta_arrow="off")
+    m3.metric(f"p('{before_tok}')", f"{cmp.prob_after(cmp.top_before):.1%}",
+              f"{(cmp.prob_after(cmp.top_before) - cmp.prob_before(cmp.top_before)) * 100:+.1f} points")
+    if not res.heads and not res.neurons:
+        st.info("Nothing is switched off yet, so before and after are the same. Pick heads or neurons above, or "
+                "press a Suggest button.")
+    ui.chart(figs.before_after(cmp, what), key="abl_before_after")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        ui.chart(figs.probability_changes(cmp, "Change in probability"), key="abl_changes")
+    with right:
+        st.markdown(
+            f"**What changed.** The tokens most likely before the intervention, plus any that entered the top 8 "
+            f"after it. The prediction {'changed' if cmp.prediction_changed else 'stayed the same'}. "
+            f"How far the new distribution is from the unmodified model's (KL divergence): **{cmp.kl_bits:.3f} bits** "
+            "(0 = no change at all)."
+        )
+        st.caption("Zeroing is a blunt tool: a model can route around a missing part, and a part can matter for "
+                   "one prompt but not another. Try the same heads on a different prompt.")
+
+
+
+def which_heads_matter(attr, heads) -> None:
+    st.subheader("3 · Which heads matter for this prediction? (an estimate)")
+    ui.chart(figs.attribution_heatmap(attr.heads, attr.target, heads), key="abl_attr")
+    top_list = ", ".join(f"{iv.head_label(*x)} ({attr.heads[x]:+.2f})" for x in attr.top_heads(8))
+    top_neur = ", ".join(f"{iv.neuron_label(*x)} ({attr.neurons[x]:+.2f})" for x in attr.top_neurons(5))
+    st.caption(
+        f"For every head at once: roughly how much log p('{show_token(attr.target)}') would change if that head "
+        f"were switched off (gradient × activation, from one forward and one backward pass). Red: switching it off "
+        f"should hurt the prediction. It is a first-order estimate; the before/after above is the real effect. "
+        f"Chosen heads are outlined. Strongest heads: {top_list}. Strongest neurons: {top_neur}."
+    )
 
 
 lm, tr = ui.traced_page(
@@ -22,7 +106,6 @@ lm, tr = ui.traced_page(
     icon="✂️",
 )
 max_tokens = int(ss.max_tokens)
-L, H = lm.n_layers, lm.n_heads
 try:
     with st.spinner("Estimating which heads and neurons matter (one forward and one backward pass)…"):
         attr = ui.attribution_of(lm.name, tr.text, max_tokens)
@@ -30,41 +113,7 @@ except ExplainerError as e:
     st.info(str(e))
     st.stop()
 
-labels = [iv.head_label(layer, h) for layer in range(L) for h in range(H)]
-suggested_heads = [iv.head_label(*x) for x in attr.top_heads(N_SUGGEST)]
-suggested_neurons = ", ".join(iv.neuron_label(*x) for x in attr.top_neurons(N_SUGGEST))
-
-
-def _set(name: str, value: str) -> None:
-    ui.set_link(name, value)
-
-
-st.subheader("1 · Choose what to switch off")
-st.write(
-    "Switching off (zeroing) a **head** removes what it writes into the residual stream, at every position; "
-    "switching off a **neuron** sets its activation to zero. The model itself is not changed: the zeroing "
-    "happens in hooks on this one forward pass, which are removed afterwards."
-)
-c_heads, c_neurons = st.columns(2, gap="large")
-with c_heads:
-    # Unless the link says otherwise, start with something worth seeing: the suggested heads.
-    chosen_heads = ui.many("ablate_heads", "Attention heads (layer.head)", labels, suggested_heads, key="abl_heads",
-                           help=f"{L} layers × {H} heads. Heads are numbered from 0.")
-    b1, b2 = st.columns(2)
-    b1.button(f"Suggest {N_SUGGEST} heads", key="abl_suggest_heads", on_click=_set,
-              args=("ablate_heads", ",".join(suggested_heads)), width="stretch")
-    b2.button("No heads", key="abl_clear_heads", on_click=_set, args=("ablate_heads", ""), width="stretch")
-with c_neurons:
-    typed_neurons = ui.text("ablate_neurons", "MLP neurons (layer.neuron)", key="abl_neurons",
-                            placeholder="e.g. L15.N1274, L20.N7",
-                            help=f"Neurons of layer l are L{{l}}.N0 … L{{l}}.N{lm.d_mlp - 1}; separate them with "
-                                 "commas.")
-    b3, b4 = st.columns(2)
-    b3.button(f"Suggest {N_SUGGEST} neurons", key="abl_suggest_neurons", on_click=_set,
-              args=("ablate_neurons", suggested_neurons), width="stretch")
-    b4.button("No neurons", key="abl_clear_neurons", on_click=_set, args=("ablate_neurons", ""),
-              width="stretch")
-
+chosen_heads, typed_neurons = choose_parts(lm, attr)
 heads = iv.parse_heads(chosen_heads)
 try:
     neurons = iv.parse_neurons(typed_neurons)
@@ -74,44 +123,5 @@ except ExplainerError as e:
     st.warning(str(e))
     st.stop()
 
-st.subheader("2 · Before and after")
-cmp = iv.compare(lm, res, k=8)
-parts = [f"{len(res.heads)} head{'s' * (len(res.heads) != 1)}", f"{len(res.neurons)} neuron"
-         f"{'s' * (len(res.neurons) != 1)}"]
-what = " and ".join(parts) + " off"
-pb, pa = res.probs_before, res.probs_after
-m1, m2, m3 = st.columns(3)
-before_tok, after_tok = (show_token(t) for t in (cmp.tokens[list(cmp.ids).index(cmp.top_before)],
-                                                  cmp.tokens[list(cmp.ids).index(cmp.top_after)]))
-m1.metric("Prediction before", f"'{before_tok}'", f"{pb[cmp.top_before]:.1%}", delta_color="off", delta_arrow="off")
-m2.metric("Prediction after", f"'{after_tok}'", f"{pa[cmp.top_after]:.1%}", delta_color="off", delta_arrow="off")
-m3.metric(f"p('{before_tok}')", f"{pa[cmp.top_before]:.1%}",
-          f"{(pa[cmp.top_before] - pb[cmp.top_before]) * 100:+.1f} points")
-if not res.heads and not res.neurons:
-    st.info("Nothing is switched off yet, so before and after are the same. Pick heads or neurons above, or "
-            "press a Suggest button.")
-ui.chart(figs.before_after(cmp, what), key="abl_before_after")
-left, right = st.columns([3, 2], gap="large")
-with left:
-    ui.chart(figs.probability_changes(cmp, "Change in probability"), key="abl_changes")
-with right:
-    kl = kl_divergence(pb, pa)                                   # bits
-    st.markdown(
-        f"**What changed.** The tokens most likely before the intervention, plus any that entered the top 8 "
-        f"after it. The prediction {'changed' if cmp.prediction_changed else 'stayed the same'}. "
-        f"How far the new distribution is from the unmodified model's (KL divergence): **{kl:.3f} bits** "
-        "(0 = no change at all)."
-    )
-    st.caption("Zeroing is a blunt tool: a model can route around a missing part, and a part can matter for "
-               "one prompt but not another. Try the same heads on a different prompt.")
-
-st.subheader("3 · Which heads matter for this prediction? (an estimate)")
-ui.chart(figs.attribution_heatmap(attr.heads, attr.target, heads), key="abl_attr")
-top_list = ", ".join(f"{iv.head_label(*x)} ({attr.heads[x]:+.2f})" for x in attr.top_heads(8))
-top_neur = ", ".join(f"{iv.neuron_label(*x)} ({attr.neurons[x]:+.2f})" for x in attr.top_neurons(5))
-st.caption(
-    f"For every head at once: roughly how much log p('{show_token(attr.target)}') would change if that head "
-    f"were switched off (gradient × activation, from one forward and one backward pass). Red: switching it off "
-    f"should hurt the prediction. It is a first-order estimate; the before/after above is the real effect. "
-    f"Chosen heads are outlined. Strongest heads: {top_list}. Strongest neurons: {top_neur}."
-)
+before_and_after(lm, res)
+which_heads_matter(attr, heads)

@@ -100,6 +100,11 @@ def test_heads_and_neurons_together_on_the_bundled_model(bundled):
     assert cmp.tokens[0] == " Paris" and cmp.top_before == int(np.argmax(tr.logits[-1]))
     np.testing.assert_allclose(cmp.after, res.probs_after[cmp.ids])
     assert set(np.argsort(-res.probs_after)[:5].tolist()) <= set(cmp.ids.tolist())
+    pb, pa = res.probs_before.astype(np.float64), res.probs_after.astype(np.float64)
+    keep = pb > 0
+    assert cmp.kl_bits == pytest.approx(float((pb[keep] * np.log2(pb[keep] / pa[keep])).sum()), rel=1e-6)
+    assert cmp.top_after == int(np.argmax(pa)) and cmp.prob_after(cmp.top_after) == pytest.approx(pa.max())
+    assert cmp.token(cmp.top_before) == " Paris" and cmp.prob_before(cmp.top_before) == pytest.approx(pb.max())
 
 
 def test_shared_model_untouched_and_hooks_removed_after_an_error(tiny_gpt2):
