@@ -181,6 +181,47 @@ class TwoFiles:
     code_lines: int               # every line of the modeling file
     code_statements: int          # lines that are neither blank, comments nor docstrings
     core: tuple[tuple[str, str], ...]   # (class name, source) of the block, its attention and its MLP
+    original_parts: tuple[StoredAs, ...] = ()   # how the original (GGUF) file stores its numbers
+
+
+# Bits per number of the GGUF block formats the bundled model uses: the packed numbers plus, per block of
+# 32, one float16 scale (Q8_0, Q4_0) or a float16 scale and a float16 offset (Q4_1). From ggml's block
+# layouts; `gguf.GGML_QUANT_SIZES` gives (block size, bytes per block) for every type.
+_GGUF_WHAT = {
+    "F32": "32-bit floats", "F16": "16-bit floats", "BF16": "bfloat16",
+    "Q8_0": "8-bit numbers with a scale for each block of 32",
+    "Q4_0": "4-bit numbers with a scale for each block of 32",
+    "Q4_1": "4-bit numbers with a scale and an offset for each block of 32",
+}
+
+
+@dataclass(frozen=True)
+class StoredAs:
+    """One storage format of a GGUF file: which tensors use it and what it costs."""
+
+    kind: str                 # the GGML type name: "Q4_1", "Q8_0", "F32", ...
+    n_tensors: int
+    n_params: int
+    bits_per_param: float     # including the per-block scales
+    what: str                 # the format in words
+    examples: tuple[str, ...] # a few tensor names stored this way
+
+
+def gguf_parts(path: str | Path) -> tuple[StoredAs, ...]:
+    """How a GGUF file stores its numbers, by format, largest share first (read from its header only)."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    groups: dict[str, list] = {}
+    for t in reader.tensors:
+        groups.setdefault(t.tensor_type.name, []).append(t)
+    out = []
+    for kind, ts in groups.items():
+        block, nbytes = gguf.GGML_QUANT_SIZES[ts[0].tensor_type]
+        n = sum(int(t.n_elements) for t in ts)
+        out.append(StoredAs(kind=kind, n_tensors=len(ts), n_params=n, bits_per_param=8 * nbytes / block,
+                            what=_GGUF_WHAT.get(kind, kind), examples=tuple(t.name for t in ts[:3])))
+    return tuple(sorted(out, key=lambda p: -p.n_params))
 
 
 _SHARD = re.compile(r"-\d{5}-of-(\d{5})\.safetensors$")
@@ -248,6 +289,7 @@ def two_files(lm) -> TwoFiles:
         n_weight_files=len(files), original_path=str(orig) if orig else None,
         original_bytes=orig.stat().st_size if orig else None,
         code_path=code, code_lines=n_lines, code_statements=n_code, core=core_code(lm),
+        original_parts=gguf_parts(orig) if orig and orig.suffix == ".gguf" else (),
     )
 
 

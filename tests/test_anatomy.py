@@ -167,3 +167,16 @@ def test_human_formats():
     assert anatomy.human_count(950) == "950"
     assert anatomy.human_bytes(538_090_424) == "538.1 MB"
     assert anatomy.human_bytes(512) == "512 B"
+
+
+def test_gguf_storage_formats_of_the_bundled_file(bundled):
+    tf = anatomy.two_files(bundled)
+    parts = {p.kind: p for p in tf.original_parts}
+    # ggml's block layouts by hand: 32 numbers per block plus float16 scale (and offset for Q4_1)
+    assert parts["Q4_1"].bits_per_param == (32 * 4 + 16 + 16) / 32 == 5.0
+    assert parts["Q8_0"].bits_per_param == (32 * 8 + 16) / 32 == 8.5
+    assert parts["F32"].bits_per_param == 32
+    assert parts["Q8_0"].examples == ("token_embd.weight",)              # the embedding is kept at 8 bits
+    assert sum(p.n_params for p in tf.original_parts) == anatomy.count_parameters(bundled.config).total
+    payload = sum(p.n_params * p.bits_per_param for p in tf.original_parts) / 8       # bytes of numbers
+    assert payload < tf.original_bytes < payload * 1.02                  # the rest is the header
