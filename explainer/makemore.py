@@ -286,6 +286,22 @@ def lr_finder(config: MLPConfig, data: Dataset, lr_min: float = 1e-3, lr_max: fl
 # -- sampling and looking inside ------------------------------------------------------------------
 
 @torch.no_grad()
+def examples_of(word: str, block_size: int) -> list[tuple[str, str]]:
+    """The (context, next character) training examples one name gives: '.' pads the start and marks the end."""
+    ctx, out = "." * block_size, []
+    for ch in word + ".":
+        out.append((ctx, ch))
+        ctx = (ctx + ch)[-block_size:]
+    return out
+
+
+def frames(n: int, most: int = 60) -> list[int]:
+    """At most `most` evenly spaced indices of n snapshots, first and last included (an animation's frames)."""
+    if n <= most:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
+
+
 def sample(model: CharMLP, n: int = 10, seed: int = 0, temperature: float = 1.0, max_len: int = 30) -> list[str]:
     """Draw `n` new names, one character at a time, all `n` side by side, with a seeded generator: the
     same seed gives the same names. A name ends when the model picks '.' (or at `max_len` letters)."""

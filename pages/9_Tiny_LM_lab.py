@@ -11,23 +11,15 @@ from explainer.figures import makemore as figs
 
 ss = st.session_state
 
-ui.page(
-    "Tiny language model lab",
-    "Before GPT, the simplest neural language model: read the last few characters, look each one up in a "
-    "learned embedding table, mix them in one hidden layer, guess the next character (Bengio et al. 2003). "
-    "Train one here on about 5,000 US census first names, live, in seconds.",
-    icon="🧪",
-)  # the lab does not need the big model: it trains its own
-
-
 def new_run(cfg: mm.MLPConfig, seed: int) -> dict:
     """A fresh, untrained model with its history (kept in session state, so reruns keep it)."""
     model = mm.CharMLP(cfg, seed=seed)
     return {"cfg": cfg, "model": model, "hist": [mm.snapshot(model, ui.names_data(cfg.block_size))], "test": None}
 
 
-try:
-    # -- 1. data and model ----------------------------------------------------------------------------
+def data_and_model() -> tuple[mm.MLPConfig, mm.Dataset, int, bool]:
+    """The model's settings and the data; returns them, the seed, and whether this is the page's first visit
+    (a first model is then trained at once, so there are curves to look at)."""
     st.subheader("1 · The data and the model")
     c1, c2, c3, c4 = st.columns(4)
     block = ui.slider("lab_block", "Context length (characters)", 1, 8, 3, key="lab_block", where=c1,
@@ -44,7 +36,6 @@ try:
     first_visit = "lab_run" not in ss  # train a first model as the page opens: curves to look at at once
     if first_visit:
         ss.lab_run = new_run(cfg, int(seed))
-    run = ss.lab_run
 
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -59,16 +50,14 @@ try:
             f"**{cfg.n_params:,} parameters.**")
     with right:
         word = data.train.words[0]
-        ctx = "." * cfg.block_size
-        pairs = []
-        for ch in word + ".":
-            pairs.append({"context": ctx, "→ next": ch})
-            ctx = (ctx + ch)[-cfg.block_size:]
+        pairs = [{"context": c, "→ next": n} for c, n in mm.examples_of(word, cfg.block_size)]
         st.markdown(f"Examples from the name **{word}** ('.' pads the start and marks the end):")
         st.dataframe(pairs, hide_index=True, height=min(300, 38 + 35 * len(pairs)), key="lab_examples")
+    return cfg, data, int(seed), first_visit
 
-    # -- 2. learning-rate finder -------------------------------------------------------------------
-    st.divider()
+
+def learning_rate(cfg: mm.MLPConfig) -> float:
+    """The learning-rate finder, and the rate the user picked for training."""
     st.subheader("2 · How big a step? The learning-rate finder")
     left, right = st.columns([3, 2], gap="large")
     with st.spinner("Sweeping learning rates…"):
@@ -85,9 +74,12 @@ try:
         lr = ui.select("lab_lr", "Learning rate for training", rates, 0.1, widget="select_slider", key="lab_lr",
                        show=lambda r: f"{r:g}",
                        help="Drops tenfold for the last quarter of the steps (learning-rate decay).")
+    return float(lr)
 
-    # -- 3. training -----------------------------------------------------------------------------------
-    st.divider()
+
+def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_visit: bool) -> dict:
+    """Training, live; returns the session's run (its model and history)."""
+    run = ss.lab_run
     st.subheader("3 · Train it")
     c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 1.4, 1.4])
     steps = ui.number("lab_steps", "Steps", 10, 50_000, 3000, step=500, key="lab_steps", where=c1)
@@ -133,7 +125,7 @@ try:
         ui.chart(figs.loss_curves(hist, max(hist[-1].step, int(steps))), key="lab_curves")
     snaps = [h.embedding for h in hist]
     _, basis = mm.embedding_2d(snaps[-1])          # one projection for every frame: the axes stay put
-    keep = sorted({round(i * (len(hist) - 1) / 59) for i in range(60)}) if len(hist) > 60 else range(len(hist))
+    keep = mm.frames(len(hist))
     with emb_slot:
         ui.chart(figs.embedding_animation([mm.embedding_2d(snaps[i], basis)[0] for i in keep],
                                           [hist[i].step for i in keep], projected=rcfg.n_embd > 2), key="lab_emb")
@@ -160,9 +152,11 @@ try:
                    "that behave alike (the vowels, say) tend to end up near each other. "
                    + ("With more than 2 numbers per character the table is shown along its two main "
                       "directions (PCA)." if rcfg.n_embd > 2 else ""))
+    return run
 
-    # -- 4. sampling -----------------------------------------------------------------------------------
-    st.divider()
+
+def new_names(run: dict, data: mm.Dataset) -> None:
+    last = run["hist"][-1]
     st.subheader("4 · Make up new names")
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -187,8 +181,8 @@ try:
         except ExplainerError as e:
             st.info(str(e))
 
-    # -- 5. overfitting -------------------------------------------------------------------------------
-    st.divider()
+
+def overfitting(cfg: mm.MLPConfig) -> None:
     st.subheader("5 · Too big a model, too little data: overfitting")
     c1, c2, c3 = st.columns([2, 2, 1])
     of_names = ui.slider("lab_of_names", "Training names", 10, 400, 60, step=10, key="lab_of_names", where=c1)
@@ -212,5 +206,24 @@ try:
                 f"lowest at step {res.best_step} ({res.dev.min():.2f}) and then climbs to {res.dev[-1]:.2f}"
                 + (", worse than guessing uniformly." if res.dev[-1] > mm.UNIFORM_LOSS else ".")
                 + " The cures: more data, a smaller model, or stopping at the dev minimum.")
+
+
+ui.page(
+    "Tiny language model lab",
+    "Before GPT, the simplest neural language model: read the last few characters, look each one up in a "
+    "learned embedding table, mix them in one hidden layer, guess the next character (Bengio et al. 2003). "
+    "Train one here on about 5,000 US census first names, live, in seconds.",
+    icon="🧪",
+)  # the lab does not need the big model: it trains its own
+try:
+    cfg, data, seed, first_visit = data_and_model()
+    st.divider()
+    lr = learning_rate(cfg)
+    st.divider()
+    run = train_it(cfg, data, seed, lr, first_visit)
+    st.divider()
+    new_names(run, data)
+    st.divider()
+    overfitting(cfg)
 except ExplainerError as e:
     st.info(str(e))

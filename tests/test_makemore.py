@@ -169,3 +169,14 @@ def test_vowel_spread_by_hand():
         / np.mean([abs(a - b) for a in range(26) for b in range(a + 1, 26)]))
     t[[mm.STOI[c] for c in "aeiou"]] = 5.0  # vowels on one spot
     assert mm.vowel_spread(t) == 0.0
+
+
+def test_examples_of_a_name_and_animation_frames_by_hand():
+    assert mm.examples_of("emma", 3) == [("...", "e"), ("..e", "m"), (".em", "m"), ("emm", "a"), ("mma", ".")]
+    assert mm.examples_of("al", 1) == [(".", "a"), ("a", "l"), ("l", ".")]
+    x, y = mm.encode(["emma"], 3)                # the training tensors say the same
+    assert [("".join(mm.CHARS[int(i)] for i in row), mm.CHARS[int(t)]) for row, t in zip(x, y)] == \
+        mm.examples_of("emma", 3)
+    assert mm.frames(5) == [0, 1, 2, 3, 4]
+    f = mm.frames(1000, most=60)
+    assert len(f) == 60 and f[0] == 0 and f[-1] == 999 and f == sorted(f)
