@@ -43,48 +43,6 @@ def _template_defaults(k: str) -> tuple[str, str, float]:
     return t.text, _stop_text(t.stop), t.temperature
 
 
-lm = ui.page(
-    "Generation playground",
-    "The controls of a real LLM run: a prompt, how many tokens to write, how adventurous to be, and when to "
-    "stop. The text streams out one token at a time, each shaded by the probability it had.",
-    icon="✍️",
-)
-if lm is None:
-    st.stop()
-max_tokens = int(ss.max_tokens)
-
-# -- 1 · prompt and controls ----------------------------------------------------------------------------
-st.subheader("1 · Prompt and controls")
-left, right = st.columns([3, 2], gap="large")
-with left:
-    # Choosing a template drops the prompt, stop strings and temperature it fills in from the link.
-    template = ui.select("template", "Start from a template", CHOICES, "qa", key="gen_template",
-                         resets=("gen_text", "stop", "temperature"),
-                         format_func=lambda k: "Your prompt from the other pages" if k == SHARED
-                         else content.TEMPLATES[k].label)
-    if ss.get("_gen_template_shown") != template:
-        ss.pop("gen_out", None)
-        ss._gen_template_shown = template
-    text0, stop0, temp0 = _template_defaults(template)
-    tmpl = content.TEMPLATES.get(template)
-    if tmpl is not None:
-        st.caption(tmpl.blurb)
-    if not (tmpl and tmpl.chat):
-        ui.text("gen_text", "Prompt", text0, area=True, compress=True, key="gen_text", height=150)
-    else:
-        ss.gen_text = text0
-with right:
-    a, b = st.columns(2)
-    ui.slider("max_new", "Max new tokens", 1, 256, MAX_NEW, key="gen_max_new", where=a)
-    ui.slider("temperature", "Temperature", 0.0, 5.0, temp0, step=0.05, key="gen_temp", where=b,
-              help="0 = greedy: always the top token.")
-    ui.number("top_k", "Top-k (0 = off)", 0, 10_000_000, TOP_K, key="gen_top_k", where=a)
-    ui.slider("top_p", "Top-p (1 = off)", 0.0, 1.0, TOP_P, step=0.01, key="gen_top_p", where=b)
-    ui.text("stop", "Stop at", stop0, key="gen_stop", where=a,
-            help=r"Stop strings, separated by | ; write \n for a new line.")
-    ui.number("seed", "Seed", 0, 2**31 - 1, SEED, key="gen_seed", where=b, help="The same seed gives the same text.")
-
-
 def _config(extra_stop: tuple[str, ...] = ()) -> gen.GenConfig:
     return gen.GenConfig(max_new_tokens=int(ss.gen_max_new), temperature=float(ss.gen_temp),
                          top_k=int(ss.gen_top_k), top_p=float(ss.gen_top_p),
@@ -116,8 +74,44 @@ def _summary(out: gen.GenOutcome) -> str:
     return f"{out.why} {n} tokens in {out.seconds:.2f} s ({speed}) · average probability of a token taken {mean_p:.0%}."
 
 
-# -- 2 · run: plain text or a chat -------------------------------------------------------------------------
-if tmpl and tmpl.chat:
+def prompt_and_controls():
+    """The template, the prompt and the generation settings; returns the template chosen (None: the
+    prompt from the other pages)."""
+    st.subheader("1 · Prompt and controls")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        # Choosing a template drops the prompt, stop strings and temperature it fills in from the link.
+        template = ui.select("template", "Start from a template", CHOICES, "qa", key="gen_template",
+                             resets=("gen_text", "stop", "temperature"),
+                             format_func=lambda k: "Your prompt from the other pages" if k == SHARED
+                             else content.TEMPLATES[k].label)
+        if ss.get("_gen_template_shown") != template:
+            ss.pop("gen_out", None)
+            ss._gen_template_shown = template
+        text0, stop0, temp0 = _template_defaults(template)
+        tmpl = content.TEMPLATES.get(template)
+        if tmpl is not None:
+            st.caption(tmpl.blurb)
+        if not (tmpl and tmpl.chat):
+            ui.text("gen_text", "Prompt", text0, area=True, compress=True, key="gen_text", height=150)
+        else:
+            ss.gen_text = text0
+    with right:
+        a, b = st.columns(2)
+        ui.slider("max_new", "Max new tokens", 1, 256, MAX_NEW, key="gen_max_new", where=a)
+        ui.slider("temperature", "Temperature", 0.0, 5.0, temp0, step=0.05, key="gen_temp", where=b,
+                  help="0 = greedy: always the top token.")
+        ui.number("top_k", "Top-k (0 = off)", 0, 10_000_000, TOP_K, key="gen_top_k", where=a)
+        ui.slider("top_p", "Top-p (1 = off)", 0.0, 1.0, TOP_P, step=0.01, key="gen_top_p", where=b)
+        ui.text("stop", "Stop at", stop0, key="gen_stop", where=a,
+                help=r"Stop strings, separated by | ; write \n for a new line.")
+        ui.number("seed", "Seed", 0, 2**31 - 1, SEED, key="gen_seed", where=b,
+                  help="The same seed gives the same text. Next token, with the same prompt, settings and "
+                       "seed, gives it too, one Sample press at a time.")
+    return tmpl
+
+
+def chat(lm) -> None:
     st.subheader("2 · Chat, one turn at a time")
     log: list[dict] = ss.setdefault("gen_chat", [])
     for m in log:
@@ -159,7 +153,9 @@ if tmpl and tmpl.chat:
         st.info("Type a message in the box above. The reply streams in, each token shaded by its probability.")
     if log and log[-1]["role"] == "assistant":
         st.markdown(shading_legend_html(), unsafe_allow_html=True)
-else:
+
+
+def generate(lm, max_tokens: int) -> None:
     st.subheader("2 · Generate")
     text = ss.gen_text
     try:
@@ -197,26 +193,44 @@ else:
     elif enc is not None:
         st.caption("Press **Generate**. Grey is your prompt; each new token is shaded by the probability it had.")
 
-# -- 3 · batches -------------------------------------------------------------------------------------------
-st.subheader("3 · A batch: padding and the attention mask")
-st.write("A GPU runs many prompts at once, but a batch must be a rectangle. Shorter prompts are **padded** to the "
-         "longest, and an **attention mask** (1 = real token, 0 = padding) tells the model to ignore the padding. "
-         "For generation the padding goes on the **left**, so every prompt's last token sits in the same column.")
-c1, c2 = st.columns([3, 1])
-ui.text("batch", "Prompts, one per line", BATCH, area=True, compress=True, key="gen_batch", where=c1, height=110)
-ui.select("pad_side", "Pad on the", ["left", "right"], "left", widget="radio", key="gen_pad_side", where=c2,
-          horizontal=True)
-prompts = tuple(p for p in ss.gen_batch.splitlines() if p.strip())
-try:
-    with st.spinner("Running the batch…"):
-        check = ui.batch_check(lm.name, prompts, ss.gen_pad_side)
-except ExplainerError as e:
-    st.info(str(e))
+
+def batches(lm) -> None:
+    st.subheader("3 · A batch: padding and the attention mask")
+    st.write("A GPU runs many prompts at once, but a batch must be a rectangle. Shorter prompts are **padded** to the "
+             "longest, and an **attention mask** (1 = real token, 0 = padding) tells the model to ignore the padding. "
+             "For generation the padding goes on the **left**, so every prompt's last token sits in the same column.")
+    c1, c2 = st.columns([3, 1])
+    ui.text("batch", "Prompts, one per line", BATCH, area=True, compress=True, key="gen_batch", where=c1, height=110)
+    ui.select("pad_side", "Pad on the", ["left", "right"], "left", widget="radio", key="gen_pad_side", where=c2,
+              horizontal=True)
+    prompts = tuple(p for p in ss.gen_batch.splitlines() if p.strip())
+    try:
+        with st.spinner("Running the batch…"):
+            check = ui.batch_check(lm.name, prompts, ss.gen_pad_side)
+    except ExplainerError as e:
+        st.info(str(e))
+    else:
+        ui.chart(padding_chart(check.batch), key="gen_pad")
+        st.caption(check.batch.note)
+        st.table([{"prompt": _md_escape(r.prompt), "real tokens": r.n_tokens,
+                   "next token (batch)": _md_token(r.top_token), "probability": f"{r.prob:.1%}",
+                   "run alone": "same ✓" if r.same else f"differs: {_md_token(r.alone_token)}"} for r in check.rows])
+        st.caption("One forward pass for the whole batch, with the mask and position ids that skip the padding, "
+                   "gives each prompt the same prediction as running it alone.")
+
+
+lm = ui.page(
+    "Generation playground",
+    "The controls of a real LLM run: a prompt, how many tokens to write, how adventurous to be, and when to "
+    "stop. The text streams out one token at a time, each shaded by the probability it had.",
+    icon="✍️",
+)
+if lm is None:
+    st.stop()
+max_tokens = int(ss.max_tokens)
+tmpl = prompt_and_controls()
+if tmpl and tmpl.chat:
+    chat(lm)
 else:
-    ui.chart(padding_chart(check.batch), key="gen_pad")
-    st.caption(check.batch.note)
-    st.table([{"prompt": _md_escape(r.prompt), "real tokens": r.n_tokens, "next token (batch)": _md_token(r.top_token),
-               "probability": f"{r.prob:.1%}",
-               "run alone": "same ✓" if r.same else f"differs: {_md_token(r.alone_token)}"} for r in check.rows])
-    st.caption("One forward pass for the whole batch, with the mask and position ids that skip the padding, "
-               "gives each prompt the same prediction as running it alone.")
+    generate(lm, max_tokens)
+batches(lm)
