@@ -86,3 +86,39 @@ def test_a_link_is_the_first_request_to_a_fresh_server(chromium, bundled):
             assert not page.locator("[data-testid='stException']").all_inner_texts()
         finally:
             context.close()
+
+
+def test_clicking_a_tab_writes_it_to_the_link_and_the_link_reopens_it(app_and_browser):
+    """Word vectors' tabs: a click on “Dot vs cosine” puts `tab=similarity` in the address bar (with the
+    other parameters kept), and opening that address in a fresh browser opens that tab."""
+    from urllib.parse import parse_qs, urlparse
+
+    base, b = app_and_browser
+
+    def selected(page) -> str:
+        return page.locator("[role='tab'][aria-selected='true']").first.inner_text().strip()
+
+    context = b.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/Embeddings?prompt=Hello+world", wait_until="domcontentloaded")
+        br.wait_idle(page)
+        assert selected(page) == "Word map"
+        page.locator("[role='tab']", has_text="Dot vs cosine").first.evaluate("e => e.click()")
+        page.wait_for_timeout(1000)
+        br.wait_idle(page)
+        query = {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+        assert query.get("tab") == "similarity" and query.get("prompt") == "Hello world", page.url
+        link = page.url
+    finally:
+        context.close()
+    context = b.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(link, wait_until="domcontentloaded")
+        br.wait_idle(page)
+        assert selected(page) == "Dot vs cosine"
+        page.screenshot(path=str(br.SHOTS / "tab_from_link.png"))
+        assert not page.locator("[data-testid='stException']").all_inner_texts()
+    finally:
+        context.close()
