@@ -9,6 +9,7 @@ import streamlit as st
 
 from explainer import ui
 from explainer.figures.tokens import top_next_tokens
+from explainer.models import BUNDLED
 from explainer.sampling import softmax, top_k
 from explainer.tokens import token_strings
 
@@ -32,7 +33,7 @@ TOUR = [
     ("pages/7_Interventions.py", ":material/content_cut:", "Interventions", FURTHER,
      "Switch off heads or neurons and see what changes."),
     ("pages/8_Anatomy.py", ":material/account_tree:", "Anatomy", FURTHER,
-     "Where the parameters are; a model is two files."),
+     "Where the parameters are; a model is mainly two files."),
     ("pages/9_Tiny_LM_lab.py", ":material/school:", "Tiny LM lab", FURTHER,
      "Train a character-level language model live, in seconds."),
 ]
@@ -48,6 +49,11 @@ def home() -> None:
     if lm is None:
         st.error("No model is loaded. Pick the bundled model in the sidebar; it works offline.")
         return
+    if lm.name == BUNDLED:
+        st.caption("The bundled model is SmolLM2-135M-Instruct (Hugging Face, 2024). It ships as a GGUF file with "
+                   "its matrices in 4 bits (Q4_1) and its embedding in 8 bits (Q8_0), which this app de-quantised "
+                   "once to ordinary 32-bit numbers: what you see are that file's weights, a close copy of the "
+                   "original release's.")
 
     text = ui.prompt_box("Your prompt", help="Every page uses this prompt. Try your own!")
     tr = ui.current_trace(lm, text)

@@ -149,6 +149,11 @@ def scale_configs() -> dict[str, object]:
     }
 
 
+# Rows whose tied embeddings are assumed rather than published: the GPT-3 paper describes "the same model
+# and architecture as GPT-2" (which ties them) but does not say so outright.
+TIED_ASSUMED = frozenset({"GPT-3 175B"})
+
+
 @dataclass(frozen=True)
 class ScaleRow:
     name: str

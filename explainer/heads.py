@@ -255,6 +255,12 @@ class QKSteps:
         return float(np.abs(self.pattern - self.captured).max())
 
     @property
+    def score_spread(self) -> tuple[float, float]:
+        """Standard deviation of the scores a query may use (key ≤ query), before and after the scale."""
+        i, j = np.tril_indices(self.raw.shape[0])
+        return float(self.raw[i, j].std()), float(self.scaled[i, j].std())
+
+    @property
     def row_sum_error(self) -> float:
         """Largest deviation of a row of the recomputed pattern from summing to 1."""
         return float(np.abs(self.pattern.sum(axis=1) - 1).max())

@@ -127,3 +127,16 @@ def first_token_ratio(resid_norm: np.ndarray) -> tuple[float, int]:
     ratio = norm[:, 0] / np.maximum(np.median(norm[:, 1:], axis=1), 1e-12)   # [L+1]
     row = int(np.argmax(ratio))
     return float(ratio[row]), row
+
+
+def embedding_echo(lens_ids: np.ndarray, token_ids) -> int:
+    """At how many positions the lens's bottom row (the raw embeddings read through the unembedding) guesses
+    the input token itself. lens_ids: LensResult.ids [L+1, T, k]; token_ids: the trace's [T]."""
+    return int((np.asarray(lens_ids)[0, :, 0] == np.asarray(token_ids)).sum())
+
+
+def median_norms(resid_norm: np.ndarray) -> np.ndarray:
+    """The median length of the residual vectors at each layer boundary, the first token left out when there
+    are others (it is often an outlier).  # [L+1]"""
+    n = np.asarray(resid_norm, np.float64)
+    return np.median(n[:, 1:] if n.shape[1] > 1 else n, axis=1)

@@ -123,10 +123,34 @@ def arrow_alignment(wm: WordMap) -> float | None:
     if len(wm.arrows) < 2:
         return None
     v = wm.vectors.vectors.astype(np.float64)                         # [N, D]
-    d = np.stack([v[j] - v[i] for i, j in wm.arrows])                 # [A, D]
+    return _alignment(np.stack([v[j] - v[i] for i, j in wm.arrows]))  # [A, D] arrows
+
+
+def _alignment(d: np.ndarray) -> float:
     u = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
     c = u @ u.T                                                       # [A, A]
     return float(c[np.triu_indices(len(d), 1)].mean())
+
+
+def random_pairs_alignment(wm: WordMap, trials: int = 200, seed: int = 0) -> tuple[float, float] | None:
+    """The baseline for `arrow_alignment`: the same number of arrows between random pairs of the map's own
+    words (the real pairs excluded where possible), as (mean, standard deviation) over `trials` draws.
+    Word vectors share directions of their own, so random arrows are not at exactly 0 ± 1/√D."""
+    n_arrows, n = len(wm.arrows), len(wm.vectors.words)
+    if n_arrows < 2 or n < 3:
+        return None
+    v = wm.vectors.vectors.astype(np.float64)                         # [N, D]
+    real = {tuple(a) for a in wm.arrows} | {(j, i) for i, j in wm.arrows}
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(int(trials)):
+        pairs = []
+        while len(pairs) < n_arrows:
+            i, j = (int(x) for x in rng.choice(n, size=2, replace=False))
+            if (i, j) not in real or len(real) >= n * (n - 1):
+                pairs.append((i, j))
+        out.append(_alignment(np.stack([v[j] - v[i] for i, j in pairs])))
+    return float(np.mean(out)), float(np.std(out))
 
 
 @dataclass(frozen=True, eq=False)

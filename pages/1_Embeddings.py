@@ -16,7 +16,8 @@ from explainer.figures.common import show_token
 lm = ui.page(
     "Word vectors",
     "Every token is a row of numbers: its vector. Words used alike get vectors pointing alike, and "
-    "directions carry meaning: king − man + woman lands next to queen.",
+    "directions carry meaning: king − man + woman lands next to queen, once the three words themselves are "
+    "ruled out.",
     icon="🧭",
 )
 if lm is None:
@@ -78,12 +79,16 @@ def map_tab() -> None:
             return
         what = "the average arrow and principal components" if wm.pca.names else "their first principal components"
         ui.chart(figs.word_map(wm, f"{len(wm.vectors.words)} words on {what}"), key="emb_map_chart")
-        align = wordmaps.arrow_alignment(wm)
-        if align is not None:
+        align, base = wordmaps.arrow_alignment(wm), wordmaps.random_pairs_alignment(wm)
+        if align is not None and base is not None:
+            mean, spread = base
+            verdict = ("well above that: the arrows share a direction, and it is not an effect of the 2-D "
+                       "projection" if align > mean + 3 * spread else
+                       "not clearly above that: these arrows do not share one direction")
             st.markdown(f"**Do the arrows really point the same way?** In the full {lm.d_model}-number space "
-                        f"the average cosine between the arrows is **{align:.2f}** (1 = all parallel). Two random "
-                        f"directions in {lm.d_model} dimensions give 0.00 ± {lm.d_model ** -0.5:.2f}, so anything "
-                        "clearly above that is a shared direction, not an effect of the 2-D projection.")
+                        f"the average cosine between the arrows is **{align:.2f}** (1 = all parallel). The same "
+                        f"number of arrows between random pairs of these words gives {mean:.2f} ± {spread:.2f} "
+                        f"(200 draws), so this is {verdict}.")
         _show_word_problems(wm.vectors.notes, wm.vectors.skipped)
 
 
@@ -133,9 +138,9 @@ def analogy_tab() -> None:
         else:
             ui.chart(figs.neighbour_bars(ga.neighbours, f"{glove.LABEL}: the same sum", tokens=False,
                                          color="#54a24b"), key="emb_an_glove")
-            st.caption("GloVe was trained only to predict which words appear near each other (2014): one "
-                       "fixed vector per lower-case word. The language model's input vectors come from "
-                       "training to predict the next token.")
+            st.caption("GloVe (2014) fits its vectors to global co-occurrence counts (how often two words "
+                       "appear near each other in a large corpus): one fixed vector per lower-case word. The "
+                       "language model's input vectors come from training to predict the next token.")
     am = wordmaps.analogy_map(lm, res, n_neighbours=5)
     ui.chart(figs.analogy_map(am, "The sum, drawn: both arrows are the same vector b → a"), key="emb_an_map")
     near = vectors.nearest_by_distance(lm, res.target, res.excluded)

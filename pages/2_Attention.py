@@ -117,8 +117,11 @@ def qk_step_by_step(lm, tr, layer: int, head: int) -> None:
     with s2:
         ui.chart(fa.qk_step(steps.scaled, tr.tokens, "scaled",
                             f"2 · Scaled: × 1/√{steps.d_head} = {steps.scale:.4g}"), key="att_step_scaled")
-        st.caption(f"Dividing by √d_head = √{steps.d_head} keeps the scores in a range where softmax is not "
-                   "saturated, however long the vectors are.")
+        raw_sd, scaled_sd = steps.score_spread
+        st.caption(f"A dot product adds up d_head = {steps.d_head} products, so for random vectors it grows like "
+                   f"√{steps.d_head} = {steps.d_head ** 0.5:g}. Dividing by √d_head undoes that, so a wide head does "
+                   "not push softmax into giving one key everything. Here the scores' spread goes from "
+                   f"{raw_sd:.2f} to {scaled_sd:.2f}.")
         ui.chart(fa.qk_step(steps.pattern, tr.tokens, "pattern"), key="att_step_pattern")
         st.caption(f"softmax(x)ᵢ = eˣⁱ / Σⱼ eˣʲ along each row: every row sums to 1 (largest deviation "
                    f"{steps.row_sum_error:.1e}). This equals the pattern the model itself used to within "

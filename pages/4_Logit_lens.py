@@ -36,9 +36,12 @@ def guesses(res, tr) -> range:
         positions = range(lo, hi + 1)
     ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
     final = res.strings[-1, -1, 0]
+    echo = residual.embedding_echo(res.ids, tr.token_ids)
     st.caption(f"**Bold**: the guess already equals the model's final prediction at that position. After the last "
                f"token the model predicts '{show_token(final)}' ({res.probs[-1, -1, 0]:.1%}); it is the top guess "
-               f"{_row_name(res.settled_layer(-1))} and stays there. Hover a cell for the top 5 and the entropy.")
+               f"{_row_name(res.settled_layer(-1))} and stays there. The bottom row, the embeddings read straight "
+               f"back, mostly repeats the input token itself (at {echo} of {T} positions here): nothing has been "
+               "computed yet. Hover a cell for the top 5 and the entropy.")
     return positions
 
 
@@ -83,8 +86,10 @@ def follow_token(lm, tr, max_tokens: int) -> None:
 def stream_size(res, tr, positions: range) -> None:
     st.subheader("3 · How big the residual stream grows")
     ui.chart(figs.residual_norms(res, tr.tokens, positions), key="lens_norm")
-    text = ("The length (L2 norm) of each token's vector after every block, on a log scale. Blocks keep adding "
-            "to the stream, so it grows; the final norm rescales it before the unembedding.")
+    med = residual.median_norms(res.resid_norm)                       # [L+1]
+    text = (f"The length (L2 norm) of each token's vector after every block, on a log scale. Every block adds its "
+            f"output to the stream: here the median token's vector goes from {med[0]:,.1f} in the embeddings to "
+            f"{med[-1]:,.0f} after the last block (the final norm rescales it before the unembedding).")
     if tr.n_tokens > 2:
         ratio, row = residual.first_token_ratio(res.resid_norm)
         sinks = heads.sink_heads(tr.attn)                              # [L, H]

@@ -125,7 +125,8 @@ def explorer(lm, state: gen.StepState, view: int) -> None:
     ui.number("top_k", "Top-k (0 = off)", 0, 10_000_000, TOP_K, key="nt_top_k", where=c2,
               help="Keep only the k most likely tokens.")
     ui.slider("top_p", "Top-p (1 = off)", 0.0, 1.0, TOP_P, step=0.01, key="nt_top_p", where=c3,
-              help="Keep the smallest set of most likely tokens whose probabilities add up to p.")
+              help="After temperature and top-k: keep the smallest set of most likely tokens whose probabilities "
+                   "add up to at least p.")
     ui.slider("show", "Tokens shown", 5, 40, SHOW, key="nt_show", where=c4)
     try:
         dist = probabilities(state.logits_at(view), float(ss.nt_temp), int(ss.nt_top_k), float(ss.nt_top_p))
@@ -152,8 +153,9 @@ def explorer(lm, state: gen.StepState, view: int) -> None:
                                     title=f"Probabilities · {settings_text(dist)}"), key="nt_dist")
     with right:
         ui.chart(survival_chart(dist, ids, strings), key="nt_survive")
-    st.caption("Pale bars: probability after temperature alone. Solid bars: what a draw uses after top-k and top-p "
-               "(grey: cut by top-k, orange: cut by top-p). Hover a bar for the token id and its logit.")
+    st.caption("Pale bars: probability after temperature alone. Solid bars: what a draw uses after top-k and top-p; "
+               "a token the filters removed has no solid bar and is labelled “cut by top-k” or “cut by top-p”. "
+               "Hover a bar for the token id and its logit.")
 
 
 def timeline(lm, state: gen.StepState, view: int) -> None:

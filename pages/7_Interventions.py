@@ -101,8 +101,9 @@ def which_heads_matter(attr, heads) -> None:
 
 lm, tr = ui.traced_page(
     "Interventions",
-    "Switch parts of the model off and watch what happens to its prediction: the surest way to find out "
-    "what a head or a neuron is for.",
+    "Switch parts of the model off and watch what happens to its prediction: a direct test of whether a head "
+    "or a neuron matters for it (with limits: a zeroed part is an input the model never saw, and other parts "
+    "can make up for it).",
     icon="✂️",
 )
 max_tokens = int(ss.max_tokens)

@@ -54,7 +54,7 @@ def numbers(lm, pc) -> None:
 
 def two_files(lm, pc) -> None:
     st.divider()
-    st.subheader("2 · A model is two files")
+    st.subheader("2 · A model is mainly two files")
     tf = ui.anatomy_files(lm.name)
     c1, c2 = st.columns(2, gap="large")
     with c1:
@@ -109,12 +109,12 @@ def at_scale(lm) -> None:
             "vocab": r.count.vocab_size,
             "context": r.count.n_ctx,
             "embedding share": 100 * r.count.embedding_share,
-            "tied": "yes" if r.count.tied else "no",
+            "tied": ("yes (assumed)" if r.name in anatomy.TIED_ASSUMED else "yes") if r.count.tied else "no",
             "float16 size": anatomy.human_bytes(r.count.nbytes("float16")),
         } for r in rows],
         hide_index=True, key="anat_table",
         column_config={
-            "model": st.column_config.TextColumn(width="large"),
+            "model": st.column_config.TextColumn(width="medium"),
             "parameters": st.column_config.NumberColumn(format="localized"),
             "vocab": st.column_config.NumberColumn(format="localized"),
             "context": st.column_config.NumberColumn(format="localized"),
@@ -122,15 +122,21 @@ def at_scale(lm) -> None:
         },
     )
     ui.chart(figs.scale_shares(rows, highlight=loaded), key="anat_shares")
+    big = next((r for r in rows if r.name == "Llama 2 70B"), None)
+    sizes = (f" By its configuration Llama 2 70B has {big.total / 1e9:.1f} billion parameters, so float16 takes "
+             f"{anatomy.human_bytes(big.count.nbytes('float16'))}; the often-quoted 140 GB is the rounded 70 "
+             "billion × 2 bytes." if big is not None else "")
     st.caption("GPT-3 175B: d_model 12,288, 96 layers, 96 heads, 50,257-token vocabulary, 2,048-token context "
-               "(Brown et al. 2020). Llama 2 uses no position embedding (rotary positions have no parameters) "
-               "and a separate output matrix; the 70B model shares each key/value head among 8 query heads.")
+               "(Brown et al. 2020); that its output matrix is tied to the embedding, as in GPT-2, is assumed, not "
+               "published. Llama 2 uses no position embedding (rotary positions have no parameters) and a separate "
+               "output matrix; the 70B model shares each key/value head among 8 query heads." + sizes)
 
 
 lm = ui.page(
     "Anatomy of a model",
-    "A large language model is just two files: a file of numbers (its parameters) and the code that runs "
-    "them. Here is where the numbers sit, counted from the model's configuration alone.",
+    "A large language model is mainly two files: a file of numbers (its parameters) and the code that runs "
+    "them (plus a small configuration and the tokenizer's vocabulary). Here is where the numbers sit, counted "
+    "from the model's configuration alone.",
     icon="🦴",
 )
 if lm is None:

@@ -1,4 +1,5 @@
-"""Tiny LM lab: train a character-level MLP language model (Bengio et al. 2003, makemore) live."""
+"""Tiny LM lab: train a character-level MLP language model (Bengio et al. 2003's model on characters, as in
+Karpathy's makemore) live."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ def new_run(cfg: mm.MLPConfig, seed: int) -> dict:
     """A fresh, untrained model with its history (kept in session state, so reruns keep it)."""
     model = mm.CharMLP(cfg, seed=seed)
     return {"cfg": cfg, "model": model, "hist": [mm.snapshot(model, ui.names_data(cfg.block_size))], "test": None}
+
+
+def _measure_test(run: dict, data: mm.Dataset) -> None:
+    """The final exam, taken once: the test loss of the model as it is now (its step kept beside it)."""
+    run["test"] = (run["hist"][-1].step, run["model"].evaluate(data.test))
 
 
 def data_and_model() -> tuple[mm.MLPConfig, mm.Dataset, int, bool]:
@@ -117,7 +123,6 @@ def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_vi
                 ui.chart(figs.embedding_scatter(xy, p.step, cfg.n_embd > 2, mm.vowel_spread(p.embedding)),
                          key=f"lab_emb_{p.step}")
         run["auto"] = first_visit
-        run["test"] = run["model"].evaluate(data.test)
         st.rerun()  # redraw every part (buttons, metrics, the replay) from the trained model
 
     hist, rcfg = run["hist"], run["cfg"]
@@ -135,8 +140,18 @@ def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_vi
     m2.metric("Train loss", f"{last.train_loss:.3f}", help="Mean cross-entropy on all training examples.")
     m3.metric("Dev loss", f"{last.dev_loss:.3f}", f"{last.dev_loss - mm.UNIFORM_LOSS:+.3f} vs ln 27",
               delta_color="inverse", help="On names the model never trained on: the honest score.")
-    m4.metric("Test loss", "—" if run["test"] is None else f"{run['test']:.3f}",
-              help="Measured once, after training; never used to choose settings.")
+    with m4:
+        if run["test"] is None:
+            st.metric("Test loss", "—", help="Measured once, at the very end; never used to choose settings.")
+            st.button("Measure it, once", key="lab_test", on_click=_measure_test, args=(run, data),
+                      disabled=last.step == 0, help="The final exam: look at the test names only when you have "
+                      "finished choosing settings and training.")
+        else:
+            step, loss = run["test"]
+            st.metric("Test loss", f"{loss:.3f}", help=f"Measured at step {step:,}.")
+            if step != last.step:
+                st.caption(f"Measured at step {step:,}; the model has trained since, so this no longer "
+                           "describes it (and the test names have been looked at).")
     spread, spread0 = mm.vowel_spread(snaps[-1]), mm.vowel_spread(snaps[0])
     m5.metric("Vowel spread", f"{spread:.2f}", f"{spread - spread0:+.2f} since step 0", delta_color="inverse",
               help="Mean distance between a, e, i, o, u over that between all letters: "
@@ -211,7 +226,8 @@ def overfitting(cfg: mm.MLPConfig) -> None:
 ui.page(
     "Tiny language model lab",
     "Before GPT, the simplest neural language model: read the last few characters, look each one up in a "
-    "learned embedding table, mix them in one hidden layer, guess the next character (Bengio et al. 2003). "
+    "learned embedding table, mix them in one hidden layer, guess the next character (the model of Bengio et al. "
+    "2003, which read words, here reading characters as in Karpathy's makemore). "
     "Train one here on about 5,000 US census first names, live, in seconds.",
     icon="🧪",
 )  # the lab does not need the big model: it trains its own

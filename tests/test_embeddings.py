@@ -235,6 +235,25 @@ def test_arrow_alignment_is_the_mean_pairwise_cosine(bundled):
     d = np.stack([v[j] - v[i] for i, j in wm.arrows])
     c = cosine_similarity(d)
     assert wordmaps.arrow_alignment(wm) == pytest.approx((c[0, 1] + c[0, 2] + c[1, 2]) / 3, abs=1e-12)
+
+
+def test_random_pairs_baseline_by_hand(bundled):
+    wm = wordmaps.word_map(bundled, content.MAP_PRESETS["Royalty & gender"])
+    mean, spread = wordmaps.random_pairs_alignment(wm, trials=50, seed=3)
+    # the same draws, by hand: pairs of distinct words that are not one of the real arrows
+    v = wm.vectors.vectors.astype(np.float64)
+    real = {tuple(a) for a in wm.arrows} | {(j, i) for i, j in wm.arrows}
+    rng, scores = np.random.default_rng(3), []
+    for _ in range(50):
+        pairs = []
+        while len(pairs) < len(wm.arrows):
+            i, j = (int(x) for x in rng.choice(len(v), size=2, replace=False))
+            if (i, j) not in real:
+                pairs.append((i, j))
+        c = cosine_similarity(np.stack([v[j] - v[i] for i, j in pairs]))
+        scores.append(c[np.triu_indices(len(pairs), 1)].mean())
+    assert (mean, spread) == pytest.approx((np.mean(scores), np.std(scores)), abs=1e-12)
+    assert wordmaps.arrow_alignment(wm) > mean + 3 * spread       # the royalty arrows really are parallel
     assert wordmaps.arrow_alignment(wordmaps.word_map(bundled, "man → woman, cat")) is None
 
 

@@ -305,3 +305,11 @@ def test_overview_pools_long_prompts():
     np.testing.assert_allclose(np.diag(tile), 1.0)                    # the diagonal survives max-pooling
     assert np.isnan(Z[16, :]).all() and np.isnan(Z[:, 16]).all()       # white between tiles
     assert np.isnan(tile[np.triu_indices(16, k=1)]).all()              # and in the future
+
+
+def test_score_spread_by_hand(tiny_gpt2):
+    tr = ex.trace(tiny_gpt2, PROMPT)
+    s = heads.qk_steps(tiny_gpt2, tr, 0, 1)
+    T = tr.n_tokens
+    allowed = [s.raw[q, k] for q in range(T) for k in range(q + 1)]
+    assert s.score_spread == pytest.approx((np.std(allowed), np.std(allowed) * s.scale))

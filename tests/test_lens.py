@@ -186,3 +186,17 @@ def test_first_token_outlier_and_sink_heads_by_hand(bundled):
     sinks = heads.sink_heads(tr.attn)
     by_hand = [[tr.attn[li, h, 1:, 0].mean() > 0.5 for h in range(tr.n_heads)] for li in range(tr.n_layers)]
     assert sinks.tolist() == by_hand and sinks.any()
+
+
+def test_embedding_echo_and_median_norms_by_hand(bundled):
+    from explainer import residual
+
+    tr = ex.trace(bundled, PROMPT)
+    res = lens.logit_lens(bundled, tr)
+    # the bottom row, recomputed: final norm + unembedding of the raw embeddings
+    with torch.inference_mode():
+        h = bundled.model.model.norm(torch.tensor(tr.resid[0]))
+        top = (h @ bundled.model.get_output_embeddings().weight.T).argmax(-1).numpy()
+    assert residual.embedding_echo(res.ids, tr.token_ids) == int((top == np.asarray(tr.token_ids)).sum())
+    norms = np.linalg.norm(tr.resid.astype(np.float64), axis=-1)
+    np.testing.assert_allclose(residual.median_norms(res.resid_norm), np.median(norms[:, 1:], axis=1), rtol=1e-5)
