@@ -16,7 +16,7 @@ from explainer.tokens import token_strings
 # (file, icon, title in the navigation, its section there, one line for the home page's tour); Material icons
 # render in every browser, emoji do not (headless Chromium has no emoji font). A page's URL is its file name
 # without the number (/Attention, /Next_token, ...): links already shared depend on it.
-INSIDE, MAKING, FURTHER = "Inside the model", "Making text", "Going further"
+INSIDE, MAKING, FURTHER, REFERENCE = "Inside the model", "Making text", "Going further", "Reference"
 TOUR = [
     ("pages/1_Embeddings.py", ":material/scatter_plot:", "Word vectors", INSIDE,
      "Tokens become vectors; directions carry meaning (king − man + woman)."),
@@ -36,14 +36,17 @@ TOUR = [
      "Where the parameters are; a model is mainly two files."),
     ("pages/9_Tiny_LM_lab.py", ":material/school:", "Tiny LM lab", FURTHER,
      "Train a character-level language model live, in seconds."),
+    ("pages/10_Glossary.py", ":material/menu_book:", "Glossary", REFERENCE,
+     "Every technical word the pages use, in plain words."),
 ]
 
 
 def home() -> None:
     lm = ui.page(
         "Inside a GPT",
-        "A real pretrained language model, opened up: type a prompt and follow it through tokens, vectors, "
-        "attention, MLPs and out the other end as a probability for every possible next token.",
+        "The kind of program behind your phone's autocomplete and ChatGPT, opened up. This is a real "
+        "pretrained language model: type a prompt and follow it through tokens, vectors, attention, MLPs and "
+        "out the other end as a probability for every possible next " + ui.term("token") + ".",
         icon="🧠",
     )
     if lm is None:

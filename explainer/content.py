@@ -106,3 +106,82 @@ TEMPLATES: dict[str, Template] = {
         "Story", "Once upon a time, in a small village by the sea,", ("\n\n",),
         "Open-ended text: try temperature 0 (always the same) against 1.2 (more surprising).", temperature=0.9),
 }
+
+
+# -- the glossary ---------------------------------------------------------------------------------
+# Every technical term the pages mark with ui.term(), in plain words, lower case and without a final full
+# stop, so that a page can put the definition in brackets right where the term first appears. The Glossary
+# page lists them all; tests/test_glossary.py checks that every marked term is defined here.
+GLOSSARY: dict[str, str] = {
+    "ablation": "switching a part of the model off (here: setting its output to zero) to see what changes",
+    "activation": "the number a neuron puts out for one token",
+    "attention": "each token takes a weighted mix of information from itself and the tokens before it",
+    "attention head": "one of several attention computations side by side in a block, each with its own "
+                      "queries, keys and values, so each can look for something different",
+    "attention mask": "a list of 1s and 0s saying which positions are real tokens (1) and which are padding (0)",
+    "attention pattern": "the weights one head gives to each earlier token, for every token; each row adds up to 1",
+    "attention sink": "a token (usually the first) that many heads put most of their attention on when there "
+                      "is nothing useful to look up, a resting place rather than a source of information",
+    "bits": "the unit of entropy and KL divergence with base-2 logarithms: 1 bit is as unsure as a fair coin, "
+            "n bits as unsure as a choice among 2ⁿ equally likely tokens",
+    "block": "one transformer layer: attention, then an MLP, each adding its result to the residual stream; "
+             "the model stacks them, numbered from 0",
+    "context window": "the most tokens the model can read at once",
+    "cosine similarity": "how alike two directions are, from −1 (opposite) through 0 (unrelated) to 1 (the same): "
+                         "the dot product divided by both lengths",
+    "cross-entropy loss": "the average of −log p(the right answer) over many examples: 0 when always sure and "
+                          "right, log n when guessing uniformly among n choices",
+    "de-quantise": "turn compressed low-precision numbers (for example 4 bits each) back into ordinary floats",
+    "dot product": "multiply two vectors number by number and add the products up: large when they point the "
+                   "same way and are long",
+    "embedding": "the list of numbers (vector) the model uses for a token, one row of the embedding matrix, "
+                 "learned in training",
+    "embedding matrix": "the table with one row of numbers for every token in the vocabulary",
+    "entropy": "how unsure a probability distribution is: 0 when one token is certain, larger when many "
+               "tokens are likely",
+    "GGUF": "the file format of llama.cpp, which stores a model's numbers, often quantised (compressed to 4 or "
+            "8 bits each), together with its tokenizer",
+    "greedy": "always taking the most likely token (what temperature 0 does)",
+    "grouped-query attention": "several query heads share one key/value head, so that fewer keys and values "
+                               "have to be computed and kept in memory",
+    "induction head": "a head that finds an earlier copy of the current token and looks at the token that came "
+                      "right after it, so the model can continue a pattern it has seen before in the text",
+    "KL divergence": "how different one probability distribution is from another, in bits: 0 when they are "
+                     "the same",
+    "KV cache": "the keys and values of the tokens already read, kept so that each new token needs only its own "
+                "computation",
+    "learning rate": "how big a step training takes each time it adjusts the parameters",
+    "logit": "the raw score the model gives a token before softmax; a higher logit means a more likely token",
+    "logit lens": "reading the residual stream after any block as if it were the last one: through the final "
+                  "norm and the unembedding",
+    "MLP": "the second part of every block: a small neural network that works on each token on its own",
+    "nats": "the unit of entropy and loss with natural logarithms; 1 nat is 1.44 bits",
+    "neuron": "one hidden unit of an MLP; it reads the token's vector and, when it fires, writes its own "
+              "direction into the residual stream",
+    "overfitting": "a model learning its training examples by heart, so it does better on them and worse on "
+                   "new ones",
+    "padding": "filler tokens that make shorter prompts as long as the longest, so a batch is a rectangle",
+    "parameters": "the numbers the model learned in training (its weights); the model is these numbers and the "
+                  "code that uses them",
+    "PCA": "principal component analysis: finds the few directions along which a set of vectors differs most, "
+           "so they can be drawn on a flat picture",
+    "query, key and value": "three vectors computed from each token: the query asks what this token is looking "
+                            "for, the key says what a token contains, the value is what it passes on",
+    "residual stream": "the running vector of each token: every block reads it and adds its own output to it",
+    "rotary positions": "how Llama-style models know word order: queries and keys are turned by an angle that "
+                        "grows with the token's position, so q·k depends on how far apart two tokens are",
+    "safetensors": "a plain file format for a model's numbers, with a small header naming each tensor; loading "
+                   "it runs no code",
+    "sampling": "drawing the next token at random, each with its probability",
+    "seed": "a number that fixes the random draws, so that the same clicks give the same text again",
+    "softmax": "turns a list of scores into probabilities: e to the power of each score, divided by the sum, so "
+               "they are positive and add up to 1",
+    "temperature": "divides the logits before softmax: below 1 sharpens the distribution, above 1 flattens it",
+    "token": "a piece of text the model reads as one unit (a word, a part of a word or a punctuation mark), "
+             "with a number, its id",
+    "top-k": "keep only the k most likely tokens before drawing one",
+    "top-p": "keep the smallest set of most likely tokens whose probabilities add up to at least p",
+    "unembedding": "the last matrix of the model: it turns a token's final vector into one score (logit) for "
+                   "every token of the vocabulary",
+    "vocabulary": "the fixed list of every token the model knows",
+}

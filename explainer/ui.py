@@ -18,7 +18,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 import explainer as ex
 from explainer import anatomy, generation, glove, heads, interventions, lens, links, makemore
-from explainer.content import DEFAULT_PROMPT  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
+from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import show_token
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, bundled_ready, prepare_bundled
 
@@ -191,7 +191,7 @@ def page(title: str, intro: str = "", icon: str = "🔎") -> ex.LoadedModel | No
     st.markdown(_CSS, unsafe_allow_html=True)
     st.title(title)
     if intro:
-        st.caption(intro)
+        st.markdown(intro)   # body text, not a grey caption: the class reads it from the back of the room
     _run.box, _run.said = st.container(), set()
     for message in ss.get("_notices", []):   # still shown after a rerun, until the user moves a control
         notice(message)
@@ -343,6 +343,13 @@ def current_trace(lm: ex.LoadedModel, text: str | None = None) -> ex.Trace | Non
 
 def chart(fig, key: str | None = None, **kw) -> None:
     st.plotly_chart(fig, width="stretch", key=key, **kw)
+
+
+def term(name: str, shown: str | None = None) -> str:
+    """A technical term in bold with its plain definition in brackets, for the place where a page first uses
+    it (a class on a projector cannot see a hover). `name` is a key of content.GLOSSARY; `shown` the words
+    as they read in the sentence (a plural, say)."""
+    return f"**{shown or name}** ({GLOSSARY[name]})"
 
 
 def token_chips(tokens, ids=None, colors=None, titles=None) -> None:

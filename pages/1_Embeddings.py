@@ -15,7 +15,8 @@ from explainer.figures.common import show_token
 
 lm = ui.page(
     "Word vectors",
-    "Every token is a row of numbers: its vector. Words used alike get vectors pointing alike, and "
+    "A model cannot compute with letters, so it turns every token into numbers first. Each token is one row "
+    "of the " + ui.term("embedding matrix") + ": its vector. Words used alike get vectors pointing alike, and "
     "directions carry meaning: king − man + woman lands next to queen, once the three words themselves are "
     "ruled out.",
     icon="🧭",
@@ -67,9 +68,9 @@ def map_tab() -> None:
         ui.flag("map_align", "First axis = the average arrow", False, widget="checkbox", key="emb_map_align",
                     help="Instead of plain PCA: put the average of the arrows (e.g. man → woman, king → queen) "
                          "on the first axis, and the principal components of what is left on the others.")
-        st.caption("Each word's vector has "
-                   f"{lm.d_model} numbers. PCA finds the 2 or 3 directions along which these words differ "
-                   "most and draws them as the axes; the % says how much of the spread each axis shows.")
+        st.markdown(f"Each word's vector has {lm.d_model} numbers. " + ui.term("PCA") + " picks the 2 or 3 "
+                    "directions along which these words differ most and draws them as the axes; the % says how "
+                    "much of the spread each axis shows.")
     with right:
         try:
             wm = wordmaps.word_map(lm, ss.emb_map_words, 3 if ss.emb_map_dims == "3-D" else 2,

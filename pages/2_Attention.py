@@ -73,7 +73,8 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
                         + ", ".join(f"{r.replace('_', '-')} **{scores[r][layer, head]:.2f}**" for r in heads.ROLES))
         if lm.n_kv_heads != H:
             kv, group = heads.kv_group(H, lm.n_kv_heads, head)
-            st.markdown(f"This model uses **grouped-query attention**: {H} query heads share {lm.n_kv_heads} "
+            st.markdown("This model uses " + ui.term("grouped-query attention") + f": {H} query heads share "
+                        f"{lm.n_kv_heads} "
                         f"key/value heads. Head {head} reads key/value head **{kv}**, together with query heads "
                         f"{', '.join(str(h) for h in group if h != head)}.")
     return layer, head
@@ -88,8 +89,8 @@ def qk_step_by_step(lm, tr, layer: int, head: int) -> None:
         st.info(str(e))
         return
     st.markdown(
-        f"Each token's vector is turned into a **query** *q* (what am I looking for?) and a **key** *k* (what do I "
-        f"contain?), each {steps.d_head} numbers long in this head. The head's weights are "
+        "Each token's vector is turned into a " + ui.term("query, key and value") + f"; each is {steps.d_head} "
+        "numbers long in this head. The head's weights compare every query *q* with every key *k*: "
         r"$\mathrm{softmax}\big(\mathrm{mask}(q\cdot k\,/\sqrt{d_\text{head}})\big)$ — here are the four steps, "
         f"computed from layer {layer}'s real queries and keys.")
     g_left, g_right = st.columns([2, 3], gap="large")
@@ -151,7 +152,8 @@ def head_roles(scores, shown: tuple[int, int]) -> None:
 
 def induction_at_work(lm, scores) -> None:
     best = heads.top_heads(scores["induction"], k=1)[0]
-    st.markdown(f"**An induction head at work.** The strongest induction head, layer {best.layer} · head "
+    st.markdown("**An induction head at work.** An " + ui.term("induction head") + " is "
+                f"easiest to see on random text. The strongest one, layer {best.layer} · head "
                 f"{best.head}, on a fresh random sequence repeated twice. In the second copy each token looks at "
                 "the token that came *after* its first occurrence (outlined), and so predicts that history "
                 "repeats. This is how models copy names and phrases they have already seen in the prompt.")
@@ -166,8 +168,10 @@ def induction_at_work(lm, scores) -> None:
 
 lm, tr = ui.traced_page(
     "Attention",
-    "Each token looks back at the tokens before it and mixes in what it finds. Every layer does this "
-    "with several heads side by side, each with its own idea of what is worth looking at.",
+    "Attention is how a model uses what came earlier: in “The animal didn't cross the street because it was "
+    "tired”, it is what lets the model connect “it” to “animal”. In " + ui.term("attention") + ", every "
+    + ui.term("block") + " does this with several " + ui.term("attention head", "heads") + " side by side, "
+    "each with its own idea of what is worth looking at.",
     icon="👀",
 )
 # Unless the link names one, start on a head worth looking at: the one where the last token looks furthest

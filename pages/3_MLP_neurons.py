@@ -102,9 +102,10 @@ def whole_layer(tr, layer: int, skip: bool) -> None:
 
 lm, tr = ui.traced_page(
     "MLP neurons",
-    "After attention mixes information between tokens, every block's MLP works on each token alone: "
-    "a layer of neurons (1,536 per block in the bundled SmolLM2, 3,072 in GPT-2 small), each firing on "
-    "particular patterns.",
+    "Much of what a model knows (that Paris is in France, say) is thought to sit in its MLPs. After attention "
+    "mixes information between tokens, every block's " + ui.term("MLP") + " works on each token alone: a "
+    "layer of " + ui.term("neuron", "neurons") + " (1,536 per block in the bundled SmolLM2, 3,072 in GPT-2 "
+    "small), each firing on particular patterns.",
     icon="🧩",
 )
 intro(lm, tr)

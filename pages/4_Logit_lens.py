@@ -104,8 +104,9 @@ def stream_size(res, tr, positions: range) -> None:
 
 lm, tr = ui.traced_page(
     "Residual stream & logit lens",
-    "Every block adds its contribution to one running vector per token, the residual stream. Decode that "
-    "stream after each block as if it were the last, and watch the prediction take shape.",
+    "A model does not jump to its answer at the end: you can watch it form. Every block adds its contribution "
+    "to the " + ui.term("residual stream") + ". Decode that stream after each block as if it were the last "
+    "(the " + ui.term("logit lens") + ") and watch the prediction take shape.",
     icon="🔭",
 )
 max_tokens = int(st.session_state.max_tokens)

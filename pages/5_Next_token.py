@@ -107,8 +107,8 @@ def grow_text(lm, tr, state: gen.StepState, max_tokens: int) -> int:
               help="Same seed and the same clicks give the same tokens, so a demo repeats exactly.")
     if "nt_msg" in ss:
         st.warning(ss.pop("nt_msg"))
-    st.caption(f"{state.n_tokens:,} of {lm.n_ctx:,} tokens in the context window · every step runs the model on "
-               "the new token only, reusing the keys and values it cached for the earlier ones (the KV cache).")
+    st.markdown(f"{state.n_tokens:,} of {lm.n_ctx:,} tokens in the context window. Every step runs the model on "
+                "the new token only, thanks to the " + ui.term("KV cache") + ".")
     n_steps = len(state.steps)
     return ui.linked_number("view", 0, n_steps, n_steps)
 
@@ -177,8 +177,10 @@ def timeline(lm, state: gen.StepState, view: int) -> None:
 
 lm, tr = ui.traced_page(
     "Next token",
-    "The model's output is a probability for every token in its vocabulary. Temperature, top-k and top-p "
-    "reshape that distribution before one token is drawn; then the text grows by one token and it starts again.",
+    "Your phone's autocomplete and ChatGPT both do this, over and over: score every possible next token and "
+    "pick one. The model's output is a " + ui.term("logit") + " for every token in its vocabulary, turned into "
+    "probabilities by " + ui.term("softmax") + ". Temperature, top-k and top-p reshape that distribution "
+    "before one token is drawn; then the text grows by one token and it starts again.",
     icon="🎲",
 )
 max_tokens = int(ss.max_tokens)

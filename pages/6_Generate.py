@@ -166,7 +166,8 @@ def generate(lm, max_tokens: int) -> None:
     if enc is not None:
         if enc.notice:
             st.warning(enc.notice)
-        st.markdown(f"**The model reads {len(enc.ids)} tokens** (ids underneath):")
+        st.markdown(f"**The model reads {len(enc.ids)} tokens** (ids underneath). It writes one token at a time, "
+                    "by " + ui.term("sampling") + " unless the temperature is 0.")
         ui.token_chips(enc.tokens, list(enc.ids))
         frac = len(enc.ids) / lm.n_ctx
         st.progress(min(frac, 1.0), f"Context window: {len(enc.ids):,} of {lm.n_ctx:,} tokens ({frac:.1%}); "
@@ -221,7 +222,8 @@ def batches(lm) -> None:
 
 lm = ui.page(
     "Generation playground",
-    "The controls of a real LLM run: a prompt, how many tokens to write, how adventurous to be, and when to "
+    "This is what happens behind a chatbot's reply: the same next-token step, run again and again. The "
+    "controls of a real LLM run: a prompt, how many tokens to write, how adventurous to be, and when to "
     "stop. The text streams out one token at a time, each shaded by the probability it had.",
     icon="✍️",
 )

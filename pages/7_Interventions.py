@@ -101,9 +101,9 @@ def which_heads_matter(attr, heads) -> None:
 
 lm, tr = ui.traced_page(
     "Interventions",
-    "Switch parts of the model off and watch what happens to its prediction: a direct test of whether a head "
-    "or a neuron matters for it (with limits: a zeroed part is an input the model never saw, and other parts "
-    "can make up for it).",
+    "To find out what a part of a model does, researchers break it on purpose and watch what changes. An "
+    + ui.term("ablation") + " is a direct test of whether a head or a neuron matters for this prediction (with "
+    "limits: a zeroed part is an input the model never saw, and other parts can make up for it).",
     icon="✂️",
 )
 max_tokens = int(ss.max_tokens)

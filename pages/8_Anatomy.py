@@ -134,9 +134,9 @@ def at_scale(lm) -> None:
 
 lm = ui.page(
     "Anatomy of a model",
-    "A large language model is mainly two files: a file of numbers (its parameters) and the code that runs "
-    "them (plus a small configuration and the tokenizer's vocabulary). Here is where the numbers sit, counted "
-    "from the model's configuration alone.",
+    "What you download when you download “a model”: a large language model is mainly two files, a file of "
+    "numbers (its " + ui.term("parameters") + ") and the code that runs them (plus a small configuration and "
+    "the tokenizer's vocabulary). Here is where the numbers sit, counted from the model's configuration alone.",
     icon="🦴",
 )
 if lm is None:

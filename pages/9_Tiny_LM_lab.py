@@ -65,6 +65,9 @@ def data_and_model() -> tuple[mm.MLPConfig, mm.Dataset, int, bool]:
 def learning_rate(cfg: mm.MLPConfig) -> float:
     """The learning-rate finder, and the rate the user picked for training."""
     st.subheader("2 · How big a step? The learning-rate finder")
+    st.markdown("Training nudges every parameter a little against its error, again and again; the "
+                + ui.term("learning rate") + " sets how big each nudge is, and the "
+                + ui.term("cross-entropy loss") + " measures the error.")
     left, right = st.columns([3, 2], gap="large")
     with st.spinner("Sweeping learning rates…"):
         sw = ui.lr_sweep(cfg.block_size, cfg.n_embd, cfg.n_hidden, 32)
@@ -199,6 +202,7 @@ def new_names(run: dict, data: mm.Dataset) -> None:
 
 def overfitting(cfg: mm.MLPConfig) -> None:
     st.subheader("5 · Too big a model, too little data: overfitting")
+    st.markdown("A big network trained on a handful of names shows " + ui.term("overfitting") + ".")
     c1, c2, c3 = st.columns([2, 2, 1])
     of_names = ui.slider("lab_of_names", "Training names", 10, 400, 60, step=10, key="lab_of_names", where=c1)
     of_hidden = ui.select("lab_of_hidden", "Hidden units", [50, 100, 200, 300, 500], 300, widget="select_slider",
@@ -225,10 +229,11 @@ def overfitting(cfg: mm.MLPConfig) -> None:
 
 ui.page(
     "Tiny language model lab",
-    "Before GPT, the simplest neural language model: read the last few characters, look each one up in a "
-    "learned embedding table, mix them in one hidden layer, guess the next character (the model of Bengio et al. "
-    "2003, which read words, here reading characters as in Karpathy's makemore). "
-    "Train one here on about 5,000 US census first names, live, in seconds.",
+    "Every language model, ChatGPT included, starts its training the same way: guess the next symbol, measure the "
+    "miss, adjust. Here is the simplest neural version, before GPT: read the last few characters, look each "
+    "one up in a learned embedding table, mix them in one hidden layer, guess the next character (the model "
+    "of Bengio et al. 2003, which read words, here reading characters as in Karpathy's makemore). Train one "
+    "on about 5,000 US census first names, live, in seconds.",
     icon="🧪",
 )  # the lab does not need the big model: it trains its own
 try:
