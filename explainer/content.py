@@ -150,6 +150,8 @@ GLOSSARY: dict[str, str] = {
                      "the same",
     "KV cache": "the keys and values of the tokens already read, kept so that each new token needs only its own "
                 "computation",
+    "layer": "another word for a block; every page numbers them from 0, and “after block 14” means the "
+             "residual stream once block 14 has added its output",
     "learning rate": "how big a step training takes each time it adjusts the parameters",
     "logit": "the raw score the model gives a token before softmax; a higher logit means a more likely token",
     "logit lens": "reading the residual stream after any block as if it were the last one: through the final "

@@ -27,7 +27,7 @@ def guesses(res, tr) -> range:
         "Each cell takes the residual stream of one token after one block, puts it through the model's **final "
         "norm and unembedding** (what normally happens only at the very end), and writes the most likely next "
         "token. The colour is its probability. The top row is the model's real output; the bottom row reads the "
-        "raw token embeddings.")
+        "raw token embeddings. Rows are named by the " + ui.term("layer", "block (layer)") + " they come after.")
     positions = range(T)
     if T > WINDOW:
         lo, hi = ui.range_slider("window", "Positions shown", 0, T - 1, (T - WINDOW, T - 1), key="lens_window",
@@ -78,8 +78,9 @@ def follow_token(lm, tr, max_tokens: int) -> None:
     ui.chart(figs.trajectory(tj, tr.tokens, pos), key="lens_traj")
     first = np.flatnonzero(tj.ranks[:, pos] == 0)
     when = f"first becomes the top guess {_row_name(int(first[0]))}" if first.size else "is never the top guess"
-    st.caption(f"'{show_token(tj.token)}' after {labels[pos]}: its probability and rank read from the stream at "
-               f"every layer (0 = the embeddings, {L} = the model's output). It {when} and ends at rank "
+    st.caption(f"'{show_token(tj.token)}' after {labels[pos]}: its probability and rank read from the stream "
+               f"after every block (−1 = the embeddings, {L - 1} = after the last block: the model's output). It "
+               f"{when} and ends at rank "
                f"{int(tj.ranks[-1, pos]) + 1:,} of {lm.vocab_size:,}.")
 
 

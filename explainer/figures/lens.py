@@ -12,6 +12,17 @@ from .common import PROB_SCALE, axis_labels, show_token, style
 LN2 = float(np.log(2.0))  # the lens keeps entropy in nats; every page shows bits (nats / ln 2)
 
 
+# One convention on every page: blocks (layers) are numbered from 0, and a residual-stream row is named by
+# the block it comes after. Row r of the lens is the stream after block r - 1; on a numeric axis it sits at
+# x = r - 1, so "after block 14" is at 14 and the raw embeddings at -1.
+BLOCK_AXIS = "after block (−1 = the embeddings)"
+
+
+def block_x(n_rows: int) -> list[int]:
+    """Numeric axis positions of the lens rows: -1 for the embeddings, then the block each row comes after."""
+    return list(range(-1, n_rows - 1))
+
+
 def layer_labels(n_rows: int) -> list[str]:
     """Row names of the lens: row 0 is the embeddings, row l the stream after block l-1."""
     last = n_rows - 1
@@ -52,7 +63,7 @@ def lens_grid(res: LensResult, tokens, positions: range | None = None, title: st
     ))
     fig.update_xaxes(side="top", tickangle=-40,
                      title_text="input token at each position (each cell guesses the token after it)")
-    fig.update_yaxes(title_text="layer", autorange=True)
+    fig.update_yaxes(title_text="after block", autorange=True)
     return style(fig, title, height=max(360, 130 + 24 * L1))
 
 
@@ -64,11 +75,11 @@ def residual_norms(res: LensResult, tokens, positions: range | None = None, titl
     fig = go.Figure()
     for p in pos:
         fig.add_trace(go.Scatter(
-            x=list(range(res.resid_norm.shape[0])), y=res.resid_norm[:, p], mode="lines+markers", name=labels[p],
+            x=block_x(res.resid_norm.shape[0]), y=res.resid_norm[:, p], mode="lines+markers", name=labels[p],
             customdata=layers, hovertemplate=f"{labels[p]}<br>%{{customdata}}<br>norm %{{y:,.1f}}<extra></extra>",
         ))
     fig.update_yaxes(type="log", dtick=1, title_text="‖residual‖ (log scale)")
-    fig.update_xaxes(title_text="layer (0 = embeddings)")
+    fig.update_xaxes(title_text=BLOCK_AXIS)
     fig.update_layout(legend=dict(title="position"))
     return style(fig, title, height=460)
 
@@ -76,7 +87,7 @@ def residual_norms(res: LensResult, tokens, positions: range | None = None, titl
 def trajectory(tj: TokenTrajectory, tokens, position: int, title: str | None = None) -> go.Figure:
     """One token's probability (left) and rank (right, log scale) at one position, layer by layer."""
     layers = layer_labels(tj.probs.shape[0])
-    x = list(range(tj.probs.shape[0]))
+    x = block_x(tj.probs.shape[0])
     who = f"{show_token(tj.token)} after {axis_labels(tokens)[position]}"
     fig = make_subplots(1, 2, subplot_titles=("probability", "rank (1 = top guess)"), horizontal_spacing=0.1)
     fig.add_trace(go.Scatter(x=x, y=tj.probs[:, position], mode="lines+markers", customdata=layers,
@@ -87,6 +98,6 @@ def trajectory(tj: TokenTrajectory, tokens, position: int, title: str | None = N
                              line=dict(color="#e45756")), 1, 2)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(type="log", autorange="reversed", dtick=1, row=1, col=2)
-    fig.update_xaxes(title_text="layer (0 = embeddings)")
+    fig.update_xaxes(title_text=BLOCK_AXIS)
     fig.update_layout(showlegend=False)
     return style(fig, title, height=400)
