@@ -423,13 +423,15 @@ def rotary_speeds(degrees_per_token: np.ndarray, pairs: list[tuple[int, int]], t
 
 
 def rotary_distance(distances: np.ndarray, similarity: np.ndarray, title: str | None = None) -> go.Figure:
-    """q·k of the same vector placed as query and key, against how far apart the two are (1 at distance 0)."""
-    s = np.asarray(similarity, dtype=np.float64)
+    """q·k of the same vector placed as query and key, against how far apart the two are (1 at distance 0),
+    distances from 1 on a log axis (near distances change fastest)."""
+    d, s = np.asarray(distances), np.asarray(similarity, dtype=np.float64)
+    far = d >= 1
     fig = go.Figure(go.Scatter(
-        x=np.asarray(distances), y=rounded(s, 3), mode="lines", line=dict(color=PICK, width=3),
+        x=d[far], y=rounded(s[far], 3), mode="lines", line=dict(color=PICK, width=3),
         hovertemplate="distance %{x} tokens<br>q·k %{y:.3f} of its value at distance 0<extra></extra>"))
     fig.add_hline(y=0, line=dict(color="#888", width=1))
-    fig.update_xaxes(title_text="distance between query and key (tokens) →", zeroline=False)
+    fig.update_xaxes(title_text="distance between query and key (tokens) →", type="log", zeroline=False)
     fig.update_yaxes(title_text="q·k ÷ q·k at distance 0", zeroline=False)
     return style(fig, title, height=380)
 
