@@ -431,7 +431,7 @@ def rotary_distance(distances: np.ndarray, similarity: np.ndarray, title: str | 
         x=d[far], y=rounded(s[far], 3), mode="lines", line=dict(color=PICK, width=3),
         hovertemplate="distance %{x} tokens<br>q·k %{y:.3f} of its value at distance 0<extra></extra>"))
     fig.add_hline(y=0, line=dict(color="#888", width=1))
-    fig.update_xaxes(title_text="distance between query and key (tokens) →", type="log", zeroline=False)
+    fig.update_xaxes(title_text="distance between query and key (tokens) →", type="log", dtick=1, zeroline=False)
     fig.update_yaxes(title_text="q·k ÷ q·k at distance 0", zeroline=False)
     return style(fig, title, height=380)
 
