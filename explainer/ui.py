@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 import explainer as ex
-from explainer import anatomy, generation, glove, heads, interventions, lens, links, makemore
+from explainer import anatomy, attention_out, generation, glove, heads, interventions, lens, links, makemore
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import show_token
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, bundled_ready, prepare_bundled
@@ -55,7 +55,8 @@ def get_trace(model_name: str, text: str, max_tokens: int | None) -> ex.Trace:
 # max tokens) and asks get_model / get_trace for the objects, so every key is small and hashable, and
 # a model or trace evicted from its cache is rebuilt on demand by whichever result needs it next.
 #   get_model(name) ─┬─ get_trace(name, text, max_tokens) ─┬─ lens_of, trajectory_of       (Logit lens)
-#                    │                                      └─ attribution_of, ablation_of  (Interventions)
+#                    │                                      ├─ attribution_of, ablation_of  (Interventions)
+#                    │                                      └─ head_outputs_of              (Attention)
 #                    ├─ head_roles, induction_demo                                          (Attention)
 #                    ├─ batch_check                                                         (Generate)
 #                    └─ anatomy_files, scale_rows                                           (Anatomy)
@@ -122,6 +123,12 @@ def head_roles(model_name: str) -> dict:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def induction_demo(model_name: str):
     return _frozen(heads.induction_demo(get_model(model_name)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)   # about 15 MB each at 512 tokens (bundled model)
+def head_outputs_of(model_name: str, text: str, max_tokens: int, layer: int):
+    """One layer's values, weighted sums and output projection, checked against the model's own pass."""
+    return _frozen(attention_out.head_outputs(get_model(model_name), get_trace(model_name, text, max_tokens), layer))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

@@ -1,14 +1,17 @@
-"""Attention: every head at once, one head up close, Q·K step by step, and what heads are for."""
+"""Attention: every head at once, one head up close, Q·K step by step, what a head writes, word order, and what
+heads are for."""
 
 from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import streamlit as st
 
 from explainer import ExplainerError, heads, ui
 from explainer.figures import attention as fa
 from explainer.figures.common import show_token
+from explainer.positions import Learned, positions
 
 ss = st.session_state
 
@@ -129,8 +132,118 @@ def qk_step_by_step(lm, tr, layer: int, head: int) -> None:
                    f"{steps.max_error:.1e}.")
 
 
+def _others(group, head: int) -> str:
+    return " and ".join(str(h) for h in group if h != head)
+
+
+def head_writes(lm, tr, layer: int, head: int, max_tokens: int) -> None:
+    st.subheader("4 · From weights to what the head writes: values, the weighted sum and the output projection")
+    try:
+        with st.spinner("Working out what the heads write…"):
+            ho = ui.head_outputs_of(lm.name, tr.text, max_tokens, layer)
+    except ExplainerError as e:
+        st.info(str(e))
+        return
+    T, H, dh, D = ho.n_tokens, ho.n_heads, ho.d_head, ho.d_model
+    kv, group = heads.kv_group(H, ho.n_kv_heads, head)
+    shared = (f" Head {head} reads the values of key/value head {kv}, the same values that query heads "
+              f"{_others(group, head)} read." if len(group) > 1 else "")
+    st.markdown(
+        "The weights only say *where* a token looks. What it takes from the tokens it looks at is their "
+        f"**value** *v*: a third vector made from each token, besides its query and key, {dh} numbers long in "
+        f"this head.{shared}")
+    j, w = heads.top_attended(tr.attn[layer, head, -1], 1)[0]
+    st.markdown(
+        f"**The weighted sum.** The head's output at each token, *z*, is the values added up with that token's row "
+        f"of the pattern as weights: z = A · V, a {T} × {T} matrix times a {T} × {dh} one, which gives {T} × {dh}. "
+        f"The last token, “{show_token(tr.tokens[-1])}”, puts {w:.0%} on {fa.token_label(tr.tokens, j)}, so its "
+        f"row of z is {w:.0%} that token's value plus smaller shares of the others.")
+    v, z = ho.value(head), ho.z[head]                                 # [T, dh] each
+    lim = float(abs(v).max())
+    c1, c2 = st.columns(2, gap="large")
+    with c1:
+        ui.chart(fa.vector_rows(v, tr.tokens, f"V: the values head {head} reads", lim=lim), key="att_values")
+    with c2:
+        ui.chart(fa.vector_rows(z, tr.tokens, f"z = A · V: head {head}'s output", lim=lim), key="att_z")
+    st.caption(f"Both maps use the same colours, ±{lim:.2f}. Each number of z is a weighted average of its "
+               "column of V, so it is never further from 0 than the largest value in that column.")
+    bias = f", plus a bias of {D} numbers" if ho.has_bias else ""
+    st.markdown(
+        f"**Side by side, then one matrix.** All {H} heads of layer {layer} do this at once. Their outputs z are put "
+        f"side by side, {T} × ({H} × {dh}) = {T} × {H * dh} numbers, and the output projection W_O "
+        f"(`{lm.arch.attn_out}` in the model's code), a {ho.w_o_shape[0]} × {ho.w_o_shape[1]} matrix, turns each "
+        f"row into {D} numbers{bias}: the size of the residual stream, to which the result is added.")
+    norms = ho.part_norms(-1)                                         # [H] at the last token
+    top = int(norms.argmax())
+    rank = (f", the longest of the {H}" if top == head
+            else f"; head {top} writes the longest part ({norms[top]:.2f})")
+    if ho.max_error is None:
+        err = ""
+    else:
+        err = " exactly" if ho.max_error == 0 else f" to within {ho.max_error:.1e}"
+        err = (" Worked out this way from the real values and weights, the output equals the one the model itself "
+               f"computed in this layer{err}.")
+    st.markdown(
+        f"Each head's {dh} numbers meet only their own {dh} rows of W_O, so the output is a sum of one part per "
+        f"head{' and the bias' if ho.has_bias else ''} (they add up to it to within {ho.sum_error:.1e}). At the "
+        f"last token head {head}'s part has length {norms[head]:.2f}{rank}.{err}")
+    ui.chart(fa.head_parts(norms, head, f"What each head of layer {layer} writes at the last token, "
+                                        f"“{show_token(tr.tokens[-1])}”"), key="att_parts")
+
+
+def word_order(lm) -> None:
+    st.subheader("5 · How the model knows word order")
+    pos = positions(lm)
+    if isinstance(pos, Learned):
+        st.markdown(
+            "q·k on its own does not say where two tokens are. This model (GPT-2 family) adds a learned "
+            f"**position vector** to each token's embedding before the first block: row p of a table of "
+            f"{pos.n_ctx} × {pos.d_model} numbers (`wpe`) goes to the token at position p.")
+        far = min(10, pos.shown - 1)
+        ui.chart(fa.position_similarity(pos.similarity, f"How alike the first {pos.shown} position vectors are"),
+                 key="att_positions")
+        st.caption(f"Cosine similarity between position vectors: neighbours {pos.mean_similarity(1):.2f} on "
+                   f"average, positions {far} apart {pos.mean_similarity(far):.2f}.")
+        return
+    deg, turn = pos.degrees_per_token, pos.wavelength
+    pairing = ("neighbouring numbers (0 and 1, 2 and 3, …)" if pos.interleaved
+               else f"number i with number i + {pos.n_pairs}")
+    st.markdown(
+        "q·k on its own does not say where two tokens are. This model uses **rotary positions**: before q·k, "
+        f"each query and key is cut into {pos.n_pairs} pairs of numbers ({pairing}) and each pair is turned by an "
+        "angle that grows with the token's position. A query and a key then meet at an angle set by how far "
+        "apart they are, so q·k can tell near from far. GPT-2 does it differently: it adds a learned position "
+        "vector to each token's embedding before the first block.")
+    partial = (f" Only the first {pos.rot_dims} of each head's {pos.d_head} numbers are turned; the other "
+               f"{pos.d_head - pos.rot_dims} carry no position." if pos.rot_dims < pos.d_head else "")
+    source = (f"equal 1 / {pos.base:,.0f}^(2i / {pos.rot_dims}) for pair i, from its configuration"
+              if pos.matches_config
+              else f"differ from the plain formula because its configuration asks for “{pos.rope_type}” scaling")
+    ratios = deg[1:] / deg[:-1]                                       # [rot/2 - 1] one pair's speed over the last
+    steady = (f" Each pair turns {ratios[0]:.3f} times as fast as the one before, set by the base {pos.base:,.0f}."
+              if len(ratios) and np.allclose(ratios, ratios[0], rtol=1e-4) else "")
+    st.markdown(
+        f"Pair 0 turns {deg[0]:.1f}° per token (a full turn every {turn[0]:.1f} tokens); the last pair turns "
+        f"{deg[-1]:.2g}° per token (a full turn every {turn[-1]:,.0f} tokens).{steady} Fast pairs tell "
+        f"neighbours apart, slow pairs long distances.{partial} These speeds are read from the model's own "
+        f"rotary module and {source}.")
+    c1, c2 = st.columns(2, gap="large")
+    with c1:
+        ui.chart(fa.rotary_speeds(deg, [pos.pair(i) for i in range(pos.n_pairs)],
+                                  "How fast each pair turns"), key="att_rotary_speeds")
+    with c2:
+        ui.chart(fa.rotary_distance(pos.distances, pos.similarity, "The same vector as query and key, "
+                                                                   "further and further apart"),
+                 key="att_rotary_distance")
+    at = [d for d in (10, 100, 1000) if d < len(pos.similarity)]
+    falls = ", ".join(f"{pos.similarity[d]:.2f} at distance {d}" for d in at)
+    st.caption(f"A vector whose {pos.d_head} numbers are all 1, as a query and as a key: q·k, as a share of its "
+               f"value at distance 0, is {falls}. Real queries and keys differ, so this shows the rotation's own "
+               "effect only.")
+
+
 def head_roles(scores, shown: tuple[int, int]) -> None:
-    st.subheader("4 · What heads are for")
+    st.subheader("6 · What heads are for")
     st.write("Some heads do the same job whatever the text. We measure three jobs on a sequence of random tokens "
              "repeated twice (random, so that no head can rely on meaning). **Click a cell** or a button to open "
              "that head above.")
@@ -185,6 +298,8 @@ scores = role_scores(lm)
 all_heads(lm, tr, shown, scores)
 layer, head = one_head(lm, tr, default, scores)
 qk_step_by_step(lm, tr, layer, head)
+head_writes(lm, tr, layer, head, int(ss.max_tokens))
+word_order(lm)
 if scores is not None:
     head_roles(scores, (layer, head))
     induction_at_work(lm, scores)

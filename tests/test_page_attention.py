@@ -1,4 +1,5 @@
-"""The Attention page in Streamlit's AppTest: defaults, moving the head, opening a role's top head, bad input."""
+"""The Attention page in Streamlit's AppTest: defaults, moving the head, what the head writes, word order, opening a
+role's top head, bad input."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 import explainer as ex
 from explainer import heads
+from explainer.attention_out import head_outputs
+from explainer.positions import positions
 from tests.conftest import chart, chart_bytes, page_ok, plotly_array, tiles_of, title_text
 
 LONG_TEXT = ("The history of the transformer begins with attention. Each token looks back at the tokens before it, "
@@ -71,6 +74,50 @@ def test_moving_layer_and_head_updates_the_view(app, bundled):
     assert f"Head 7 reads key/value head **{kv}**" in md
     assert title_text(chart(app, "att_head_map")) == "Layer 4, head 7"
 
+
+def _check_head_writes(app, bundled) -> None:
+    """Section 4's charts carry the engine's V, z and per-head parts for the sliders' head; section 5's the
+    model's own rotary speeds."""
+    layer, head = app.slider(key="att_layer").value, app.slider(key="att_head").value
+    tr = ex.trace(bundled, app.session_state._prompt)
+    ho = head_outputs(bundled, tr, layer)
+    kv = head // (bundled.n_heads // bundled.n_kv_heads)
+    v_fig, z_fig, bars = chart(app, "att_values"), chart(app, "att_z"), chart(app, "att_parts")
+    assert title_text(v_fig) == f"V: the values head {head} reads"
+    assert title_text(bars).startswith(f"What each head of layer {layer} writes")
+    lim = float(np.abs(ho.values[kv]).max())
+    for fig, want in ((v_fig, ho.values[kv]), (z_fig, ho.z[head])):
+        heat = fig["data"][0]
+        assert heat["zmin"] == pytest.approx(-lim) and heat["zmax"] == pytest.approx(lim)
+        np.testing.assert_allclose(plotly_array(heat["z"]), want, atol=2 * lim / 256 / 2 + 1e-6)
+    norms = np.linalg.norm(ho.parts[:, -1].astype(np.float64), axis=-1)            # [H]
+    np.testing.assert_allclose(plotly_array(bars["data"][0]["y"]), norms, atol=norms.max() / 256 / 2)  # rounded
+    colours = bars["data"][0]["marker"]["color"]
+    assert [i for i, c in enumerate(colours) if c == colours[head]] == [head]        # the chosen head stands out
+    md = " ".join(m.value for m in app.markdown)
+    T, dh = tr.n_tokens, bundled.d_head
+    assert f"a {T} × {T} matrix times a {T} × {dh} one, which gives {T} × {dh}" in md
+    assert f"{T} × (9 × 64) = {T} × 576 numbers" in md and "a 576 × 576 matrix" in md
+    assert f"head {head}'s part has length {norms[head]:.2f}" in md
+    assert "the output equals the one the model itself computed in this layer" in md
+    rot = positions(bundled)
+    np.testing.assert_allclose(plotly_array(chart(app, "att_rotary_speeds")["data"][0]["y"]),
+                               np.degrees(bundled.model.model.rotary_emb.inv_freq.double().numpy()), rtol=1e-6)
+    assert f"Pair 0 turns {rot.degrees_per_token[0]:.1f}° per token" in md
+
+
+def test_what_the_head_writes_follows_the_sliders(app, bundled):
+    page_ok(app)
+    subs = [s.value for s in app.subheader]
+    assert "4 · From weights to what the head writes: values, the weighted sum and the output projection" in subs
+    assert "5 · How the model knows word order" in subs
+    _check_head_writes(app, bundled)
+    before = plotly_array(chart(app, "att_z")["data"][0]["z"])
+    app.slider(key="att_layer").set_value(12).run()
+    app.slider(key="att_head").set_value(1).run()
+    page_ok(app)
+    _check_head_writes(app, bundled)
+    assert not np.array_equal(before, plotly_array(chart(app, "att_z")["data"][0]["z"]))
 
 def test_button_opens_the_strongest_induction_head(app, bundled):
     best = heads.top_heads(heads.head_scores(bundled)["induction"], k=1)[0]

@@ -360,3 +360,90 @@ def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | No
 def token_label(tokens, i: int) -> str:
     """'pos 3 “␣Tower”' for captions."""
     return f"position {i} “{show_token(tokens[i])}”"
+
+
+# -- what a head writes: values, the weighted sum, each head's part ---------------------------------
+
+OTHER_HEADS = "#9aa5b1"     # bars of the heads not chosen
+
+
+def vector_rows(m: np.ndarray, tokens, title: str | None = None, *, lim: float | None = None,
+                value_name: str = "value", height: int | None = None) -> go.Figure:
+    """One vector per token [T, n]: tokens down (as in the token matrices), its n numbers across, diverging
+    colours around 0 over ±lim (default: the largest |value|), rounded as the token matrices are."""
+    m = np.asarray(m, dtype=np.float64)                                # [T, n]
+    T, n = m.shape
+    lim = float(np.abs(m).max()) if lim is None else float(lim)
+    lim = lim if lim > 0 else 1.0
+    d = decimals_for(2 * lim)
+    labels = axis_labels(tokens)
+    fig = go.Figure(go.Heatmap(
+        z=rounded(m, d), x=np.arange(n), y=labels, colorscale=DIVERGING, zmin=-lim, zmax=lim,
+        hovertemplate=f"token %{{y}}<br>number %{{x}}<br>{value_name} %{{z:.{d}f}}<extra></extra>",
+        colorbar=dict(title=dict(text=value_name, side="right"), thickness=14), xgap=0, ygap=1 if T <= 40 else 0))
+    fig.update_xaxes(title_text=f"its {n} numbers →", showgrid=False, zeroline=False, range=[-0.5, n - 0.5])
+    fig.update_yaxes(title_text="token", showgrid=False, type="category", range=[T - 0.5, -0.5])
+    return style(fig, title, height=height or int(np.clip(150 + 26 * T, 380, 760)))
+
+
+def head_parts(norms: np.ndarray, head: int, title: str | None = None, *, value_name: str = "length") -> go.Figure:
+    """One bar per head: the length of what it writes into the residual stream at one token; the chosen
+    head in the pick colour, each bar labelled with its length."""
+    norms = np.asarray(norms, dtype=np.float64)                        # [H]
+    H = norms.shape[0]
+    d = decimals_for(float(norms.max()) if H else 1.0)
+    fig = go.Figure(go.Bar(
+        x=[f"head {h}" for h in range(H)], y=rounded(norms, d), text=[format(v, ".2f") for v in norms],
+        textposition="outside", textfont=dict(size=15), cliponaxis=False,
+        marker=dict(color=[PICK if h == head else OTHER_HEADS for h in range(H)]),
+        hovertemplate=f"%{{x}}<br>{value_name} %{{y:.{d}f}}<extra></extra>"))
+    fig.update_yaxes(title_text=value_name, rangemode="tozero", range=[0, float(norms.max()) * 1.18 if H else 1])
+    fig.update_xaxes(type="category")
+    fig.update_layout(showlegend=False)
+    return style(fig, title, height=360)
+
+
+# -- positions -----------------------------------------------------------------------------------------
+
+def rotary_speeds(degrees_per_token: np.ndarray, pairs: list[tuple[int, int]], title: str | None = None) -> go.Figure:
+    """Rotary positions: how many degrees each pair of a head's numbers turns from one token to the next
+    (log scale), first pair on the left; the hover gives the pair's two dimensions and its full-turn length."""
+    deg = np.asarray(degrees_per_token, dtype=np.float64)             # [rot/2]
+    turn = 360.0 / deg                                                 # [rot/2] tokens per full turn
+    cd = np.stack([np.asarray(pairs, dtype=np.float64)[:, 0], np.asarray(pairs, dtype=np.float64)[:, 1],
+                   np.round(turn, 1)], axis=1).astype(np.float32)     # [rot/2, 3]
+    fig = go.Figure(go.Scatter(
+        x=np.arange(deg.shape[0]), y=deg.astype(np.float32), mode="lines+markers",
+        marker=dict(size=8, color=PICK), line=dict(color=PICK, width=2), customdata=cd,
+        hovertemplate="pair %{x}: numbers %{customdata[0]} and %{customdata[1]}<br>%{y:.3g}° per token"
+                      "<br>a full turn every %{customdata[2]:,.0f} tokens<extra></extra>"))
+    fig.update_yaxes(type="log", title_text="degrees turned per token", exponentformat="power")
+    fig.update_xaxes(title_text="pair of numbers in the head → (fast … slow)", zeroline=False)
+    return style(fig, title, height=380)
+
+
+def rotary_distance(distances: np.ndarray, similarity: np.ndarray, title: str | None = None) -> go.Figure:
+    """q·k of the same vector placed as query and key, against how far apart the two are (1 at distance 0),
+    distances from 1 on a log axis (near distances change fastest)."""
+    d, s = np.asarray(distances), np.asarray(similarity, dtype=np.float64)
+    far = d >= 1
+    fig = go.Figure(go.Scatter(
+        x=d[far], y=rounded(s[far], 3), mode="lines", line=dict(color=PICK, width=3),
+        hovertemplate="distance %{x} tokens<br>q·k %{y:.3f} of its value at distance 0<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color="#888", width=1))
+    fig.update_xaxes(title_text="distance between query and key (tokens) →", type="log", dtick=1, zeroline=False)
+    fig.update_yaxes(title_text="q·k ÷ q·k at distance 0", zeroline=False)
+    return style(fig, title, height=380)
+
+
+def position_similarity(similarity: np.ndarray, title: str | None = None) -> go.Figure:
+    """Learned positions: cosine similarity between the position vectors 0 … P-1."""
+    s = np.asarray(similarity, dtype=np.float64)                      # [P, P]
+    P = s.shape[0]
+    fig = go.Figure(go.Heatmap(
+        z=rounded(s, 3), x=np.arange(P), y=np.arange(P), colorscale=DIVERGING, zmin=-1, zmax=1,
+        hovertemplate="positions %{y} and %{x}<br>cosine similarity %{z:.3f}<extra></extra>",
+        colorbar=dict(title=dict(text="cosine", side="right"), thickness=14)))
+    fig.update_xaxes(title_text="position →", showgrid=False, zeroline=False)
+    fig.update_yaxes(title_text="position", showgrid=False, zeroline=False, autorange="reversed")
+    return style(fig, title, height=460)
