@@ -20,6 +20,7 @@ import explainer as ex
 from explainer import anatomy, attention_out, generation, glove, heads, interventions, lens, links, makemore
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import show_token
+from explainer.figures.palette import TOKEN_TINTS
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, bundled_ready, prepare_bundled
 
 DEFAULT_MAX_TOKENS = 256
@@ -361,7 +362,7 @@ def term(name: str, shown: str | None = None) -> str:
 
 def token_chips(tokens, ids=None, colors=None, titles=None) -> None:
     """Tokens as coloured chips with their ids underneath (hover shows the title)."""
-    palette = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d7f4f0", "#fce1c9"]
+    palette = TOKEN_TINTS
     parts = []
     for i, t in enumerate(tokens):
         bg = colors[i] if colors else palette[i % len(palette)]

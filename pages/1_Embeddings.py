@@ -12,6 +12,7 @@ from explainer import content, glove, residual, ui, vectors, wordmaps, words
 from explainer.errors import ExplainerError
 from explainer.figures import embeddings as figs
 from explainer.figures.common import show_token
+from explainer.figures.palette import GREEN
 
 lm = ui.page(
     "Word vectors",
@@ -138,7 +139,7 @@ def analogy_tab() -> None:
             st.info(str(e))
         else:
             ui.chart(figs.neighbour_bars(ga.neighbours, f"{glove.LABEL}: the same sum", tokens=False,
-                                         color="#54a24b"), key="emb_an_glove")
+                                         color=GREEN), key="emb_an_glove")
             st.caption("GloVe (2014) fits its vectors to global co-occurrence counts (how often two words "
                        "appear near each other in a large corpus): one fixed vector per lower-case word. The "
                        "language model's input vectors come from training to predict the next token.")
@@ -146,7 +147,7 @@ def analogy_tab() -> None:
     ui.chart(figs.analogy_map(am, "The sum, drawn: both arrows are the same vector b → a"), key="emb_an_map")
     near = vectors.nearest_by_distance(lm, res.target, res.excluded)
     share = float(am.pca.explained_variance_ratio[:2].sum())
-    st.caption(f"The red arrow goes from b to a; the orange arrow adds the same step to c and ends at the computed "
+    st.caption(f"The blue arrow goes from b to a; the orange arrow adds the same step to c and ends at the computed "
                f"point ★. No token sits exactly there: the answer is the token whose vector points most nearly the "
                f"same way (cosine), measured in all {lm.d_model} numbers. By plain distance the nearest token is "
                f"`{show_token(near.text)}`. This flat picture (PCA of the points shown) keeps {share:.0%} of their "
@@ -174,7 +175,7 @@ def neighbours_view() -> None:
         except ExplainerError as e:
             st.info(str(e))
         else:
-            ui.chart(figs.neighbour_bars(gn, f"{glove.LABEL}: nearest words", tokens=False, color="#54a24b"),
+            ui.chart(figs.neighbour_bars(gn, f"{glove.LABEL}: nearest words", tokens=False, color=GREEN),
                      key="emb_nb_glove")
     st.caption("The model's neighbours are often the same word in another spelling (capitalised, without the "
                "space, plural): the model must tell all of them apart, GloVe knows only lower-case words.")

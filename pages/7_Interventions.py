@@ -93,8 +93,9 @@ def which_heads_matter(attr, heads) -> None:
     top_neur = ", ".join(f"{iv.neuron_label(*x)} ({attr.neurons[x]:+.2f})" for x in attr.top_neurons(5))
     st.caption(
         f"For every head at once: roughly how much log p('{show_token(attr.target)}') would change if that head "
-        f"were switched off (gradient × activation, from one forward and one backward pass). Red: switching it off "
-        f"should hurt the prediction. It is a first-order estimate; the before/after above is the real effect. "
+        f"were switched off (gradient × activation, from one forward and one backward pass). Red-orange: "
+        f"switching it off should hurt the prediction; blue: it should help. It is a first-order estimate; the "
+        f"before/after above is the real effect. "
         f"Chosen heads are outlined. Strongest heads: {top_list}. Strongest neurons: {top_neur}."
     )
 

@@ -9,6 +9,7 @@ from explainer import makemore as mm
 from explainer import ui
 from explainer.errors import ExplainerError
 from explainer.figures import makemore as figs
+from explainer.figures.palette import TINT_NO, TINT_YES
 
 ss = st.session_state
 
@@ -166,7 +167,7 @@ def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_vi
         if run.get("auto"):
             st.caption(f"A first model trained as the page opened ({last.step:,} steps). Press **Train** to "
                        "watch a new one learn, live, or change the settings first.")
-        st.caption("Red letters are vowels. The model only ever saw which characters follow which, yet letters "
+        st.caption("Orange letters are vowels. The model only ever saw which characters follow which, yet letters "
                    "that behave alike (the vowels, say) tend to end up near each other. "
                    + ("With more than 2 numbers per character the table is shown along its two main "
                       "directions (PCA)." if rcfg.n_embd > 2 else ""))
@@ -186,7 +187,7 @@ def new_names(run: dict, data: mm.Dataset) -> None:
         names = mm.sample(run["model"], int(n), seed=int(sseed), temperature=float(temp))
         known = set(data.train.words)
         ui.token_chips([w or "(empty)" for w in names],
-                       colors=["#e2ece9" if w in known else "#fde2e4" for w in names],
+                       colors=[TINT_YES if w in known else TINT_NO for w in names],
                        titles=["in the training names" if w in known else "a new name" for w in names])
         new = sum(w not in known for w in names)
         st.caption(f"One character at a time, each drawn from the model's probabilities, until it picks '.'. "

@@ -8,14 +8,15 @@ import plotly.graph_objects as go
 
 from ..anatomy import GROUP_LABELS, GROUPS, ParamCount, ScaleRow, human_count
 from .common import style
+from .palette import BLUE, GREEN, LIGHT, ORANGE, PINK, SKY, VERMILION, WHITE
 
 COLORS = {
-    "embedding": "#4c78a8",
-    "positional": "#9ecae9",
-    "attention": "#f58518",
-    "mlp": "#54a24b",
-    "norms": "#b279a2",
-    "unembedding": "#e45756",
+    "embedding": BLUE,
+    "positional": SKY,
+    "attention": ORANGE,
+    "mlp": GREEN,
+    "norms": PINK,
+    "unembedding": VERMILION,
 }
 
 
@@ -32,7 +33,7 @@ def param_treemap(pc: ParamCount, name: str, title: str | None = "Where the para
         colors.append(color)
         hover.append(f"{value:,} parameters<br>{value / total:.1%} of the model" + (f"<br>{note}" if note else ""))
 
-    add("root", f"{name}: {human_count(total)}", "", total, "#ffffff")
+    add("root", f"{name}: {human_count(total)}", "", total, WHITE)
     emb_label = "Token<br>embedding" + ("<br>= unembedding<br>(tied)" if pc.tied else "")
     tied_note = "the output layer re-uses this matrix: counted once" if pc.tied else ""
     add("embedding", emb_label, "root", pc.embedding, COLORS["embedding"],
@@ -41,7 +42,7 @@ def param_treemap(pc: ParamCount, name: str, title: str | None = "Where the para
         add("positional", "Position embedding", "root", pc.positional, COLORS["positional"],
             f"[{pc.n_ctx:,} positions × {pc.d_model:,}]")
     blocks = pc.attention + pc.mlp + pc.n_layers * pc.norms_per_layer
-    add("blocks", f"{pc.n_layers} transformer blocks", "root", blocks, "#dddddd",
+    add("blocks", f"{pc.n_layers} transformer blocks", "root", blocks, LIGHT,
         f"{pc.per_layer:,} parameters per block")
     add("attention", "Attention", "blocks", pc.attention, COLORS["attention"],
         f"{pc.attention_per_layer:,} per block · {pc.n_heads} query heads, {pc.n_kv_heads} key/value heads")

@@ -20,11 +20,11 @@ import plotly.graph_objects as go
 
 from ..heads import top_heads
 from .common import DIVERGING, PROB_SCALE, axis_labels, show_token, style
+from .palette import FAINT, INK, LIGHT, LIGHT_BLUE, LIGHT_PICK, MUTED, PICKED, SEQUENTIAL
 
-FUTURE = "#d9d9d9"          # background showing through masked (future) cells
-PICK = "#e4572e"            # outline of the selected head
-LIGHT_PICK = "#f9c6b4"      # fill of the selected head's group
-SCORE_SCALE = "Oranges"
+FUTURE = LIGHT              # background showing through masked (future) cells
+PICK = PICKED               # outline of the selected head
+SCORE_SCALE = SEQUENTIAL    # head-role scores are mean attention weights
 SHOW_VALUES_UP_TO = 12      # write the numbers into the cells of matrices up to this many tokens
 COLOUR_LEVELS = 256         # the most steps an 8-bit colour scale can show over its range
 TILE_LEVELS = 255           # weight levels of the all-heads image (its 8-bit palette keeps one for white)
@@ -95,7 +95,7 @@ def token_matrix(z: np.ndarray, tokens, title: str | None = None, *, value_name:
         z=rounded(z, d), x=labels, y=labels, colorscale=colorscale, zmin=zmin, zmax=zmax,
         zmid=zmid, customdata=customdata, hoverongaps=False,
         text=_cell_text(z, fmt, masked_text) if show_values else None,
-        texttemplate="%{text}" if show_values else None, textfont=dict(size=13),
+        texttemplate="%{text}" if show_values else None, textfont=dict(size=14),
         hovertemplate=hover + "<extra></extra>",
         colorbar=dict(title=dict(text=value_name, side="right"), thickness=14),
         xgap=1, ygap=1,
@@ -285,7 +285,7 @@ def picked_head(points: list[dict] | None) -> tuple[int, int] | None:
 
 def _outline(n: int, chosen: int) -> dict:
     """Marker outlines: thick and coloured for the chosen one of n boxes."""
-    return dict(color=[PICK if i == chosen else "#333" for i in range(n)],
+    return dict(color=[PICK if i == chosen else INK for i in range(n)],
                 width=[4 if i == chosen else 1 for i in range(n)])
 
 
@@ -299,7 +299,7 @@ def gqa_diagram(n_heads: int, n_kv_heads: int, head: int, title: str | None = No
     fig = go.Figure()
     # one line per query head to its key/value head, drawn as three traces (other groups, the chosen head's
     # group, the chosen head) with gaps between the lines: a trace per line costs a millisecond each to build
-    kinds = [("#bbbbbb", 2, [h for h in range(n_heads) if h // group != kv]),
+    kinds = [(MUTED, 2, [h for h in range(n_heads) if h // group != kv]),
              (PICK, 2, [h for h in range(n_heads) if h // group == kv and h != head]), (PICK, 4, [head])]
     for color, width, hs in kinds:
         if hs:
@@ -307,13 +307,13 @@ def gqa_diagram(n_heads: int, n_kv_heads: int, head: int, title: str | None = No
                                      y=[v for _ in hs for v in (1, 0, None)], mode="lines", hoverinfo="skip",
                                      line=dict(color=color, width=width), showlegend=False))
     # light fills, so that the default (theme) text colour stays readable; the chosen head gets a thick outline
-    q_col = [LIGHT_PICK if h // group == kv else "#dfe7fd" for h in range(n_heads)]
+    q_col = [LIGHT_PICK if h // group == kv else LIGHT_BLUE for h in range(n_heads)]
     fig.add_trace(go.Scatter(
         x=qx, y=np.ones(n_heads), mode="markers+text", text=[f"Q{h}" for h in range(n_heads)],
         textposition="middle center", marker=dict(symbol="square", size=44, color=q_col, line=_outline(n_heads, head)),
         hovertext=[f"query head {h} reads key/value head {h // group}" for h in range(n_heads)],
         hovertemplate="%{hovertext}<extra></extra>", showlegend=False))
-    k_col = [LIGHT_PICK if k == kv else "#e2ece9" for k in range(n_kv_heads)]
+    k_col = [LIGHT_PICK if k == kv else FAINT for k in range(n_kv_heads)]
     fig.add_trace(go.Scatter(
         x=kx, y=np.zeros(n_kv_heads), mode="markers+text", text=[f"K/V{k}" for k in range(n_kv_heads)],
         textposition="middle center", marker=dict(symbol="square", size=54, color=k_col, line=_outline(n_kv_heads, kv)),
@@ -339,7 +339,7 @@ def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | No
         rank[best.layer, best.head] = f"#{i + 1}"
     fig = go.Figure(go.Heatmap(
         z=rounded(scores.T, 3), x=list(range(L)), y=list(range(H)), colorscale=SCORE_SCALE, zmin=0,
-        zmax=1, xgap=1, ygap=1, text=rank.T.tolist(), texttemplate="%{text}", textfont=dict(size=12),
+        zmax=1, xgap=1, ygap=1, text=rank.T.tolist(), texttemplate="%{text}", textfont=dict(size=14),
         hoverinfo="skip", colorbar=dict(title=dict(text="score", side="right"), thickness=14)))
     layer, head = np.divmod(np.arange(L * H), H)                          # [L·H] each, layers first
     cd = np.stack([layer, head, np.round(scores.reshape(-1), 3)], axis=1).astype(np.float32)   # [L·H, 3]
@@ -349,7 +349,7 @@ def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | No
     fig.add_trace(_click_markers(cd[:, 0], cd[:, 1], cd, tmpl, size=tile_px * 0.8))
     if selected is not None:
         fig.add_shape(type="rect", x0=selected[0] - 0.5, x1=selected[0] + 0.5, y0=selected[1] - 0.5,
-                      y1=selected[1] + 0.5, line=dict(color="#1f2a44", width=3))  # dark: shows on orange
+                      y1=selected[1] + 0.5, line=dict(color=PICKED, width=3))
     fig.update_xaxes(title_text="layer →", dtick=1 if L <= 32 else 2, showgrid=False, zeroline=False,
                      range=[-0.5, L - 0.5])
     fig.update_yaxes(title_text="head", dtick=1, showgrid=False, zeroline=False, range=[H - 0.5, -0.5])
@@ -364,7 +364,7 @@ def token_label(tokens, i: int) -> str:
 
 # -- what a head writes: values, the weighted sum, each head's part ---------------------------------
 
-OTHER_HEADS = "#9aa5b1"     # bars of the heads not chosen
+OTHER_HEADS = MUTED     # bars of the heads not chosen
 
 
 def vector_rows(m: np.ndarray, tokens, title: str | None = None, *, lim: float | None = None,
@@ -430,7 +430,7 @@ def rotary_distance(distances: np.ndarray, similarity: np.ndarray, title: str | 
     fig = go.Figure(go.Scatter(
         x=d[far], y=rounded(s[far], 3), mode="lines", line=dict(color=PICK, width=3),
         hovertemplate="distance %{x} tokens<br>q·k %{y:.3f} of its value at distance 0<extra></extra>"))
-    fig.add_hline(y=0, line=dict(color="#888", width=1))
+    fig.add_hline(y=0, line=dict(color=MUTED, width=1))
     fig.update_xaxes(title_text="distance between query and key (tokens) →", type="log", dtick=1, zeroline=False)
     fig.update_yaxes(title_text="q·k ÷ q·k at distance 0", zeroline=False)
     return style(fig, title, height=380)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from .palette import DIVERGING, SEQUENTIAL  # noqa: F401  (DIVERGING is re-exported for the figures)
+
 FONT_SIZE = 16
-PROB_SCALE = "Blues"
-DIVERGING = "RdBu_r"
+PROB_SCALE = SEQUENTIAL
 
 # The default template is attached by reference when a figure is built; passing template= to
 # update_layout instead deep-copies it (about 20 ms per figure, most of a page's redraw time).

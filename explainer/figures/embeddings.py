@@ -13,10 +13,10 @@ from ..residual import ContextAnalysis
 from ..vectors import Neighbour, Similarity
 from ..wordmaps import AnalogyMap, Projection, WordMap
 from .common import DIVERGING, show_token, style
+from .palette import BLUE, CATEGORICAL, FIRST, GREEN, LIGHT, MUTED, NOTICE, SECOND, SKY, VERMILION
 
-PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
-           "#eeca3b"]
-FROM_COLOR, TO_COLOR, OTHER_COLOR = "#4c78a8", "#e45756", "#54a24b"
+PALETTE = list(CATEGORICAL)
+FROM_COLOR, TO_COLOR, OTHER_COLOR = FIRST, SECOND, GREEN
 
 
 def layer_names(n: int) -> list[str]:
@@ -100,13 +100,13 @@ def word_map(wm: WordMap, title: str | None = None) -> go.Figure:
                                      marker=dict(size=12, color=color, line=dict(width=1, color="white")),
                                      textfont=dict(size=17, color=color)))
     if dims >= 3:
-        _arrows_3d(fig, coords, wm.arrows, "#888")
+        _arrows_3d(fig, coords, wm.arrows, MUTED)
         fig.update_layout(scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2]),
                           scene_aspectmode="cube")
         height = 700
     else:
         if dims > 1:
-            _arrows_2d(fig, coords, wm.arrows, "#888")
+            _arrows_2d(fig, coords, wm.arrows, MUTED)
         fig.update_xaxes(title_text=titles[0], range=_pad_range(coords[:, 0]), zeroline=False)
         fig.update_yaxes(title_text=titles[1] if dims > 1 else "", zeroline=False,
                          range=_pad_range(coords[:, 1]) if dims > 1 else None)
@@ -122,10 +122,10 @@ def _word_hover(w) -> str:
 
 
 _KIND_STYLE = {
-    "plus": ("added (+)", "#54a24b", "circle", 14),
-    "minus": ("subtracted (−)", "#e45756", "circle", 14),
-    "neighbour": ("nearest real tokens", "#9d9d9d", "circle", 10),
-    "target": ("the computed point", "#f58518", "star", 22),
+    "plus": ("added (+)", BLUE, "circle", 14),
+    "minus": ("subtracted (−)", VERMILION, "circle", 14),
+    "neighbour": ("nearest real tokens", MUTED, "circle", 10),
+    "target": ("the computed point", NOTICE, "star", 22),
 }
 
 
@@ -145,7 +145,7 @@ def analogy_map(am: AnalogyMap, title: str | None = None) -> go.Figure:
             marker=dict(size=size, color=color, symbol=symbol, line=dict(width=1, color="white")),
             textfont=dict(size=17 if kind != "neighbour" else 14, color=color),
             hovertemplate="<b>%{text}</b><br>" + name + "<extra></extra>"))
-    _arrows_2d(fig, c, am.arrows, ["#e45756", "#f58518"], width=3)
+    _arrows_2d(fig, c, am.arrows, [FIRST, SECOND], width=3)
     titles = am.pca.axis_titles()
     fig.update_xaxes(title_text=titles[0], range=_pad_range(c[:, 0]), zeroline=False)
     fig.update_yaxes(title_text=titles[1] if len(titles) > 1 else "", range=_pad_range(c[:, 1]), zeroline=False)
@@ -154,14 +154,14 @@ def analogy_map(am: AnalogyMap, title: str | None = None) -> go.Figure:
 
 
 def neighbour_bars(neighbours: Sequence[Neighbour], title: str | None = None, tokens: bool = True,
-                   color: str = "#4c78a8") -> go.Figure:
+                   color: str = BLUE) -> go.Figure:
     """Best match on top; the bar is the cosine similarity with the computed vector."""
     n = list(neighbours)[::-1]
     labels = [f"{len(n) - r}. {show_token(x.text) if tokens else x.text}" for r, x in enumerate(n)]
     cos = [x.cosine for x in n]
     fig = go.Figure(go.Bar(
         x=cos, y=labels, orientation="h", text=[f"{v:.2f}" for v in cos], textposition="outside",
-        marker_color=[("#f58518" if r == len(n) - 1 else color) for r in range(len(n))],
+        marker_color=[(NOTICE if r == len(n) - 1 else color) for r in range(len(n))],
         customdata=[x.id for x in n],
         hovertemplate="%{y}<br>row %{customdata}<br>cosine %{x:.3f}<extra></extra>"))
     hi = max(cos) if cos else 1.0
@@ -177,7 +177,7 @@ def direction_strip(proj: Projection, axis_name: str, from_label: str, to_label:
     words = [proj.words[i] for i in order]
     pos = proj.position[order]
     cos = proj.cosine[order]
-    colors = ["#9d9d9d" if w.word in axis_words else (TO_COLOR if p > 0 else FROM_COLOR) for w, p in zip(words, pos)]
+    colors = [MUTED if w.word in axis_words else (TO_COLOR if p > 0 else FROM_COLOR) for w, p in zip(words, pos)]
     ylab = [w.label + (" (defines the axis)" if w.word in axis_words else "") for w in words]
     fig = go.Figure(go.Scatter(
         x=pos, y=ylab, mode="markers+text", text=[w.label for w in words], textposition="middle right",
@@ -185,10 +185,10 @@ def direction_strip(proj: Projection, axis_name: str, from_label: str, to_label:
         hovertemplate="<b>%{y}</b><br>position %{x:.2f}<br>cosine with the axis %{customdata[0]:.2f}"
                       "<extra></extra>", showlegend=False))
     for x, name in ((-1, from_label), (1, to_label)):
-        fig.add_vline(x=x, line=dict(color="#bbb", dash="dot"))
+        fig.add_vline(x=x, line=dict(color=MUTED, dash="dot"))
         fig.add_annotation(x=x, y=1.0, yref="paper", text=f"<b>{name}</b>", showarrow=False, yanchor="bottom",
                            font=dict(size=16))
-    fig.add_vline(x=0, line=dict(color="#ddd"))
+    fig.add_vline(x=0, line=dict(color=LIGHT))
     lo, hi = min(-1.3, float(pos.min()) - 0.2), max(1.3, float(pos.max()) + 0.5)
     fig.update_xaxes(title_text=f"position along {axis_name}", range=[lo, hi], zeroline=False)
     fig.update_yaxes(showticklabels=False, title_text="")
@@ -202,7 +202,7 @@ def similarity_heatmaps(labels: Sequence[str], sim: Similarity, title: str | Non
                         subplot_titles=("dot product  a · b", "cosine  a · b / (|a| |b|)"))
     show_text = n <= 14
     for col, (z, scale, zmin, zmax, bar_x, name) in enumerate((
-            (sim.dot, "Viridis", None, None, 0.42, "dot"),
+            (sim.dot, DIVERGING, None, None, 0.42, "dot"),
             (sim.cosine, DIVERGING, -1.0, 1.0, 1.0, "cosine")), start=1):
         hover = np.array([[f"<b>{labels[i]} · {labels[j]}</b><br>dot {sim.dot[i, j]:.2f}<br>"
                            f"cosine {sim.cosine[i, j]:.2f}<br>|{labels[i]}| = {sim.norms[i]:.2f}, "
@@ -210,7 +210,7 @@ def similarity_heatmaps(labels: Sequence[str], sim: Similarity, title: str | Non
         fig.add_trace(go.Heatmap(
             z=z, x=list(labels), y=list(labels), colorscale=scale, zmin=zmin, zmax=zmax, name=name,
             text=np.round(z, 2) if show_text else None, texttemplate="%{text}" if show_text else None,
-            textfont=dict(size=13), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+            textfont=dict(size=14), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
             colorbar=dict(x=bar_x, len=0.9, thickness=14), xgap=1, ygap=1), row=1, col=col)
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickangle=-45)
@@ -219,7 +219,7 @@ def similarity_heatmaps(labels: Sequence[str], sim: Similarity, title: str | Non
 
 def vector_lengths(labels: Sequence[str], norms: np.ndarray, title: str | None = None) -> go.Figure:
     """|v| for each word: the dot product grows with these, the cosine ignores them."""
-    fig = go.Figure(go.Bar(x=list(labels), y=norms, marker_color="#72b7b2", text=[f"{v:.2f}" for v in norms],
+    fig = go.Figure(go.Bar(x=list(labels), y=norms, marker_color=SKY, text=[f"{v:.2f}" for v in norms],
                            textposition="outside", hovertemplate="|%{x}| = %{y:.3f}<extra></extra>"))
     fig.update_yaxes(title_text="length |v|", range=[0, float(np.max(norms)) * 1.2 if len(norms) else 1])
     fig.update_xaxes(tickangle=-45)

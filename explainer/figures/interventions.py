@@ -8,8 +8,9 @@ from plotly.subplots import make_subplots
 
 from ..interventions import Comparison
 from .common import show_token, style
+from .palette import DARK_GREY, FIRST, HELPS, HELPS_HURTS_SCALE, HURTS, SECOND
 
-BEFORE, AFTER = "#4c78a8", "#f58518"
+BEFORE, AFTER = FIRST, SECOND
 
 
 def before_after(cmp: Comparison, what: str = "ablated", title: str | None = None) -> go.Figure:
@@ -39,13 +40,13 @@ def probability_changes(cmp: Comparison, title: str | None = None) -> go.Figure:
     labels = [show_token(t) for t in cmp.tokens][::-1]
     d = cmp.delta[::-1] * 100
     fig = go.Figure(go.Bar(
-        x=d, y=labels, orientation="h", marker_color=["#54a24b" if v >= 0 else "#e45756" for v in d],
+        x=d, y=labels, orientation="h", marker_color=[HELPS if v >= 0 else HURTS for v in d],
         text=[f"{v:+.1f} pt" for v in d], textposition="outside",
         customdata=np.stack([cmp.before[::-1], cmp.after[::-1]], axis=1),
         hovertemplate="%{y}<br>%{customdata[0]:.2%} → %{customdata[1]:.2%}<br>%{x:+.2f} points<extra></extra>",
     ))
     m = float(np.abs(d).max()) or 1.0
-    fig.add_vline(x=0, line_color="#555")
+    fig.add_vline(x=0, line_color=DARK_GREY)
     fig.update_xaxes(title_text="change in probability (percentage points)", range=[-m * 1.35, m * 1.35])
     return style(fig, title, height=120 + 36 * len(labels))
 
@@ -60,7 +61,7 @@ def attribution_heatmap(heads: np.ndarray, target: str, chosen=(), title: str | 
     tok = show_token(target)
     fig = go.Figure(go.Heatmap(
         z=heads, x=[f"H{h}" for h in range(H)], y=[f"L{layer}" for layer in range(L)],
-        zmid=0, zmin=-m, zmax=m, colorscale="RdBu",  # red = negative: hurts the prediction
+        zmid=0, zmin=-m, zmax=m, colorscale=HELPS_HURTS_SCALE,  # vermilion = negative: hurts the prediction
         hovertemplate=f"head %{{y}}.%{{x}}<br>estimated change of log p({tok}): %{{z:+.3f}}<extra></extra>",
         colorbar=dict(title="Δ log p<br>(estimate)"), xgap=1, ygap=1,
     ))

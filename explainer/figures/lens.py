@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 
 from ..lens import LensResult, TokenTrajectory
 from .common import PROB_SCALE, axis_labels, show_token, style
+from .palette import FIRST, SECOND
 
 LN2 = float(np.log(2.0))  # the lens keeps entropy in nats; every page shows bits (nats / ln 2)
 
@@ -58,7 +59,7 @@ def lens_grid(res: LensResult, tokens, positions: range | None = None, title: st
                            f"<br>entropy {res.entropy[i, p] / LN2:.2f} bits")
     fig = go.Figure(go.Heatmap(
         z=z, x=cols, y=rows, zmin=0, zmax=1, colorscale=PROB_SCALE, text=text, texttemplate="%{text}",
-        textfont=dict(size=13), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+        textfont=dict(size=14), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
         colorbar=dict(title="top-1<br>prob.", tickformat=".0%"), xgap=1, ygap=1,
     ))
     fig.update_xaxes(side="top", tickangle=-40,
@@ -92,10 +93,10 @@ def trajectory(tj: TokenTrajectory, tokens, position: int, title: str | None = N
     fig = make_subplots(1, 2, subplot_titles=("probability", "rank (1 = top guess)"), horizontal_spacing=0.1)
     fig.add_trace(go.Scatter(x=x, y=tj.probs[:, position], mode="lines+markers", customdata=layers,
                              hovertemplate=f"{who}<br>%{{customdata}}<br>probability %{{y:.2%}}<extra></extra>",
-                             line=dict(color="#4c78a8")), 1, 1)
+                             line=dict(color=FIRST)), 1, 1)
     fig.add_trace(go.Scatter(x=x, y=tj.ranks[:, position] + 1, mode="lines+markers", customdata=layers,
                              hovertemplate=f"{who}<br>%{{customdata}}<br>rank %{{y:,}}<extra></extra>",
-                             line=dict(color="#e45756")), 1, 2)
+                             line=dict(color=SECOND)), 1, 2)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(type="log", autorange="reversed", dtick=1, row=1, col=2)
     fig.update_xaxes(title_text=BLOCK_AXIS)

@@ -10,12 +10,13 @@ import plotly.graph_objects as go
 
 from ..makemore import CHARS, UNIFORM_LOSS, VOWELS, LRSweep, OverfitResult, TrainProgress
 from .common import style
+from .palette import BLUE, DARK_GREY, FIRST, LIGHT, MUTED, NOTICE, SECOND
 
-TRAIN, DEV, BATCH, VOWEL, CONSONANT, END = "#4c78a8", "#e45756", "#bbbbbb", "#e45756", "#4c78a8", "#888888"
+TRAIN, DEV, BATCH, VOWEL, CONSONANT, END = FIRST, SECOND, LIGHT, NOTICE, BLUE, MUTED
 
 
 def _baseline(fig: go.Figure) -> None:
-    fig.add_hline(y=UNIFORM_LOSS, line_dash="dot", line_color="#666",
+    fig.add_hline(y=UNIFORM_LOSS, line_dash="dot", line_color=DARK_GREY,
                   annotation_text=f"guessing uniformly: ln 27 = {UNIFORM_LOSS:.2f}", annotation_position="top right")
 
 
@@ -140,7 +141,7 @@ def overfit_curves(res: OverfitResult, title: str | None = None) -> go.Figure:
     fig.add_scatter(x=res.steps, y=res.dev, mode="lines", name="dev (names it never saw)",
                     line=dict(color=DEV, width=3), hovertemplate="step %{x}<br>dev loss %{y:.3f}<extra></extra>")
     best = int(np.argmin(res.dev))
-    fig.add_vline(x=res.best_step, line_dash="dash", line_color="#444",
+    fig.add_vline(x=res.best_step, line_dash="dash", line_color=DARK_GREY,
                   annotation_text=f"best dev loss {res.dev[best]:.2f}: stop here", annotation_position="top right")
     _baseline(fig)
     fig.update_xaxes(title="training step (whole tiny train set each step)")

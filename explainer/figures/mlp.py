@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from ..mlp import Histogram, NeuronSet, TokenNeurons
 from .common import DIVERGING, axis_labels, show_token, style
+from .palette import DARK_GREY, NEGATIVE, PICKED, POSITIVE, SEQUENTIAL, SKY
 
 
 def neurons_heatmap(tokens, ns: NeuronSet, title: str | None = None) -> go.Figure:
@@ -34,7 +35,7 @@ def top_neurons_bar(tn: TokenNeurons, token: str, title: str | None = None) -> g
     labels = [f"N{n}" for n in tn.neurons][::-1]
     vals = tn.acts[::-1]
     fig = go.Figure(go.Bar(
-        x=vals, y=labels, orientation="h", marker_color=["#d6604d" if v > 0 else "#4393c3" for v in vals],
+        x=vals, y=labels, orientation="h", marker_color=[POSITIVE if v > 0 else NEGATIVE for v in vals],
         text=[f"{v:+.2f}" for v in vals], textposition="outside",
         hovertemplate=f"layer {tn.layer}, neuron %{{y}}<br>at {show_token(token)!s}: %{{x:.3f}}<extra></extra>",
     ))
@@ -71,11 +72,11 @@ def activation_histogram(h: Histogram, title: str | None = None) -> go.Figure:
     centers = (h.edges[:-1] + h.edges[1:]) / 2
     width = float(h.edges[1] - h.edges[0])
     fig = go.Figure(go.Bar(
-        x=centers, y=h.counts, width=width, marker_color="#72b7b2",
+        x=centers, y=h.counts, width=width, marker_color=SKY,
         customdata=np.stack([h.edges[:-1], h.edges[1:]], axis=1),
         hovertemplate="activation %{customdata[0]:.2f} … %{customdata[1]:.2f}<br>%{y:,} values<extra></extra>",
     ))
-    fig.add_vline(x=0, line_dash="dot", line_color="#555")
+    fig.add_vline(x=0, line_dash="dot", line_color=DARK_GREY)
     fig.update_xaxes(title_text=f"activation (layer {h.layer})")
     fig.update_yaxes(title_text="count (log scale)", type="log", dtick=1)  # log axis: ticks at powers of ten only
     return style(fig, title, height=380)
@@ -90,13 +91,13 @@ def layer_activity_heatmap(tokens, activity: np.ndarray, layer: int | None = Non
     xs = axis_labels(tokens)
     L = activity.shape[0]
     fig = go.Figure(go.Heatmap(
-        z=activity, x=xs, y=[f"L{i}" for i in range(L)], colorscale="Viridis",
+        z=activity, x=xs, y=[f"L{i}" for i in range(L)], colorscale=SEQUENTIAL,
         hovertemplate="layer %{y}, token %{x}<br>strongest neuron: |activation| %{z:.2f}<extra></extra>",
         colorbar=dict(title="max |act.|"), xgap=1, ygap=1,
     ))
     if layer is not None:
         fig.add_shape(type="rect", x0=-0.5, x1=len(xs) - 0.5, y0=layer - 0.5, y1=layer + 0.5,
-                      line=dict(color="#e45756", width=3))
+                      line=dict(color=PICKED, width=3))
     fig.update_yaxes(autorange="reversed", title_text="layer")
     fig.update_xaxes(tickangle=-40, side="top")
     return style(fig, title, height=max(360, 140 + 18 * L))

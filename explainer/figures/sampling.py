@@ -13,9 +13,10 @@ from plotly.subplots import make_subplots
 
 from ..sampling import Distribution
 from .common import PROB_SCALE, show_token, style
+from .palette import BLUE, FAINT, LIGHT, LIGHT_BLUE, MUTED, ORANGE, PICKED, SKY
 
-KEPT = "#4c78a8"
-CUT = {"top-k": "#bab0ac", "top-p": "#f58518", "greedy": "#9d9d9d", "kept": KEPT}
+KEPT = BLUE
+CUT = {"top-k": MUTED, "top-p": ORANGE, "greedy": MUTED, "kept": KEPT}
 FATE_WORDS = {"kept": "kept", "top-k": "cut by top-k", "top-p": "cut by top-p", "greedy": "cut: temperature 0"}
 
 
@@ -52,8 +53,8 @@ def distribution_chart(dist: Distribution, ids: Sequence[int], strings: Sequence
              "<br>%{customdata[4]}<extra></extra>")
     text = [f"{p:.1%}" if f == "kept" else FATE_WORDS[f] for p, f in zip(dist.probs[ids], fates)][::-1]
     fig = go.Figure()
-    fig.add_bar(x=before, y=labels, orientation="h", name="after temperature only", marker_color="#c6dbef",
-                marker_line_color="#6b8fb8", marker_line_width=1, customdata=custom, hovertemplate=hover)
+    fig.add_bar(x=before, y=labels, orientation="h", name="after temperature only", marker_color=LIGHT_BLUE,
+                marker_line_color=BLUE, marker_line_width=1, customdata=custom, hovertemplate=hover)
     fig.add_bar(x=final, y=labels, orientation="h", name="sampled with (after top-k, top-p)",
                 marker_color=[CUT[f] for f in fates][::-1], text=text, textposition="outside", cliponaxis=False,
                 customdata=custom, hovertemplate=hover)
@@ -103,7 +104,7 @@ def survival_chart(dist: Distribution, ids: Sequence[int], strings: Sequence[str
     ))
     fig.update_xaxes(side="top")
     fig.update_yaxes(tickfont=dict(family="ui-monospace, Menlo, monospace"))
-    fig.update_layout(plot_bgcolor="#eeeeee")
+    fig.update_layout(plot_bgcolor=FAINT)
     return _title_above_top_axis(style(fig, title, height=200 + 30 * len(ids)))
 
 
@@ -147,14 +148,14 @@ def timeline_chart(steps: Sequence, current: int | None = None, names: dict[int,
                      f"<br>other candidates: {alt}")
     # Entropy bars on the primary axis (drawn first, drawn under), shown on the right; the probability line on
     # the secondary axis (drawn on top), shown on the left, so no bar hides a marker or its token.
-    fig.add_bar(x=x, y=ents, name="entropy (bits)", marker_color="#e0e0e0", hoverinfo="skip", secondary_y=False)
+    fig.add_bar(x=x, y=ents, name="entropy (bits)", marker_color=LIGHT, hoverinfo="skip", secondary_y=False)
     fig.add_scatter(x=x, y=probs, mode="lines+markers+text", name="probability of the chosen token",
                     text=[_short(s.token, 10) for s in steps], textposition="top center",
                     marker=dict(size=14, symbol=[_SYMBOL.get(s.how, "diamond") for s in steps],
-                                color=[KEPT if s.how == "top" else "#e45756" for s in steps]),
-                    line=dict(color="#9ecae1"), hovertext=hover, hoverinfo="text", secondary_y=True)
+                                color=[KEPT if s.how == "top" else PICKED for s in steps]),
+                    line=dict(color=SKY), hovertext=hover, hoverinfo="text", secondary_y=True)
     if current is not None and 0 <= current < len(steps):
-        fig.add_vline(x=current, line_width=3, line_color="#f58518", opacity=0.6)
+        fig.add_vline(x=current, line_width=3, line_color=PICKED, opacity=0.6)
     fig.update_yaxes(title_text="probability", tickformat=".0%", range=[0, 1.18], side="left",
                      tickmode="linear", tick0=0, dtick=0.2, secondary_y=True)
     fig.update_yaxes(title_text="entropy (bits)", showgrid=False, side="right", tickformat=".1f",
@@ -215,7 +216,7 @@ def padding_chart(batch, title: str | None = None) -> go.Figure:
     fig = go.Figure(go.Heatmap(
         z=mask[::-1], x=[str(c) for c in range(t)], y=rows[::-1], text=text[::-1], texttemplate="%{text}",
         textfont=dict(size=14, family="ui-monospace, Menlo, monospace"), customdata=hover[::-1],
-        hovertemplate="%{customdata}<extra></extra>", colorscale=[[0, "#e6e6e6"], [1, "#9ecae1"]], zmin=0, zmax=1,
+        hovertemplate="%{customdata}<extra></extra>", colorscale=[[0, FAINT], [1, SKY]], zmin=0, zmax=1,
         showscale=False, xgap=3, ygap=3,
     ))
     fig.update_xaxes(title="column (position in the padded batch)", side="top")

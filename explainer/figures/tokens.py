@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .common import show_token, style
+from .palette import BLUE
 
 
 def top_next_tokens(tokens: list[str], ids: list[int], probs: np.ndarray, logits: np.ndarray,
@@ -18,7 +19,7 @@ def top_next_tokens(tokens: list[str], ids: list[int], probs: np.ndarray, logits
         customdata=np.stack([np.asarray(ids)[::-1], np.asarray(logits)[::-1]], axis=1),
         hovertemplate="token %{y}<br>id %{customdata[0]:.0f}<br>logit %{customdata[1]:.2f}"
                       "<br>probability %{x:.2%}<extra></extra>",
-        marker_color="#4c78a8",
+        marker_color=BLUE,
     ))
     fig.update_xaxes(tickformat=".0%", range=[0, min(1.0, float(probs.max()) * 1.25 + 0.02)])
     return style(fig, title, height=80 + 38 * len(tokens))
