@@ -378,7 +378,7 @@ def _strongest_head(lm, q, memo) -> Answer:
     role = q["role"]
     top = heads.top_heads(_head_scores(lm, memo)[role], k=3)
     best = top[0]
-    label = heads.ROLE_LABELS[role].lower()
+    label = role.replace("_", "-")
     return Answer(q.get("_kind", "strongest_head"),
                   f"layer {best.layer}, head {best.head} (its {label} score: {best.score:.2f} of 1)",
                   {"layer": best.layer, "head": best.head, "score": best.score, "role": role,
