@@ -26,3 +26,11 @@ class RangeError(ExplainerError):
 
 class SettingError(ExplainerError):
     """A setting out of its range (a token limit, a count of guesses, a training setting)."""
+
+
+class LessonError(ExplainerError):
+    """A lesson file that cannot be used as it is: its message names the file, the step and the field."""
+
+    def __init__(self, what: str, fix: str = "", source: str = "", step: int | None = None, field: str = ""):
+        super().__init__(what, fix)
+        self.source, self.step, self.field = source, step, field
