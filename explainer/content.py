@@ -108,6 +108,36 @@ TEMPLATES: dict[str, Template] = {
 }
 
 
+# -- the MLP page's curated neuron ----------------------------------------------------------------------
+# Found by mlp.search_neurons over NUMBER_SEARCH (a token is a member when it is a number), best held-out
+# precision among the top candidates of the bundled model: L22.N1293 fires on digits (tests/test_mlp.py
+# re-runs the search and checks the neuron on NUMBER_CHECK, sentences the search never saw).
+NUMBER_PATTERN = r"\s?\d+"
+NUMBER_SEARCH = (
+    "In 1998 there were 42 students and 7 teachers in the school.",
+    "The train leaves at 9 and arrives at 11, after 120 kilometres.",
+    "She bought 3 apples, 12 eggs and 2 loaves of bread for 15 dollars.",
+    "Chapter 4 starts on page 87 and ends on page 103.",
+    "The temperature dropped to 5 degrees, then rose to 21 by noon.",
+    "He was born on 14 March 1879 and died in 1955.",
+    "We need 250 grams of flour and 2 cups of milk.",
+    "The score was 3 to 1 after 90 minutes.",
+    "The cat sat quietly on the warm windowsill.",
+    "Once upon a time a princess lived in a castle.",
+    "Paris is the capital of France.",
+    "They walked along the river and talked about music.",
+)
+NUMBER_CHECK = (
+    "There are 365 days in a year and 24 hours in a day.",
+    "Room 12 is on floor 3, next to room 14.",
+    "In 2020 about 8 billion people lived on Earth.",
+    "Add 4 and 6 to get 10.",
+    "The dog barked at the postman all morning.",
+    "She opened the window and the birds began to sing.",
+)
+CURATED_NEURON = {"bundled": (22, 1293, "digits", "There are 365 days in a year and 24 hours in a day.")}
+
+
 # -- the glossary ---------------------------------------------------------------------------------
 # Every technical term the pages mark with ui.term(), in plain words, lower case and without a final full
 # stop, so that a page can put the definition in brackets right where the term first appears. The Glossary

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import RangeError
+from .errors import ExplainerError, RangeError
 from .sampling import top_k
 from .trace import Trace
 
@@ -135,3 +135,65 @@ def layer_activity(tr: Trace, skip_first: bool = False) -> np.ndarray:
         a = a.copy()
         a[:, 0] = np.nan
     return a
+
+
+# -- finding a neuron with a job -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NeuronScore:
+    layer: int
+    neuron: int
+    score: float           # (mean on members - mean on the rest) / std over all tokens
+    mean_members: float
+    mean_rest: float
+
+
+def search_neurons(lm, texts, is_member, k: int = 5) -> list[NeuronScore]:
+    """The k neurons that best tell apart the tokens for which `is_member(token_text)` is true from the rest,
+    over `texts` (position 0 of each text left out): the largest standardised difference of mean activation.
+    This is the search behind the MLP page's curated neuron (content.CURATED_NEURON)."""
+    from .capture import trace
+
+    acts, member = [], []
+    for text in texts:
+        tr = trace(lm, text)
+        for i, tok in enumerate(tr.tokens[1:], start=1):
+            acts.append(tr.mlp[:, i, :].astype(np.float64))           # [L, M]
+            member.append(bool(is_member(tok)))
+    a, y = np.stack(acts, axis=1), np.array(member)                  # [L, N, M], [N]
+    if not y.any() or y.all():
+        raise ExplainerError("The search needs tokens of both kinds.", "Give texts with and without the pattern.")
+    pos, rest = a[:, y].mean(axis=1), a[:, ~y].mean(axis=1)          # [L, M] each
+    score = (pos - rest) / (a.std(axis=1) + 1e-6)                     # [L, M]
+    order = np.argsort(-score.ravel(), kind="stable")[:k]
+    out = []
+    for o in order:
+        layer, neuron = np.unravel_index(int(o), score.shape)
+        out.append(NeuronScore(int(layer), int(neuron), float(score[layer, neuron]), float(pos[layer, neuron]),
+                               float(rest[layer, neuron])))
+    return out
+
+
+@dataclass(frozen=True)
+class NeuronCheck:
+    n_members: int
+    mean_members: float
+    mean_rest: float
+    precision: float       # of the n_members most active tokens, the share that are members
+
+
+def neuron_report(lm, layer: int, neuron: int, texts, is_member) -> NeuronCheck:
+    """How well one neuron picks out the member tokens of `texts` (position 0 left out)."""
+    from .capture import trace
+
+    acts, member = [], []
+    for text in texts:
+        tr = trace(lm, text)
+        acts.extend(float(v) for v in tr.mlp[check_layer(tr, layer), 1:, check_neuron(tr, neuron)])
+        member.extend(bool(is_member(t)) for t in tr.tokens[1:])
+    a, y = np.array(acts), np.array(member)
+    n = int(y.sum())
+    top = np.argsort(-a, kind="stable")[:n]
+    return NeuronCheck(n_members=n, mean_members=float(a[y].mean()) if n else 0.0,
+                       mean_rest=float(a[~y].mean()) if (~y).any() else 0.0,
+                       precision=float(y[top].mean()) if n else 0.0)

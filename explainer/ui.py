@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 import explainer as ex
-from explainer import anatomy, attention_out, generation, glove, heads, interventions, lens, links, makemore
+from explainer import anatomy, attention_out, generation, glove, heads, interventions, lens, links, makemore, mlp
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import show_token
 from explainer.figures.palette import TOKEN_TINTS
@@ -162,6 +162,26 @@ def lr_sweep(block_size: int, n_embd: int, n_hidden: int, batch_size: int):
 @st.cache_resource(show_spinner=False, max_entries=16)
 def overfit_run(block_size: int, n_names: int, n_hidden: int):
     return _frozen(makemore.overfit_demo(names_data(block_size), n_names=n_names, n_hidden=n_hidden))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def curated_neuron(model_name: str):
+    """The MLP page's curated neuron for this model, with its activations on the example sentence and its
+    report on sentences its search never saw; None when the model has none."""
+    import re
+
+    from explainer import content
+
+    found = content.CURATED_NEURON.get(model_name)
+    if found is None:
+        return None
+    layer, neuron, label, example = found
+    lm = get_model(model_name)
+    is_number = lambda t: re.fullmatch(content.NUMBER_PATTERN, t) is not None   # noqa: E731
+    tr = ex.trace(lm, example)
+    return _frozen({"layer": layer, "neuron": neuron, "label": label, "tokens": tr.tokens,
+                    "acts": mlp.neuron_activation(tr, layer, neuron),
+                    "report": mlp.neuron_report(lm, layer, neuron, content.NUMBER_CHECK, is_number)})
 
 
 @st.cache_resource(show_spinner="Loading the GloVe word vectors (once)…")

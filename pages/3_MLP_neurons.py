@@ -24,6 +24,26 @@ def intro(lm, tr) -> None:
         "neuron that fires writes its own little message into the residual stream.")
 
 
+def neuron_with_a_job(lm) -> None:
+    """A curated, interpretable neuron of the bundled model, shown on its own example sentence."""
+    cn = ui.curated_neuron(lm.name)
+    if cn is None:
+        return
+    layer, neuron, rep = cn["layer"], cn["neuron"], cn["report"]
+    st.subheader(f"Meet a neuron with a job: L{layer}.N{neuron} fires on {cn['label']}")
+    peak = float(abs(cn["acts"][1:]).max()) or 1.0
+    ui.token_chips(cn["tokens"], [f"{a:+.1f}" for a in cn["acts"]], figs.neuron_colors(cn["acts"], peak),
+                   figs.neuron_titles(cn["tokens"], cn["acts"], layer, neuron))
+    st.markdown(
+        f"Most neurons are hard to name, but some have a clear job. Neuron {neuron} of block {layer} was found by "
+        f"a search: among all {lm.n_layers * lm.d_mlp:,} neurons, the one whose activation best separates number "
+        f"tokens from other tokens in a dozen sentences. On sentences the search never saw, it averages "
+        f"**{rep.mean_members:+.2f} on the {rep.n_members} number tokens** and {rep.mean_rest:+.2f} on the "
+        f"rest, and {rep.precision:.0%} of its {rep.n_members} strongest tokens are numbers.")
+    st.button(f"Look at L{layer}.N{neuron} on your prompt", key="mlp_curated",
+              on_click=ui.update_link, args=({"layer": str(layer), "neuron": str(neuron)},))
+
+
 def controls(tr) -> tuple[int, int, bool]:
     """The layer, how many neurons to rank, and whether the first token is left out."""
     L, T, _ = tr.mlp.shape
@@ -109,6 +129,7 @@ lm, tr = ui.traced_page(
     icon="🧩",
 )
 intro(lm, tr)
+neuron_with_a_job(lm)
 layer, n_show, skip = controls(tr)
 ns = most_active(tr, layer, n_show, skip)
 try:

@@ -96,3 +96,22 @@ def test_bad_indices_raise_range_errors(tr):
                  lambda: mlp.neuron_activation(tr, 0, M), lambda: mlp.neuron_activation(tr, 0, -1)):
         with pytest.raises(ex.RangeError):
             call()
+
+
+def test_the_curated_neuron_is_what_its_search_finds_and_holds_on_new_sentences(bundled):
+    import re
+
+    from explainer import content
+
+    layer, neuron, _, _ = content.CURATED_NEURON["bundled"]
+    is_number = lambda t: re.fullmatch(content.NUMBER_PATTERN, t) is not None   # noqa: E731
+    found = mlp.search_neurons(bundled, content.NUMBER_SEARCH, is_number, k=3)
+    assert (layer, neuron) in [(s.layer, s.neuron) for s in found]
+    rep = mlp.neuron_report(bundled, layer, neuron, content.NUMBER_CHECK, is_number)   # sentences never searched
+    assert set(content.NUMBER_CHECK).isdisjoint(content.NUMBER_SEARCH)
+    assert rep.n_members >= 10 and rep.precision >= 0.8 and rep.mean_members > 20 * abs(rep.mean_rest)
+    # by hand for one sentence: the neuron's activation is its column of the trace
+    tr = ex.trace(bundled, content.NUMBER_CHECK[0])
+    acts = tr.mlp[layer, 1:, neuron]
+    nums = [i for i, t in enumerate(tr.tokens[1:]) if is_number(t)]
+    assert min(acts[nums]) > max(np.delete(acts, nums))                # every number beats every other token

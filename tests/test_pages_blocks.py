@@ -128,3 +128,23 @@ def test_interventions_page(offline, bundled, tr):
     assert at.text_input(key="abl_neurons").value == ", ".join(iv.neuron_label(*x) for x in attr.top_neurons(3))
     at.multiselect(key="abl_heads").select("L0.H0").run()
     page_ok(at)
+
+
+def test_mlp_page_introduces_its_curated_neuron(offline, bundled):
+    import re
+
+    from explainer import content
+
+    layer, neuron, _, _ = content.CURATED_NEURON["bundled"]
+    rep = mlp.neuron_report(bundled, layer, neuron, content.NUMBER_CHECK,
+                            lambda t: re.fullmatch(content.NUMBER_PATTERN, t) is not None)
+    at = AppTest.from_file("../pages/3_MLP_neurons.py", default_timeout=180).run()
+    page_ok(at)
+    md = _text(at)
+    assert f"L{layer}.N{neuron} fires on digits" in md
+    assert f"**{rep.mean_members:+.2f} on the {rep.n_members} number tokens**" in md
+    assert f"{rep.precision:.0%} of its {rep.n_members} strongest tokens are numbers" in md
+    at.button(key="mlp_curated").click().run()
+    page_ok(at)
+    assert at.slider(key="mlp_layer").value == layer and at.selectbox(key="mlp_neuron").value == neuron
+    assert at.query_params["layer"] == str(layer) and at.query_params["neuron"] == str(neuron)
