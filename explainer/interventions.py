@@ -281,3 +281,43 @@ def parse_heads(labels: str | Iterable[str]) -> list[tuple[int, int]]:
 def parse_neurons(text: str | Iterable[str]) -> list[tuple[int, int]]:
     """"L15.N1274, 20.7" -> [(15, 1274), (20, 7)]. Raises PromptError naming a bad entry."""
     return _parse_pairs(text, "N", "neuron", "L15.N1274")
+
+
+# -- a named experiment: switch off the copying heads -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Knockout:
+    """How well the model copies a repeated random sequence, as is and with heads switched off."""
+
+    heads: tuple[tuple[int, int], ...]      # the strongest induction heads, switched off
+    period: int                             # tokens in the random sequence (it is then repeated)
+    copying: float                          # mean probability of the right next token in the second copy
+    without_induction: float                # the same with `heads` off
+    without_random: tuple[float, ...]       # the same with as many random other heads off, one per trial
+
+
+def knockout_copying(lm: LoadedModel, scores: dict, k: int = 3, n: int = 20, seed: int = 5,
+                     trials: int = 5) -> Knockout:
+    """Switch off the k strongest induction heads (by `scores["induction"]`, from heads.head_scores) and
+    measure copying on a random sequence repeated twice: the mean probability of the right next token at
+    the second copy's positions. As a control, k random other heads are switched off instead."""
+    from .heads import repeated_tokens
+
+    seq = repeated_tokens(lm, n=n, batch=1, seed=seed)
+    ids, P, period = seq.ids[0], seq.prefix, seq.period
+    q = np.arange(P + period, P + 2 * period - 1)                      # second-copy positions with a next token
+    x = torch.as_tensor(ids[None], device=lm.device)                    # [1, T]
+
+    def copying(hs) -> float:
+        with torch.inference_mode(), hooks(ablation_hooks(lm, tuple(sorted(hs)), ())):
+            logits = lm.model(input_ids=x, use_cache=False).logits[0].float().cpu().numpy()   # [T, V]
+        p = softmax(logits[q])                                          # [n-1, V]
+        return float(p[np.arange(len(q)), ids[q + 1]].mean())
+
+    top = tuple((h.layer, h.head) for h in top_heads(scores["induction"], k))
+    others = [(layer, h) for layer in range(lm.n_layers) for h in range(lm.n_heads) if (layer, h) not in top]
+    rng = np.random.default_rng(seed)
+    rand = tuple(copying([others[i] for i in rng.choice(len(others), size=len(top), replace=False)])
+                 for _ in range(int(trials)))
+    return Knockout(heads=top, period=period, copying=copying(()), without_induction=copying(top),
+                    without_random=rand)

@@ -165,6 +165,12 @@ def overfit_run(block_size: int, n_names: int, n_hidden: int):
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
+def knockout(model_name: str):
+    """The Interventions page's named experiment: copying with the strongest induction heads switched off."""
+    return _frozen(interventions.knockout_copying(get_model(model_name), head_roles(model_name)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
 def curated_neuron(model_name: str):
     """The MLP page's curated neuron for this model, with its activations on the example sentence and its
     report on sentences its search never saw; None when the model has none."""

@@ -18,6 +18,29 @@ def _set(name: str, value: str) -> None:
     ui.set_link(name, value)
 
 
+def named_experiment(lm) -> None:
+    """Switch off the copying heads: the experiment that shows what induction heads are for."""
+    st.subheader("A named experiment: switch off the heads that copy")
+    try:
+        with st.spinner("Switching off the strongest induction heads on a repeated random sequence…"):
+            ko = ui.knockout(lm.name)
+    except (ExplainerError, ValueError) as e:
+        st.info(f"The experiment cannot run on this model: {e}")
+        return
+    names = ", ".join(iv.head_label(*h) for h in ko.heads)
+    rand = sorted(ko.without_random)
+    st.markdown(
+        f"Give the model {ko.period} random tokens, then the same {ko.period} again. In the second copy it can "
+        f"predict every next token by copying from the first: it gives the right one **{ko.copying:.1%}** on "
+        f"average, where a guess among {lm.vocab_size:,} tokens would give {1 / lm.vocab_size:.4%}. The "
+        f"{len(ko.heads)} strongest " + ui.term("induction head", "induction heads") + f" ({names}) do that "
+        f"copying: switch them off and it falls to **{ko.without_induction:.1%}**. Switching off "
+        f"{len(ko.heads)} other heads at random instead leaves between {rand[0]:.1%} and {rand[-1]:.1%} "
+        f"({len(rand)} tries). A few heads out of {lm.n_layers * lm.n_heads} carry a whole skill.")
+    st.button(f"Switch {names} off on your prompt", key="abl_named", on_click=_set,
+              args=("ablate_heads", ",".join(iv.head_label(*h) for h in ko.heads)))
+
+
 def choose_parts(lm, attr) -> tuple[list, str]:
     """The heads chosen (labels) and the neurons typed."""
     L, H = lm.n_layers, lm.n_heads
@@ -115,6 +138,7 @@ except ExplainerError as e:
     st.info(str(e))
     st.stop()
 
+named_experiment(lm)
 chosen_heads, typed_neurons = choose_parts(lm, attr)
 heads = iv.parse_heads(chosen_heads)
 try:

@@ -12,6 +12,7 @@ import torch
 import explainer as ex
 from explainer import interventions as iv
 from explainer.capture import hooks
+from explainer.sampling import softmax
 from tests.conftest import hook_keys, run_concurrently
 
 PROMPT = "The Eiffel Tower is in the city of"
@@ -192,3 +193,37 @@ def test_labels_parse_and_bad_parts_raise_prompt_errors(tiny_gpt2):
         iv.ablate(tiny_gpt2, PROMPT, heads=[(2, 0)])                     # the tiny model has 2 layers
     with pytest.raises(ex.RangeError):
         iv.ablate(tiny_gpt2, PROMPT, neurons=[(0, tiny_gpt2.d_mlp)])
+
+
+def _copy_weights_zeroed(lm, heads):
+    model = copy.deepcopy(lm.model)
+    for layer, h in heads:
+        _zero_inputs(OUT_PROJ[lm.arch.family](model, layer), slice(h * lm.d_head, (h + 1) * lm.d_head))
+    return model
+
+
+def test_knockout_copying_against_models_with_zeroed_weights(tiny_gpt2):
+    from explainer import heads as hd
+
+    scores = hd.head_scores(tiny_gpt2, n=12, batch=1, seed=0)
+    ko = iv.knockout_copying(tiny_gpt2, scores, k=2, n=10, seed=3, trials=2)
+    seq = hd.repeated_tokens(tiny_gpt2, n=10, batch=1, seed=3)
+    ids, P, n = seq.ids[0], seq.prefix, seq.period
+    q = np.arange(P + n, P + 2 * n - 1)
+
+    def copying(model) -> float:
+        p = softmax(_logits(model, ids.tolist()))                          # [T, V] a plain forward pass
+        return float(np.mean([p[i, ids[i + 1]] for i in q]))
+
+    assert ko.heads == tuple((h.layer, h.head) for h in hd.top_heads(scores["induction"], 2))
+    assert ko.copying == pytest.approx(copying(tiny_gpt2.model), abs=1e-6)
+    assert ko.without_induction == pytest.approx(copying(_copy_weights_zeroed(tiny_gpt2, ko.heads)), abs=1e-6)
+    assert len(ko.without_random) == 2
+
+
+def test_switching_off_the_induction_heads_stops_copying_on_the_bundled_model(bundled):
+    from explainer import heads as hd
+
+    ko = iv.knockout_copying(bundled, hd.head_scores(bundled))
+    # what the Interventions page says: copying falls far below what random heads leave
+    assert ko.without_induction < ko.copying / 5 and ko.without_induction < min(ko.without_random) / 2

@@ -148,3 +148,19 @@ def test_mlp_page_introduces_its_curated_neuron(offline, bundled):
     page_ok(at)
     assert at.slider(key="mlp_layer").value == layer and at.selectbox(key="mlp_neuron").value == neuron
     assert at.query_params["layer"] == str(layer) and at.query_params["neuron"] == str(neuron)
+
+
+def test_interventions_page_opens_with_its_named_experiment(offline, bundled):
+    from explainer import heads
+
+    ko = iv.knockout_copying(bundled, heads.head_scores(bundled))
+    at = AppTest.from_file("../pages/7_Interventions.py", default_timeout=240).run()
+    page_ok(at)
+    md = _text(at)
+    assert f"it gives the right one **{ko.copying:.1%}**" in md
+    assert f"switch them off and it falls to **{ko.without_induction:.1%}**" in md
+    names = ",".join(iv.head_label(*h) for h in ko.heads)
+    at.button(key="abl_named").click().run()
+    page_ok(at)
+    assert at.query_params["ablate_heads"] == names
+    assert sorted(at.multiselect(key="abl_heads").value) == sorted(names.split(","))
