@@ -24,10 +24,18 @@ def app_and_browser(chromium):
         yield base, chromium
 
 
+PROJECTORS = [(1280, 720), (1920, 1080)]   # a school projector's usual modes
+
+
+@pytest.mark.parametrize("size", PROJECTORS, ids=[f"{w}x{h}" for w, h in PROJECTORS])
 @pytest.mark.parametrize("name,path", br.pages(), ids=[n for n, _ in br.pages()])
-def test_page_renders_without_exception(app_and_browser, name, path):
+def test_page_renders_without_exception(app_and_browser, name, path, size):
+    """Every page at both projector sizes: no exception, no error; the whole page is kept as a screenshot
+    ({name}.png at 1280×720, {name}_1920x1080.png) to be looked at as a class would see it."""
     base, b = app_and_browser
-    exceptions, errors = br.visit(b, base, path, br.SHOTS / f"{name}.png")
+    w, h = size
+    shot = br.SHOTS / (f"{name}.png" if size == PROJECTORS[0] else f"{name}_{w}x{h}.png")
+    exceptions, errors = br.visit(b, base, path, shot, width=w, height=h)
     assert not exceptions, f"{name} raised: {exceptions}"
     assert not errors, f"{name} showed an error: {errors}"
 
