@@ -117,9 +117,13 @@ def main() -> None:
     print(f"  conversion, first in this process      {first:6.1f} s")
     print(f"  conversion (prepare_bundled), median   {med(new):6.1f} s   {med(new_r):5.1f}× forward   "
           f"(each: {', '.join(f'{r:.1f}' for r in new_r)})")
+    print(f"  fastest conversion / fastest forward   {min(new):6.1f} s   {min(new) / min(fwd):5.1f}× "
+          f"{min(fwd) * 1e3:.0f} ms (the least disturbed runs, on a loaded machine)")
     if ref:
         print(f"  transformers' GGUF path, median        {med(ref):6.1f} s   {med(ref_r):5.1f}× forward   "
               f"(each: {', '.join(f'{r:.1f}' for r in ref_r)})")
+        print(f"  transformers' GGUF path, fastest       {min(ref):6.1f} s   {min(ref) / min(fwd):5.1f}× "
+              "fastest forward")
     print(f"  cold first load, fresh process         {cold['load_s']:6.1f} s   {cold['load_s'] / f0:5.1f}× forward")
     print(f"  warm load from the cache, fresh process{warm['load_s']:6.1f} s   {warm['load_s'] / f1:5.1f}× forward")
     print(f"  manifest check: sizes {med(shallow) * 1e3:.2f} ms; sizes + SHA-256 {med(deep) * 1e3:.0f} ms "

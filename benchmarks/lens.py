@@ -17,16 +17,20 @@ import statistics
 
 from _bench import rss_mb, seconds, text_of  # (also puts the repository on sys.path)
 
+FASTEST: list[float] = []   # every bare forward pass timed, for the least disturbed one
 
-def _paired(fn, forward, repeats: int) -> tuple[float, float]:
-    """Median time of fn, and the median ratio fn / forward over adjacent pairs (robust to a loaded machine)."""
+
+def _paired(fn, forward, repeats: int) -> tuple[float, float, float]:
+    """Median time of fn, the median ratio fn / forward over adjacent pairs (robust to a loaded machine),
+    and the fastest fn."""
     times, ratios = [], []
     for _ in range(repeats):
         f = seconds(forward)
         t = seconds(fn)
+        FASTEST.append(f)
         times.append(t)
         ratios.append(t / f)
-    return statistics.median(times), statistics.median(ratios)
+    return statistics.median(times), statistics.median(ratios), min(times)
 
 
 def main() -> None:
@@ -35,6 +39,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--before", help="another explainer/lens.py to time against this one")
+    ap.add_argument("--lens-only", action="store_true", help="skip the trajectory, ablation and attribution")
     args = ap.parse_args()
 
     import torch
@@ -114,24 +119,32 @@ def main() -> None:
             b = seconds(lambda: before.logit_lens(lm, tr, k=5))
             a = seconds(lambda: lens.logit_lens(lm, tr, k=5))
             both.append((b, a, b / a))
-    t_traj = _paired(lambda: lens.token_trajectory(lm, tr, int(tr.token_ids[-1])), forward, args.repeats)
     heads, neurons = [(3, 4), (10, 2), (20, 8)], [(11, 100), (28, 7), (15, 1274)]
-    t_abl = _paired(lambda: iv.ablate(lm, tr, heads=heads, neurons=neurons), forward, args.repeats)
-    t_attr = _paired(lambda: iv.attribution(lm, tr), forward, args.repeats)
+    skip = (float("nan"),) * 3
+    t_traj = skip if args.lens_only else _paired(lambda: lens.token_trajectory(lm, tr, int(tr.token_ids[-1])),
+                                                 forward, args.repeats)
+    t_abl = skip if args.lens_only else _paired(lambda: iv.ablate(lm, tr, heads=heads, neurons=neurons), forward,
+                                                args.repeats)
+    t_attr = skip if args.lens_only else _paired(lambda: iv.attribution(lm, tr), forward, args.repeats)
 
     naive_mb = L1 * T * V * 4 / 2**20
     print(f"bundled model ({lm.n_layers} layers, vocab {V:,}) on {args.device}, {T} tokens, "
           f"median of {args.repeats}, torch threads {torch.get_num_threads()}")
     print(f"  bare forward pass            {fwd * 1e3:8.1f} ms")
-    print(f"  floor: norm + unembedding    {t_floor[0] * 1e3:8.1f} ms   {t_floor[1]:5.1f}× forward")
-    print(f"  logit_lens (k=5)             {t_lens[0] * 1e3:8.1f} ms   {t_lens[1]:5.1f}× forward")
-    print(f"  first view: last 16 positions {t_first[0] * 1e3:7.1f} ms   {t_first[1]:5.1f}× forward")
+    fast = min(FASTEST)
+    print(f"  floor: norm + unembedding    {t_floor[0] * 1e3:8.1f} ms   {t_floor[1]:5.1f}× forward   "
+          f"fastest {t_floor[2] / fast:5.1f}×")
+    print(f"  logit_lens (k=5)             {t_lens[0] * 1e3:8.1f} ms   {t_lens[1]:5.1f}× forward   "
+          f"fastest {t_lens[2] / fast:5.1f}×   lens / floor {t_lens[0] / t_floor[0]:.2f}")
+    print(f"  first view: last 16 positions {t_first[0] * 1e3:7.1f} ms   {t_first[1]:5.1f}× forward   "
+          f"fastest {t_first[2] * 1e3:.0f} ms")
     if before is not None:
         med = statistics.median
         print(f"  before ({args.before}): {med(b for b, _, _ in both) * 1e3:.1f} ms, after "
               f"{med(a for _, a, _ in both) * 1e3:.1f} ms, before / after {med(r for _, _, r in both):.2f} "
               "(interleaved)")
     print(f"  token_trajectory             {t_traj[0] * 1e3:8.1f} ms   {t_traj[1]:5.1f}× forward")
+    print(f"  fastest bare forward pass    {fast * 1e3:8.1f} ms   (\"fastest\" ratios: fastest run / this)")
     print(f"  ablate 3 heads + 3 neurons   {t_abl[0] * 1e3:8.1f} ms   {t_abl[1]:5.1f}× forward")
     print(f"  attribution (fwd + bwd)      {t_attr[0] * 1e3:8.1f} ms   {t_attr[1]:5.1f}× forward")
     print(f"  lens: {len(sizes)} chunks, largest {max(sizes) * 4 / 2**20:.1f} MB of logits at once; "

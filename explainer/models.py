@@ -245,11 +245,18 @@ def _write_cache(conv: _Converted, target: Path, progress: Progress) -> Path:
             old = Path(tempfile.mkdtemp(prefix=".old-", dir=target.parent))
             os.replace(target, old / "cache")
         os.replace(tmp, target)  # atomic: a crash never leaves half a cache under the real name
+        _verified.add(_files_key(target, files))  # hashed just now: this process need not read them again
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _files_key(target: Path, names) -> tuple:
+    """What identifies these files as the ones whose hashes were checked: path, size, mtime, inode."""
+    stats = {name: (target / name).stat() for name in names}
+    return (str(target), *sorted((name, st.st_size, st.st_mtime_ns, st.st_ino) for name, st in stats.items()))
 
 
 def _cache_ok(target: Path, deep: bool) -> bool:
@@ -265,7 +272,7 @@ def _cache_ok(target: Path, deep: bool) -> bool:
             return False
         if not deep:
             return True
-        key = (str(target), *sorted((name, st.st_size, st.st_mtime_ns, st.st_ino) for name, st in stats.items()))
+        key = _files_key(target, files)
         if key not in _verified:
             if any(_file_digest(target / name) != meta["sha256"] for name, meta in files.items()):
                 return False
