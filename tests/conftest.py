@@ -22,7 +22,7 @@ EIFFEL = "The Eiffel Tower is in the city of"
 
 @pytest.fixture(scope="session")
 def bundled() -> ex.LoadedModel:
-    """The real SmolLM2-135M (offline); the first run converts it (~40 s), later runs take ~5 s."""
+    """The real SmolLM2-135M (offline); the first run converts it (~6 s), later runs take ~5 s."""
     return ex.load_model("bundled", device="cpu")
 
 

@@ -200,3 +200,52 @@ def test_embedding_echo_and_median_norms_by_hand(bundled):
     assert residual.embedding_echo(res.ids, tr.token_ids) == int((top == np.asarray(tr.token_ids)).sum())
     norms = np.linalg.norm(tr.resid.astype(np.float64), axis=-1)
     np.testing.assert_allclose(residual.median_norms(res.resid_norm), np.median(norms[:, 1:], axis=1), rtol=1e-5)
+
+def _by_hand(lm: ex.LoadedModel, resid_l: np.ndarray) -> torch.Tensor:
+    """One layer's rows through the final RMSNorm and the unembedding, then log_softmax, written out.  [T, V]
+    The logits in float32, as the model computes them; the softmax in float64, because a float32
+    -(p·log p).sum over 49k terms is itself 3e-5 nats off the exact entropy of those logits."""
+    norm = lm.arch.final_norm_module(lm.model)
+    w = lm.model.get_output_embeddings().weight
+    x = torch.from_numpy(resid_l.copy())                                  # [T, D]
+    h = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon) * norm.weight
+    return torch.log_softmax((h @ w.T).double(), dim=-1)                  # [T, V]
+
+
+def test_full_grid_equals_a_plain_log_softmax_per_layer(bundled):
+    """The fused lens (one product, max, exp, sum, dot and top-k per chunk) against the plain computation:
+    the same top-k ids, and probabilities and entropies (nats) within 1e-5."""
+    tr = ex.trace(bundled, "The Eiffel Tower is in Paris. The Colosseum is in the city of")
+    res = lens.logit_lens(bundled, tr, k=5)
+    final_top = tr.logits.argmax(-1)                                       # [T]
+    with torch.no_grad():
+        for layer in range(bundled.n_layers + 1):
+            logp = _by_hand(bundled, tr.resid[layer])                      # [T, V]
+            top = logp.topk(5, dim=-1)
+            np.testing.assert_array_equal(res.ids[layer], top.indices.numpy())
+            np.testing.assert_allclose(res.probs[layer], top.values.exp().numpy(), rtol=0, atol=1e-6)
+            entropy = -(logp.exp() * logp).sum(-1)                         # [T]
+            np.testing.assert_allclose(res.entropy[layer], entropy.numpy(), rtol=0, atol=1e-5)
+            fp = logp.gather(1, torch.as_tensor(final_top)[:, None])[:, 0].exp()
+            np.testing.assert_allclose(res.final_prob[layer], fp.numpy(), rtol=0, atol=1e-6)
+    assert (res.layers == np.arange(bundled.n_layers + 1)).all() and (res.positions == np.arange(tr.n_tokens)).all()
+
+
+def test_some_positions_and_layers_only(bundled, tiny_gpt2):
+    tr = ex.trace(bundled, PROMPT)
+    full = lens.logit_lens(bundled, tr, k=5)
+    T = tr.n_tokens
+    part = lens.logit_lens(bundled, tr, k=5, positions=range(T - 3, T))
+    assert part.ids.shape == full.ids.shape and list(part.positions) == [T - 3, T - 2, T - 1]
+    np.testing.assert_array_equal(part.ids[:, -3:], full.ids[:, -3:])
+    np.testing.assert_allclose(part.entropy[:, -3:], full.entropy[:, -3:], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(part.probs[:, -3:], full.probs[:, -3:], rtol=0, atol=1e-6)
+    assert (part.ids[:, :-3] == -1).all() and np.isnan(part.entropy[:, :-3]).all()
+    assert (part.strings[:, :-3] == "").all() and (part.strings[:, -3:] == full.strings[:, -3:]).all()
+    assert part.settled_layer(-1) == full.settled_layer(-1)
+    rows = lens.logit_lens(bundled, tr, k=2, layers=[0, bundled.n_layers], positions=[1])
+    np.testing.assert_array_equal(rows.ids[[0, -1], 1], full.ids[[0, -1], 1, :2])
+    assert (rows.ids[1:-1] == -1).all() and (rows.ids[:, 0] == -1).all()
+    for bad in ({"positions": [T]}, {"positions": []}, {"layers": [-1]}):
+        with pytest.raises(ex.PromptError):
+            lens.logit_lens(bundled, tr, **bad)
