@@ -94,8 +94,10 @@ def _frozen(x):
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def lens_of(model_name: str, text: str, max_tokens: int, k: int):
-    return _frozen(lens.logit_lens(get_model(model_name), get_trace(model_name, text, max_tokens), k=k))
+def lens_of(model_name: str, text: str, max_tokens: int, k: int, positions: tuple[int, ...] | None = None):
+    """The logit lens; with `positions`, only those positions are decoded (the window a page shows first)."""
+    return _frozen(lens.logit_lens(get_model(model_name), get_trace(model_name, text, max_tokens), k=k,
+                                   positions=None if positions is None else list(positions)))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -230,7 +232,10 @@ def page(title: str, intro: str = "", icon: str = "🔎") -> ex.LoadedModel | No
     for message in ss.get("_notices", []):   # still shown after a rerun, until the user moves a control
         notice(message)
     link_in()
-    return sidebar_model()
+    lm = sidebar_model()
+    if lm is not None and getattr(lm, "notice", None):   # e.g. a read-only cache: the model runs from memory
+        st.warning(lm.notice)
+    return lm
 
 
 def _through_app_navigation() -> None:
@@ -327,7 +332,7 @@ def sidebar_model() -> ex.LoadedModel | None:
 def _load_with_progress(name: str) -> ex.LoadedModel | None:
     box = st.empty()
     try:
-        if name == BUNDLED and not bundled_ready():  # first run on this machine: ~40 s, show progress
+        if name == BUNDLED and not bundled_ready():  # first run on this machine: a few seconds, with progress
             bar = box.progress(0.0, "Preparing the bundled model…")
             with _convert_lock():  # one conversion even when several sessions start at once
                 prepare_bundled(lambda frac, msg: bar.progress(min(max(frac, 0.0), 1.0), msg))

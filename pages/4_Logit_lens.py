@@ -19,8 +19,9 @@ def _row_name(row: int) -> str:
     return "already in the embeddings" if row == 0 else f"after block {row - 1}"
 
 
-def guesses(res, tr) -> range:
-    """The grid of every layer's guess; returns the positions the user chose to show."""
+def guesses(lm, tr, max_tokens: int):
+    """The grid of every layer's guess; returns the lens (decoded for the positions shown, and the last one)
+    and the positions the user chose to show."""
     T = tr.n_tokens
     st.subheader("1 · The model's guess after every block")
     st.write(
@@ -34,15 +35,18 @@ def guesses(res, tr) -> range:
                                  help="The grid shows a window of positions; drag it to see other parts of the "
                                       "prompt.")
         positions = range(lo, hi + 1)
+    with st.spinner("Decoding every layer…"):
+        res = ui.lens_of(lm.name, tr.text, max_tokens, 5, tuple(sorted({*positions, T - 1})))
     ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
     final = res.strings[-1, -1, 0]
-    echo = residual.embedding_echo(res.ids, tr.token_ids)
+    shown = list(positions)
+    echo = residual.embedding_echo(res.ids[:, shown], [tr.token_ids[p] for p in shown])
     st.caption(f"**Bold**: the guess already equals the model's final prediction at that position. After the last "
                f"token the model predicts '{show_token(final)}' ({res.probs[-1, -1, 0]:.1%}); it is the top guess "
                f"{_row_name(res.settled_layer(-1))} and stays there. The bottom row, the embeddings read straight "
-               f"back, mostly repeats the input token itself (at {echo} of {T} positions here): nothing has been "
-               "computed yet. Hover a cell for the top 5 and the entropy.")
-    return positions
+               f"back, mostly repeats the input token itself (at {echo} of the {len(shown)} positions shown): "
+               "nothing has been computed yet. Hover a cell for the top 5 and the entropy.")
+    return res, positions
 
 
 @st.fragment
@@ -112,11 +116,9 @@ lm, tr = ui.traced_page(
 )
 max_tokens = int(st.session_state.max_tokens)
 try:
-    with st.spinner("Decoding every layer…"):
-        res = ui.lens_of(lm.name, tr.text, max_tokens, 5)
+    res, positions = guesses(lm, tr, max_tokens)
 except ExplainerError as e:
     st.info(str(e))
     st.stop()
-positions = guesses(res, tr)
 follow_token(lm, tr, max_tokens)
 stream_size(res, tr, positions)
