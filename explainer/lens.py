@@ -61,6 +61,11 @@ class TokenTrajectory:
     probs: np.ndarray           # [L+1, T] float32
     ranks: np.ndarray           # [L+1, T] int64 (0 = most likely)
 
+    def first_top_row(self, position: int) -> int | None:
+        """The first row at which the token is the top guess at `position` (None if it never is)."""
+        rows = np.flatnonzero(self.ranks[:, position] == 0)
+        return int(rows[0]) if rows.size else None
+
 
 def _decoder(lm: LoadedModel):
     """decode(x): [n, D] residual rows -> [n, V] float32 logits, written into one buffer that is reused by the

@@ -57,6 +57,16 @@ class Rotary:
         return 2 * np.pi / self.inv_freq.astype(np.float64)
 
     @property
+    def step_ratio(self) -> float | None:
+        """How much faster each pair turns than the next one, when that is the same for every pair (a plain
+        geometric series, base^(-2/rot)); None otherwise (rope scaling) or with a single pair."""
+        deg = self.degrees_per_token
+        if len(deg) < 2:
+            return None
+        ratios = deg[1:] / deg[:-1]
+        return float(ratios[0]) if np.allclose(ratios, ratios[0], rtol=1e-4) else None
+
+    @property
     def matches_config(self) -> bool:
         return bool(np.allclose(self.inv_freq, self.config_inv_freq, rtol=1e-5, atol=0))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import numpy as np
 import streamlit as st
 
 from explainer import ExplainerError, heads, ui
@@ -219,9 +218,8 @@ def word_order(lm) -> None:
     source = (f"equal 1 / {pos.base:,.0f}^(2i / {pos.rot_dims}) for pair i, from its configuration"
               if pos.matches_config
               else f"differ from the plain formula because its configuration asks for “{pos.rope_type}” scaling")
-    ratios = deg[1:] / deg[:-1]                                       # [rot/2 - 1] one pair's speed over the last
-    steady = (f" Each pair turns {ratios[0]:.3f} times as fast as the one before, set by the base {pos.base:,.0f}."
-              if len(ratios) and np.allclose(ratios, ratios[0], rtol=1e-4) else "")
+    steady = (f" Each pair turns {pos.step_ratio:.3f} times as fast as the one before, set by the base "
+              f"{pos.base:,.0f}." if pos.step_ratio is not None else "")
     st.markdown(
         f"Pair 0 turns {deg[0]:.1f}° per token (a full turn every {turn[0]:.1f} tokens); the last pair turns "
         f"{deg[-1]:.2g}° per token (a full turn every {turn[-1]:,.0f} tokens).{steady} Fast pairs tell "

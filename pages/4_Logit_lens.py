@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from explainer import heads, residual, ui, words
@@ -80,8 +79,8 @@ def follow_token(lm, tr, max_tokens: int) -> None:
         token_id = choice.token_id
     tj = ui.trajectory_of(lm.name, tr.text, max_tokens, int(token_id))
     ui.chart(figs.trajectory(tj, tr.tokens, pos), key="lens_traj")
-    first = np.flatnonzero(tj.ranks[:, pos] == 0)
-    when = f"first becomes the top guess {_row_name(int(first[0]))}" if first.size else "is never the top guess"
+    first = tj.first_top_row(pos)
+    when = f"first becomes the top guess {_row_name(first)}" if first is not None else "is never the top guess"
     st.caption(f"'{show_token(tj.token)}' after {labels[pos]}: its probability and rank read from the stream "
                f"after every block (−1 = the embeddings, {L - 1} = after the last block: the model's output). It "
                f"{when} and ends at rank "

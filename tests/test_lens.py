@@ -249,3 +249,12 @@ def test_some_positions_and_layers_only(bundled, tiny_gpt2):
     for bad in ({"positions": [T]}, {"positions": []}, {"layers": [-1]}):
         with pytest.raises(ex.PromptError):
             lens.logit_lens(bundled, tr, **bad)
+
+
+def test_first_top_row_by_hand(bundled):
+    tr = ex.trace(bundled, PROMPT)
+    tj = lens.token_trajectory(bundled, tr, int(np.argmax(tr.logits[-1])))
+    rows = [r for r in range(tj.ranks.shape[0]) if tj.ranks[r, -1] == 0]
+    assert tj.first_top_row(tr.n_tokens - 1) == rows[0]
+    never = lens.token_trajectory(bundled, tr, int(np.argmin(tr.logits[-1])))
+    assert never.first_top_row(tr.n_tokens - 1) is None

@@ -80,3 +80,10 @@ def test_value_figures_are_readable_and_rounded():
     for f in (fig, bars, fa.rotary_distance(np.arange(5), np.ones(5))):
         assert f.layout.font.size >= 14
     assert bars.data[0].textfont.size >= 14
+
+
+def test_step_ratio_is_base_to_the_minus_two_over_rot(bundled):
+    from explainer.positions import positions
+
+    pos = positions(bundled)
+    assert pos.step_ratio == pytest.approx(pos.base ** (-2 / pos.rot_dims), rel=1e-5)
