@@ -35,6 +35,8 @@ SHARED = {
 
 # Used by one page each; prefixed by the page so that no two pages mean different things by one name.
 PAGE = {
+    # Model map
+    "open_block": "one block drawn open", "box": "box whose values are shown",
     # Word vectors
     "map_preset": "word-map preset", "map_words": "word-map words", "map_dims": "2-D or 3-D",
     "map_align": "first axis = average arrow", "an_preset": "analogy preset", "an_a": "analogy a",
