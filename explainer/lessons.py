@@ -96,6 +96,7 @@ VIEWS: tuple[str, ...] = _tour_views()
 _SIDEBAR = frozenset({"max_tokens"})
 VIEW_PARAMS: dict[str, frozenset[str]] = {
     "Home": frozenset({"prompt"}),
+    "Model_map": frozenset({"prompt", "open_block", "layer", "token", "box"}),
     "Embeddings": frozenset({"tab", "map_preset", "map_words", "map_dims", "map_align", "an_preset", "an_a", "an_b",
                              "an_c", "an_k", "an_variants", "nb_word", "dir_preset", "dir_axis", "dir_words",
                              "sim_words", "ctx_preset", "ctx_word", "ctx_sentences", "ctx_center"}),
@@ -156,6 +157,11 @@ RULES: dict[str, Rule] = {
     "an_k": _num(3, 20), "an_variants": _FLAG, "nb_word": _TEXT, "dir_preset": _choice(content.DIRECTION_PRESETS),
     "dir_axis": _TEXT, "dir_words": _TEXT, "sim_words": _TEXT, "ctx_preset": _choice(content.CONTEXT_PRESETS),
     "ctx_word": _TEXT, "ctx_sentences": _TEXT, "ctx_center": _FLAG,
+    # Model map: every box id of every family (tests/test_model_map.py checks the maps' ids are among them)
+    "open_block": _FLAG,
+    "box": _choice(["tokens", "embed", "pos", "block", "final_norm", "unembed", "softmax", "attn_norm", "attn.q",
+                    "attn.k", "attn.v", "attn.rotary", "attn.pattern", "attn.z", "attn.out", "add_attn", "mlp_norm",
+                    "mlp.gate", "mlp.up", "mlp.act", "mlp.down", "add_mlp"]),
     # MLP neurons, Logit lens, Next token
     "mlp_n": _num(5, 40), "skip_first": _FLAG, "window": Rule("range"), "word": _TEXT, "space": _FLAG,
     "show": _num(5, 40),

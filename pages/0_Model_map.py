@@ -43,13 +43,12 @@ def controls(lm, tr) -> tuple[int | None, int]:
     c1, c2, c3 = st.columns([2, 3, 3])
     opened = ui.flag("open_block", "Open one block", False, key="mm_open", where=c1,
                      help="Draw one block's insides: its norm, attention and MLP.")
-    layer = None
-    if opened:
-        layer = ui.slider("layer", "Block (layer)", 0, L - 1, 0, key="mm_layer", where=c2)
+    layer = ui.slider("layer", "Block (layer)", 0, L - 1, 0, key="mm_layer", where=c2, disabled=not opened,
+                      help="Switch on “Open one block” to walk through the blocks.")
     labels = axis_labels(tr.tokens)
     pos = ui.select("token", "Token whose values are shown", range(T), T - 1, format_func=lambda p: labels[p],
                     key="mm_pos", where=c3)
-    return layer, pos
+    return (layer if opened else None), pos
 
 
 def diagram(mm, layer: int | None) -> str:

@@ -165,6 +165,13 @@ def test_tiny_models_map(tiny):
     assert mm.tied is (family in ("gpt2", "llama"))
 
 
+def test_every_box_id_is_a_link_value(tiny):
+    from explainer import lessons
+    from explainer.figures.model_map import BLOCK_BOX, box_id
+    ids = {box_id(p) for p in ex.model_map(tiny, ex.trace(tiny, PROMPT))} | {BLOCK_BOX}
+    assert ids <= set(lessons.RULES["box"].options)
+
+
 def test_bundled_model_map(bundled):
     mm = _check_map(bundled, EIFFEL)
     assert not mm.parallel and mm.tied and mm.n_layers == 30

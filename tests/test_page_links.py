@@ -13,6 +13,12 @@ from tests.conftest import EIFFEL, page_ok
 # page -> [(URL name, widget kind, widget key, value in a URL, what the widget then shows, a new widget
 #           value, how the URL then writes it)]
 PARAMS = {
+    "0_Model_map": [
+        ("layer", "slider", "mm_layer", "5", 5, 6, "6"),
+        ("token", "selectbox", "mm_pos", "2", 2, 3, "3"),
+        ("box", "selectbox", "mm_box", "attn.q", "attn.q", "mlp.act", "mlp.act"),
+        ("open_block", "toggle", "mm_open", "1", True, False, "0"),
+    ],
     "5_Next_token": [
         ("temperature", "slider", "nt_temp", "2.5", 2.5, 0.3, "0.3"),
         ("top_k", "number_input", "nt_top_k", "0", 0, 5, "5"),
@@ -195,9 +201,10 @@ BAD = {"layer": "999", "head": "-1", "neuron": "abc", "token": "9999", "temperat
        "top_p": "7", "seed": "1e99", "steps": "1,2,99999999", "max_tokens": "0", "tab": "<b>x</b>",
        "word": "<script>alert(1)</script>", "map_dims": "4-D", "an_k": "1000", "template": "nope",
        "pad_side": "up", "ablate_heads": "L99.H99", "lab_block": "80", "lab_lr": "7", "mlp_n": "3.5",
-       "utm_source": "newsletter", "prompt": "zlib:@@@"}
+       "utm_source": "newsletter", "prompt": "zlib:@@@", "open_block": "maybe", "box": "<i>x</i>"}
 PAGES = ["streamlit_app", *PARAMS, "8_Anatomy"]
-PROMPT_PAGES = {"streamlit_app", "2_Attention", "3_MLP_neurons", "4_Logit_lens", "5_Next_token", "7_Interventions"}
+PROMPT_PAGES = {"streamlit_app", "0_Model_map", "2_Attention", "3_MLP_neurons", "4_Logit_lens", "5_Next_token",
+                "7_Interventions"}
 
 
 @pytest.mark.parametrize("page", PAGES)
