@@ -103,8 +103,10 @@ VIEW_PARAMS: dict[str, frozenset[str]] = {
     "Attention": frozenset({"prompt", "layer", "head"}),
     "MLP_neurons": frozenset({"prompt", "layer", "mlp_n", "skip_first", "token", "neuron"}),
     "Logit_lens": frozenset({"prompt", "window", "token", "word", "space"}),
-    "Next_token": frozenset({"prompt", "seed", "temperature", "top_k", "top_p", "show"}),
-    "Generate": frozenset({"template", "gen_text", "max_new", "temperature", "top_k", "top_p", "stop", "seed",
+    "Next_token": frozenset({"prompt", "seed", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
+                             "show"}),
+    "Generate": frozenset({"template", "gen_text", "max_new", "temperature", "top_k", "top_p", "min_p",
+                           "repetition_penalty", "stop", "seed",
                            "batch", "pad_side"}),
     "Interventions": frozenset({"prompt", "ablate_heads", "ablate_neurons"}),
     "Anatomy": frozenset(),
@@ -150,7 +152,8 @@ _TEXT, _FLAG, _INDEX = Rule("text"), Rule("flag"), Rule("index")
 RULES: dict[str, Rule] = {
     "prompt": _TEXT, "max_tokens": _num(8, 4096), "layer": _INDEX, "head": _INDEX, "neuron": _INDEX,
     "token": _INDEX, "temperature": _num(0.0, 5.0, False), "top_k": _num(0, 10_000_000),
-    "top_p": _num(0.0, 1.0, False), "seed": _num(0, 2**31 - 1), "tab": _choice(sorted(links.TAB_NAMES)),
+    "top_p": _num(0.0, 1.0, False), "min_p": _num(0.0, 1.0, False), "repetition_penalty": _num(1.0, 3.0, False),
+    "seed": _num(0, 2**31 - 1), "tab": _choice(sorted(links.TAB_NAMES)),
     # Word vectors
     "map_preset": _choice(content.MAP_PRESETS), "map_words": _TEXT, "map_dims": _choice(["2-D", "3-D"]),
     "map_align": _FLAG, "an_preset": _choice(content.ANALOGY_PRESETS), "an_a": _TEXT, "an_b": _TEXT, "an_c": _TEXT,

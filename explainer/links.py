@@ -28,6 +28,8 @@ SHARED = {
     "temperature": "softmax temperature",
     "top_k": "top-k filter (0 = off)",
     "top_p": "top-p filter (1 = off)",
+    "min_p": "min-p filter (0 = off)",
+    "repetition_penalty": "repetition penalty (1 = off)",
     "seed": "random seed for sampling",
     "steps": "token ids taken so far on Next token, comma-separated, so a link replays the same text",
     "tab": "the open tab of a page with tabs (a short name per tab)",

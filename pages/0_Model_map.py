@@ -10,7 +10,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 
 from explainer import ExplainerError, mlp, ui
 from explainer.figures import model_map as fm
-from explainer.figures.common import axis_labels, show_token
+from explainer.figures.common import axis_labels
 from explainer.figures.mlp import top_neurons_bar
 from explainer.figures.tokens import top_next_tokens
 from explainer.sampling import softmax, top_k
@@ -134,5 +134,5 @@ try:
     box_values(lm, tr, mm, layer, box, pos)
 except ExplainerError as e:
     st.info(str(e))
-st.caption(f"{mm.total_params:,} parameters in all ({show_token(lm.label)})"
+st.caption(f"{mm.total_params:,} parameters in all ({lm.label})"
            + (", the unembedding reusing the token embedding" if mm.tied else "") + ".")

@@ -56,10 +56,19 @@ def params_text(n: int) -> str:
     return f"{n:,} parameters"
 
 
+def wrap_name(name: str, width: int = 16) -> str:
+    """A dotted name on two lines (broken after a dot) when it is too long for a box."""
+    if len(name) <= width or "." not in name:
+        return name
+    cuts = [i + 1 for i, c in enumerate(name) if c == "."]
+    cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
+    return name[:cut] + "<br>" + name[cut:]
+
+
 def _hook_text(part: Part) -> str:
     if not part.hook:
         return "no hook site"
-    return part.hook.split(".", 2)[2] if part.layer is not None else part.hook
+    return wrap_name(part.hook.split(".", 2)[2] if part.layer is not None else part.hook)
 
 
 def _box(fig: go.Figure, x: float, y: float, lines: list[str], group: str, picked: bool, box: str,
@@ -119,7 +128,7 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
     last = mm.block(mm.n_layers - 1)[-1]
     stack = [f"<b>{mm.n_layers} blocks</b>" if open_layer is None else f"<b>Block {open_layer} of {mm.n_layers}</b>",
              shape_text(last.shape) + (" · × " + str(mm.n_layers) if open_layer is None else " · opened below"),
-             params_text(block_params) + " in all", "<i>blocks.{l}.hook_resid_post</i>"]
+             params_text(block_params) + " in all", f"<i>{wrap_name('blocks.{l}.hook_resid_post')}</i>"]
     for off in (0.12, 0.06):                                # the stack: boxes behind the front one
         fig.add_shape(type="rect", x0=col - BOX_W / 2 + off, x1=col + BOX_W / 2 + off, y0=top_y - BOX_H / 2 + off,
                       y1=top_y + BOX_H / 2 + off, fillcolor=WHITE, line=dict(color=DARK_GREY, width=1), layer="below")
@@ -135,7 +144,7 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
         col += 1
     for a, b in zip(centres, centres[1:]):
         _arrow(fig, a, b)
-    n_cols = max(col, 7)
+    n_cols = max(col, 7) if open_layer is not None else col
     rows = 1.0
 
     if open_layer is not None:
