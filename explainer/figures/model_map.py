@@ -128,7 +128,7 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
     last = mm.block(mm.n_layers - 1)[-1]
     stack = [f"<b>{mm.n_layers} blocks</b>" if open_layer is None else f"<b>Block {open_layer} of {mm.n_layers}</b>",
              shape_text(last.shape) + (" · × " + str(mm.n_layers) if open_layer is None else " · opened below"),
-             params_text(block_params) + " in all", f"<i>{wrap_name('blocks.{l}.hook_resid_post')}</i>"]
+             params_text(block_params), f"<i>{wrap_name('blocks.{l}.hook_resid_post')}</i>"]
     for off in (0.12, 0.06):                                # the stack: boxes behind the front one
         fig.add_shape(type="rect", x0=col - BOX_W / 2 + off, x1=col + BOX_W / 2 + off, y0=top_y - BOX_H / 2 + off,
                       y1=top_y + BOX_H / 2 + off, fillcolor=WHITE, line=dict(color=DARK_GREY, width=1), layer="below")
@@ -182,7 +182,7 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
             _arrow(fig, pos["attn.out"], pos["add_attn"])
             # the residual after attention goes on to the MLP's norm: down, then back to the first column
             (xa, ya), (xn, yn) = pos["add_attn"], pos["mlp_norm"]
-            mid = (ya + yn) / 2 + 0.25
+            mid = yn + 1.0                                  # between the values and the gate
             path = f"M {xa},{ya - BOX_H / 2} L {xa},{mid} L {xn},{mid} L {xn},{yn + BOX_H / 2}"
             fig.add_shape(type="path", path=path, line=dict(color=DARK_GREY, width=2))
         for a, b in zip(mlp_path, mlp_path[1:]):
@@ -192,9 +192,9 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
                 if mm.parallel else "attention, add, then MLP, add")
         fig.add_annotation(x=-0.5, y=y0 + 0.55, xanchor="left", showarrow=False, font=dict(size=16, color=INK),
                            text=f"<b>Block {open_layer}</b> (blocks.{open_layer}.…) · {kind}")
-        fig.add_shape(type="rect", x0=-0.55, x1=n_cols - 0.45, y0=y0 - 4.05, y1=y0 + 0.85,
+        fig.add_shape(type="rect", x0=-0.55, x1=n_cols - 0.45, y0=y0 - 4.5, y1=y0 + 0.85,
                       line=dict(color=DARK_GREY, width=1, dash="dot"), layer="below")
-        rows = 6.6
+        rows = 6.9
 
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=ids, hovertext=hovers, hoverinfo="text",
                              marker=dict(size=60, symbol="square", color=WHITE, opacity=0.01), showlegend=False))
