@@ -114,7 +114,8 @@ def box_values(lm, tr, mm, layer: int | None, box: str, pos: int) -> None:
     try:
         if target is None:
             raise StreamlitPageNotFoundError(page=part.page, main_script_directory="", uses_pages_directory=False)
-        st.page_link(target, label=f"Explained on the {title} page", icon=":material/arrow_forward:")
+        st.markdown("Explained on this page:")
+        st.page_link(target, icon=":material/arrow_forward:")   # labelled with the page's title in the sidebar
     except StreamlitPageNotFoundError:   # the home page; or a page run on its own, outside the app's navigation
         st.markdown(f"Explained on the **{title}** page.")
 
