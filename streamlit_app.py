@@ -18,6 +18,8 @@ from explainer.tokens import token_strings
 # without the number (/Attention, /Next_token, ...): links already shared depend on it.
 INSIDE, MAKING, FURTHER, REFERENCE = "Inside the model", "Making text", "Going further", "Reference"
 TOUR = [
+    ("pages/0_Model_map.py", ":material/map:", "Model map", INSIDE,
+     "The whole model on one screen: every part, its shape, its parameters, its hook name."),
     ("pages/1_Embeddings.py", ":material/scatter_plot:", "Word vectors", INSIDE,
      "Tokens become vectors; directions carry meaning (king − man + woman)."),
     ("pages/2_Attention.py", ":material/visibility:", "Attention", INSIDE,

@@ -14,12 +14,13 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from .capture import QK, causal_softmax, queries_keys, trace  # noqa: E402
 from .errors import ExplainerError, ModelLoadError, PromptError, RangeError, SettingError  # noqa: E402
+from .model_map import ModelMap, Part, model_map  # noqa: E402
 from .models import BUNDLED, HUB_MODELS, LoadedModel, load_model, tiny_model  # noqa: E402
 from .sites import HookSite, capture_sites, site, site_names  # noqa: E402
 from .trace import Trace  # noqa: E402
 
 __all__ = [
-    "BUNDLED", "HUB_MODELS", "QK", "ExplainerError", "HookSite", "LoadedModel", "ModelLoadError", "PromptError",
-    "RangeError", "SettingError", "Trace", "capture_sites", "causal_softmax", "load_model", "queries_keys", "site",
-    "site_names", "tiny_model", "trace",
+    "BUNDLED", "HUB_MODELS", "QK", "ExplainerError", "HookSite", "LoadedModel", "ModelLoadError", "ModelMap", "Part",
+    "PromptError", "RangeError", "SettingError", "Trace", "capture_sites", "causal_softmax", "load_model", "model_map",
+    "queries_keys", "site", "site_names", "tiny_model", "trace",
 ]

@@ -174,6 +174,8 @@ GLOSSARY: dict[str, str] = {
     "greedy": "always taking the most likely token (what temperature 0 does)",
     "grouped-query attention": "several query heads share one key/value head, so that fewer keys and values "
                                "have to be computed and kept in memory",
+    "hook site": "a named place inside the model (such as blocks.3.attn.hook_pattern) where a tool can read "
+                 "the numbers passing by, or change them",
     "induction head": "a head that finds an earlier copy of the current token and looks at the token that came "
                       "right after it, so the model can continue a pattern it has seen before in the text",
     "KL divergence": "how different one probability distribution is from another, in bits: 0 when they are "
@@ -206,6 +208,7 @@ GLOSSARY: dict[str, str] = {
                    "it runs no code",
     "sampling": "drawing the next token at random, each with its probability",
     "seed": "a number that fixes the random draws, so that the same clicks give the same text again",
+    "shape": "how many numbers a part holds along each axis: [9, 576] is 9 tokens with 576 numbers each",
     "softmax": "turns a list of scores into probabilities: e to the power of each score, divided by the sum, so "
                "they are positive and add up to 1",
     "temperature": "divides the logits before softmax: below 1 sharpens the distribution, above 1 flattens it",

@@ -127,14 +127,16 @@ class Step:
 
 def decode_step(lm: LoadedModel, logits: np.ndarray, settings: Settings, how: str = "top", seed: int | None = 0,
                 draw: int = 0, token: int | None = None, index: int = 0, eos: frozenset[int] = frozenset(),
-                keep: bool = True) -> Step:
+                keep: bool = True, previous_ids: Sequence[int] = ()) -> Step:
     """The one decode step: logits -> the distribution under `settings` -> a token -> its record.
 
     how: "top" (the most likely token after the filters), "sample" (a draw from stream `draw` of
     `seed`: step-through counts its draws, streaming numbers its tokens, so the same seed gives the
     same text both ways) or "given" (`token` itself). keep: hold the logits and the distribution in
-    the record (step-through) or not (streaming)."""
-    dist = probabilities(logits, settings.temperature, settings.top_k, settings.top_p)
+    the record (step-through) or not (streaming). previous_ids: the text so far (prompt and tokens taken),
+    which the repetition penalty reads."""
+    dist = probabilities(logits, settings.temperature, settings.top_k, settings.top_p, settings.min_p,
+                         settings.repetition_penalty, previous_ids)
     if how == "given":
         if token is None or not 0 <= int(token) < len(dist.logits):
             raise RangeError(f"{token!r} is not a token id of this model.",
@@ -206,7 +208,8 @@ def advance(lm: LoadedModel, state: StepState, how: str = "top", settings: Setti
     with state.lock:
         if state.room <= 0:
             raise _context_full(state.n_ctx)
-        step = decode_step(lm, state.frontier, settings, how, seed, state.draws, token, index=len(state.steps))
+        step = decode_step(lm, state.frontier, settings, how, seed, state.draws, token, index=len(state.steps),
+                           previous_ids=state.ids)
         if how == "sample":
             state.draws += 1
         token = step.token_id
@@ -256,6 +259,8 @@ class GenConfig:
     temperature: float = 0.7
     top_k: int | None = 50
     top_p: float | None = 0.95
+    min_p: float | None = None              # None/0 = off
+    repetition_penalty: float | None = None  # None/1 = off
     stop: tuple[str, ...] = ()      # stop strings: the text ends before the first one found
     seed: int | None = 0
     use_cache: bool = True          # False re-runs the whole context for every token (for comparison)
@@ -263,7 +268,7 @@ class GenConfig:
 
     @property
     def settings(self) -> Settings:
-        return Settings(self.temperature, self.top_k, self.top_p)
+        return Settings(self.temperature, self.top_k, self.top_p, self.min_p, self.repetition_penalty)
 
 
 @dataclass(frozen=True)
@@ -333,7 +338,8 @@ class Stream:
             if len(ids) >= lm.n_ctx:
                 reason = "context"
                 break
-            gt = decode_step(lm, logits, cfg.settings, "sample", cfg.seed, draw=i, index=i, eos=eos, keep=False)
+            gt = decode_step(lm, logits, cfg.settings, "sample", cfg.seed, draw=i, index=i, eos=eos, keep=False,
+                             previous_ids=ids)
             token = gt.token_id
             out.append(gt)
             yield gt

@@ -96,14 +96,17 @@ VIEWS: tuple[str, ...] = _tour_views()
 _SIDEBAR = frozenset({"max_tokens"})
 VIEW_PARAMS: dict[str, frozenset[str]] = {
     "Home": frozenset({"prompt"}),
+    "Model_map": frozenset({"prompt", "open_block", "layer", "token", "box"}),
     "Embeddings": frozenset({"tab", "map_preset", "map_words", "map_dims", "map_align", "an_preset", "an_a", "an_b",
                              "an_c", "an_k", "an_variants", "nb_word", "dir_preset", "dir_axis", "dir_words",
                              "sim_words", "ctx_preset", "ctx_word", "ctx_sentences", "ctx_center"}),
     "Attention": frozenset({"prompt", "layer", "head"}),
     "MLP_neurons": frozenset({"prompt", "layer", "mlp_n", "skip_first", "token", "neuron"}),
     "Logit_lens": frozenset({"prompt", "window", "token", "word", "space"}),
-    "Next_token": frozenset({"prompt", "seed", "temperature", "top_k", "top_p", "show"}),
-    "Generate": frozenset({"template", "gen_text", "max_new", "temperature", "top_k", "top_p", "stop", "seed",
+    "Next_token": frozenset({"prompt", "seed", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
+                             "show"}),
+    "Generate": frozenset({"template", "gen_text", "max_new", "temperature", "top_k", "top_p", "min_p",
+                           "repetition_penalty", "stop", "seed",
                            "batch", "pad_side"}),
     "Interventions": frozenset({"prompt", "ablate_heads", "ablate_neurons"}),
     "Anatomy": frozenset(),
@@ -149,13 +152,19 @@ _TEXT, _FLAG, _INDEX = Rule("text"), Rule("flag"), Rule("index")
 RULES: dict[str, Rule] = {
     "prompt": _TEXT, "max_tokens": _num(8, 4096), "layer": _INDEX, "head": _INDEX, "neuron": _INDEX,
     "token": _INDEX, "temperature": _num(0.0, 5.0, False), "top_k": _num(0, 10_000_000),
-    "top_p": _num(0.0, 1.0, False), "seed": _num(0, 2**31 - 1), "tab": _choice(sorted(links.TAB_NAMES)),
+    "top_p": _num(0.0, 1.0, False), "min_p": _num(0.0, 1.0, False), "repetition_penalty": _num(1.0, 3.0, False),
+    "seed": _num(0, 2**31 - 1), "tab": _choice(sorted(links.TAB_NAMES)),
     # Word vectors
     "map_preset": _choice(content.MAP_PRESETS), "map_words": _TEXT, "map_dims": _choice(["2-D", "3-D"]),
     "map_align": _FLAG, "an_preset": _choice(content.ANALOGY_PRESETS), "an_a": _TEXT, "an_b": _TEXT, "an_c": _TEXT,
     "an_k": _num(3, 20), "an_variants": _FLAG, "nb_word": _TEXT, "dir_preset": _choice(content.DIRECTION_PRESETS),
     "dir_axis": _TEXT, "dir_words": _TEXT, "sim_words": _TEXT, "ctx_preset": _choice(content.CONTEXT_PRESETS),
     "ctx_word": _TEXT, "ctx_sentences": _TEXT, "ctx_center": _FLAG,
+    # Model map: every box id of every family (tests/test_model_map.py checks the maps' ids are among them)
+    "open_block": _FLAG,
+    "box": _choice(["tokens", "embed", "pos", "block", "final_norm", "unembed", "softmax", "attn_norm", "attn.q",
+                    "attn.k", "attn.v", "attn.rotary", "attn.pattern", "attn.z", "attn.out", "add_attn", "mlp_norm",
+                    "mlp.gate", "mlp.up", "mlp.act", "mlp.down", "add_mlp"]),
     # MLP neurons, Logit lens, Next token
     "mlp_n": _num(5, 40), "skip_first": _FLAG, "window": Rule("range"), "word": _TEXT, "space": _FLAG,
     "show": _num(5, 40),

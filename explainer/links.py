@@ -28,6 +28,8 @@ SHARED = {
     "temperature": "softmax temperature",
     "top_k": "top-k filter (0 = off)",
     "top_p": "top-p filter (1 = off)",
+    "min_p": "min-p filter (0 = off)",
+    "repetition_penalty": "repetition penalty (1 = off)",
     "seed": "random seed for sampling",
     "steps": "token ids taken so far on Next token, comma-separated, so a link replays the same text",
     "tab": "the open tab of a page with tabs (a short name per tab)",
@@ -35,6 +37,8 @@ SHARED = {
 
 # Used by one page each; prefixed by the page so that no two pages mean different things by one name.
 PAGE = {
+    # Model map
+    "open_block": "one block drawn open", "box": "box whose values are shown",
     # Word vectors
     "map_preset": "word-map preset", "map_words": "word-map words", "map_dims": "2-D or 3-D",
     "map_align": "first axis = average arrow", "an_preset": "analogy preset", "an_a": "analogy a",

@@ -59,6 +59,8 @@ class Settings:
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
+    min_p: float | None = None                # None/0 = off
+    repetition_penalty: float | None = None   # None/1 = off
 
     def checked(self, vocab_size: int) -> tuple[Settings, tuple[str, ...]]:
         """Validated, normalised settings plus notes for the user. Raises ExplainerError on nonsense."""
@@ -91,9 +93,26 @@ class Settings:
                 p = None
             elif p == 0:
                 notes.append("top-p 0 keeps only the most likely token (like greedy).")
+        m = self.min_p
+        if m is not None:
+            m = float(m)
+            if not math.isfinite(m) or m < 0 or m > 1:
+                raise ExplainerError(f"min-p must be between 0 and 1 (got {self.min_p}).",
+                                     "Use 0 to switch min-p off; 0.1 keeps tokens at least a tenth as likely as "
+                                     "the most likely one.")
+            if m == 0:
+                m = None
+        r = self.repetition_penalty
+        if r is not None:
+            r = float(r)
+            if not math.isfinite(r) or r <= 0:
+                raise ExplainerError(f"The repetition penalty must be more than 0 (got {self.repetition_penalty}).",
+                                     "Use 1 to switch it off; 1.2 makes tokens already in the text less likely.")
+            if r == 1:
+                r = None
         if t == 0:
             notes.append("Temperature 0 means greedy: the most likely token always wins.")
-        return Settings(t, k, p), tuple(notes)
+        return Settings(t, k, p, m, r), tuple(notes)
 
 
 # -- the distribution ----------------------------------------------------------------------------
@@ -111,6 +130,9 @@ class Distribution:
     removed_greedy: np.ndarray  # [V] bool: cut because temperature 0 keeps only the top token
     settings: Settings          # normalised (top-k beyond the vocabulary -> None, top-p 1 -> None)
     notes: tuple[str, ...] = field(default=())
+    removed_min_p: np.ndarray | None = None  # [V] bool: survived top-k and top-p, cut by min-p (None: min-p off)
+    penalised: np.ndarray | None = None      # [V] the logits after the repetition penalty (None: no penalty);
+                                             # temperature and the filters work on these
 
     @property
     def vocab_size(self) -> int:
@@ -160,7 +182,14 @@ class Distribution:
             return "top-k"
         if self.removed_top_p[token_id]:
             return "top-p"
+        if self.removed_min_p is not None and self.removed_min_p[token_id]:
+            return "min-p"
         return "kept"
+
+    @property
+    def n_penalised(self) -> int:
+        """How many tokens the repetition penalty changed (0 when it is off)."""
+        return 0 if self.penalised is None else int((self.penalised != self.logits).sum())
 
     @property
     def argmax(self) -> int:
@@ -186,9 +215,30 @@ def _masked_softmax(z: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return softmax(zk)
 
 
+def penalise(logits: np.ndarray, penalty: float, previous_ids) -> np.ndarray:
+    """transformers' RepetitionPenaltyLogitsProcessor: every token already in `previous_ids` has its logit
+    divided by `penalty` when positive, multiplied by it when negative (each token once, however often it
+    came).  # [V]"""
+    x = np.array(logits, dtype=np.float64)
+    ids = np.unique(np.asarray(list(previous_ids), dtype=np.int64))
+    if ids.size and (ids[0] < 0 or ids[-1] >= x.shape[0]):
+        raise ExplainerError(f"Token id {int(ids[0] if ids[0] < 0 else ids[-1])} is not in the vocabulary of "
+                             f"{x.shape[0]:,} tokens.", "Pass the ids of the text so far.")
+    s = x[ids]
+    x[ids] = np.where(s < 0, s * penalty, s / penalty)
+    return x
+
+
 def probabilities(logits, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None) -> Distribution:
-    """The next-token distribution after temperature, top-k and top-p, in transformers' order.
+                  top_p: float | None = None, min_p: float | None = None, repetition_penalty: float | None = None,
+                  previous_ids=()) -> Distribution:
+    """The next-token distribution after the repetition penalty, temperature, top-k, top-p and min-p, in
+    transformers' order.
+
+    - repetition_penalty: logits of the tokens in `previous_ids` (the text so far) are divided by it when
+      positive and multiplied by it when negative, before everything else; None/1 = off.
+    - min_p: after top-p, remove the tokens less likely than min_p × the most likely one's probability;
+      None/0 = off. Greedy (T = 0) has nothing left for it to do.
 
     - temperature: logits / T (T > 0); T = 0 is greedy (one-hot on the most likely token).
       Stable for any T > 0: the maximum is subtracted before dividing, so T = 0.001 with logits of
@@ -198,10 +248,12 @@ def probabilities(logits, temperature: float = 1.0, top_k: int | None = None,
     - top_p: keep the smallest set of most likely tokens whose probability (after top-k) reaches p,
       always at least one; None/1 = off; 0 keeps only the most likely token.
     """
-    x = _check_logits(logits)                                    # [V]
-    v = x.shape[0]
-    settings, notes = Settings(temperature, top_k, top_p).checked(v)
+    raw = _check_logits(logits)                                  # [V]
+    v = raw.shape[0]
+    settings, notes = Settings(temperature, top_k, top_p, min_p, repetition_penalty).checked(v)
     t, k, p = settings.temperature, settings.top_k, settings.top_p
+    penalised = penalise(raw, settings.repetition_penalty, previous_ids) if settings.repetition_penalty else None
+    x = raw if penalised is None else penalised                  # [V] what the warpers see
     m = float(np.max(x))
     none = np.zeros(v, dtype=bool)
 
@@ -242,11 +294,20 @@ def probabilities(logits, temperature: float = 1.0, top_k: int | None = None,
             removed_p = none
 
     keep = keep_k & ~removed_p & ~removed_g
-    probs = _masked_softmax(z, keep) if (k is not None or p is not None or t == 0) else tempered  # [V]
-    for a in (x, tempered, after_k, probs, removed_k, removed_p, removed_g):
-        readonly(a)
-    return Distribution(logits=x, tempered=tempered, after_top_k=after_k, probs=probs, removed_top_k=removed_k,
-                        removed_top_p=removed_p, removed_greedy=removed_g, settings=settings, notes=notes)
+    removed_m = None
+    if settings.min_p is not None:
+        # MinPLogitsWarper: softmax of what is left, remove below min_p × its largest (always kept).
+        left = _masked_softmax(z, keep)                          # [V]
+        removed_m = (left < settings.min_p * left.max()) & keep
+        keep = keep & ~removed_m
+    filtered = k is not None or p is not None or t == 0 or removed_m is not None
+    probs = _masked_softmax(z, keep) if filtered else tempered  # [V]
+    for a in (raw, x, tempered, after_k, probs, removed_k, removed_p, removed_g, removed_m):
+        if a is not None:
+            readonly(a)
+    return Distribution(logits=raw, tempered=tempered, after_top_k=after_k, probs=probs, removed_top_k=removed_k,
+                        removed_top_p=removed_p, removed_greedy=removed_g, settings=settings, notes=notes,
+                        removed_min_p=removed_m, penalised=penalised)
 
 
 # -- sampling ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from explainer import anatomy, attention_out, generation, glove, heads, interven
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import show_token
 from explainer.figures.palette import TOKEN_TINTS
+from explainer.model_map import part_values
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, bundled_ready, prepare_bundled
 
 DEFAULT_MAX_TOKENS = 256
@@ -57,7 +58,8 @@ def get_trace(model_name: str, text: str, max_tokens: int | None) -> ex.Trace:
 # a model or trace evicted from its cache is rebuilt on demand by whichever result needs it next.
 #   get_model(name) ─┬─ get_trace(name, text, max_tokens) ─┬─ lens_of, trajectory_of       (Logit lens)
 #                    │                                      ├─ attribution_of, ablation_of  (Interventions)
-#                    │                                      └─ head_outputs_of              (Attention)
+#                    │                                      ├─ head_outputs_of              (Attention)
+#                    │                                      └─ model_map_of, map_values_of  (Model map)
 #                    ├─ head_roles, induction_demo                                          (Attention)
 #                    ├─ batch_check                                                         (Generate)
 #                    └─ anatomy_files, scale_rows                                           (Anatomy)
@@ -132,6 +134,19 @@ def induction_demo(model_name: str):
 def head_outputs_of(model_name: str, text: str, max_tokens: int, layer: int):
     """One layer's values, weighted sums and output projection, checked against the model's own pass."""
     return _frozen(attention_out.head_outputs(get_model(model_name), get_trace(model_name, text, max_tokens), layer))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def model_map_of(model_name: str, text: str, max_tokens: int):
+    """The forward pass as parts, with this prompt's live shapes (Model map)."""
+    return _frozen(ex.model_map(get_model(model_name), get_trace(model_name, text, max_tokens)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def map_values_of(model_name: str, text: str, max_tokens: int, key: str, position: int):
+    """One part's real values at one token (Model map): from the trace, or one extra forward pass."""
+    mm = model_map_of(model_name, text, max_tokens)
+    return _frozen(part_values(get_model(model_name), get_trace(model_name, text, max_tokens), mm.get(key), position))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

@@ -22,6 +22,7 @@ from explainer.tokens import token_strings
 
 ss = st.session_state
 TEMPERATURE, TOP_K, TOP_P, SHOW, SEED = 1.0, 10, 0.9, 12, 42   # defaults; the link overrides them
+MIN_P, PENALTY = 0.0, 1.0                                      # off
 
 def _fresh_state(lm, tr, max_tokens: int) -> gen.StepState:
     # The cached trace already holds the prompt's logits: no extra model call until a token is taken.
@@ -29,7 +30,8 @@ def _fresh_state(lm, tr, max_tokens: int) -> gen.StepState:
 
 
 def _settings() -> Settings:
-    return Settings(float(ss.nt_temp), int(ss.nt_top_k), float(ss.nt_top_p))
+    return Settings(float(ss.nt_temp), int(ss.nt_top_k), float(ss.nt_top_p), float(ss.nt_min_p),
+                    float(ss.nt_penalty))
 
 
 def _link_steps(st_: gen.StepState) -> None:
@@ -128,8 +130,16 @@ def explorer(lm, state: gen.StepState, view: int) -> None:
               help="After temperature and top-k: keep the smallest set of most likely tokens whose probabilities "
                    "add up to at least p.")
     ui.slider("show", "Tokens shown", 5, 40, SHOW, key="nt_show", where=c4)
+    c5, c6, _ = st.columns([1, 1, 2])
+    ui.slider("min_p", "Min-p (0 = off)", 0.0, 1.0, MIN_P, step=0.01, key="nt_min_p", where=c5,
+              help="After top-p: drop every token less likely than min-p × the top token's probability.")
+    ui.slider("repetition_penalty", "Repetition penalty (1 = off)", 1.0, 3.0, PENALTY, step=0.05, key="nt_penalty",
+              where=c6, help="Before everything else: tokens already in the text get their logit divided by it "
+                             "(multiplied, if negative), so repeating is less likely.")
+    so_far = state.ids[:len(state.prompt_ids) + view]             # the text before the step looked at
     try:
-        dist = probabilities(state.logits_at(view), float(ss.nt_temp), int(ss.nt_top_k), float(ss.nt_top_p))
+        dist = probabilities(state.logits_at(view), float(ss.nt_temp), int(ss.nt_top_k), float(ss.nt_top_p),
+                             float(ss.nt_min_p), float(ss.nt_penalty), so_far)
     except ExplainerError as e:
         st.info(str(e))
         return
@@ -146,6 +156,10 @@ def explorer(lm, state: gen.StepState, view: int) -> None:
               delta_color="off")
     m4.metric("Mass cut off", f"{dist.mass_cut:.1%}",
               help="Probability (after temperature) of all the tokens the filters removed; the survivors share it.")
+    if dist.removed_min_p is not None or dist.penalised is not None:
+        cut = 0 if dist.removed_min_p is None else int(dist.removed_min_p.sum())
+        st.markdown(f"Min-p cut **{cut:,}** more tokens; the repetition penalty lowered **{dist.n_penalised:,}** "
+                    "tokens already in the text.")
     chosen = state.steps[view].token_id if view < n_steps else None
     left, right = st.columns(2, gap="large")
     with left:

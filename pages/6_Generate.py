@@ -45,7 +45,8 @@ def _template_defaults(k: str) -> tuple[str, str, float]:
 
 def _config(extra_stop: tuple[str, ...] = ()) -> gen.GenConfig:
     return gen.GenConfig(max_new_tokens=int(ss.gen_max_new), temperature=float(ss.gen_temp),
-                         top_k=int(ss.gen_top_k), top_p=float(ss.gen_top_p),
+                         top_k=int(ss.gen_top_k), top_p=float(ss.gen_top_p), min_p=float(ss.gen_min_p),
+                         repetition_penalty=float(ss.gen_penalty),
                          stop=gen.parse_stop(ss.gen_stop) + extra_stop, seed=int(ss.gen_seed))
 
 
@@ -103,6 +104,11 @@ def prompt_and_controls():
                   help="0 = greedy: always the top token.")
         ui.number("top_k", "Top-k (0 = off)", 0, 10_000_000, TOP_K, key="gen_top_k", where=a)
         ui.slider("top_p", "Top-p (1 = off)", 0.0, 1.0, TOP_P, step=0.01, key="gen_top_p", where=b)
+        ui.slider("min_p", "Min-p (0 = off)", 0.0, 1.0, 0.0, step=0.01, key="gen_min_p", where=a,
+                  help="Drop every token less likely than min-p × the top token's probability.")
+        ui.slider("repetition_penalty", "Repetition penalty (1 = off)", 1.0, 3.0, 1.0, step=0.05, key="gen_penalty",
+                  where=b, help="Tokens already in the text (prompt included) get their logit divided by it, so "
+                                "greedy text loops less.")
         ui.text("stop", "Stop at", stop0, key="gen_stop", where=a,
                 help=r"Stop strings, separated by | ; write \n for a new line.")
         ui.number("seed", "Seed", 0, 2**31 - 1, SEED, key="gen_seed", where=b,

@@ -291,3 +291,20 @@ def test_two_sessions_step_on_one_shared_model_at_once(bundled):
     results, errors = run_concurrently(run, texts)
     assert not errors, errors
     assert dict(zip(texts, results, strict=True)) == solo
+
+
+def test_streaming_applies_the_repetition_penalty_to_the_text_so_far(tiny_gpt2):
+    """Greedy streaming with a penalty takes, at every step, the top token of the logits penalised for every
+    token of the prompt and of what it generated before (worked out here by hand)."""
+    lm = tiny_gpt2
+    prompt = lm.tokenizer("one two one two one two")["input_ids"]
+    cfg = gen.GenConfig(max_new_tokens=6, temperature=0.0, top_k=None, top_p=None, repetition_penalty=2.0,
+                        min_p=0.1, stop_at_eos=False)
+    got = [s.token_id for s in gen.Stream(lm, prompt, cfg)]
+    ids = list(prompt)
+    for token in got:
+        x = gen.next_logits(lm, ids).astype(np.float64)
+        seen = sorted(set(ids))
+        x[seen] = np.where(x[seen] < 0, x[seen] * 2.0, x[seen] / 2.0)
+        assert token == int(np.argmax(x))
+        ids.append(token)

@@ -13,12 +13,20 @@ from tests.conftest import EIFFEL, page_ok
 # page -> [(URL name, widget kind, widget key, value in a URL, what the widget then shows, a new widget
 #           value, how the URL then writes it)]
 PARAMS = {
+    "0_Model_map": [
+        ("layer", "slider", "mm_layer", "5", 5, 6, "6"),
+        ("token", "selectbox", "mm_pos", "2", 2, 3, "3"),
+        ("box", "selectbox", "mm_box", "attn.q", "attn.q", "mlp.act", "mlp.act"),
+        ("open_block", "toggle", "mm_open", "1", True, False, "0"),
+    ],
     "5_Next_token": [
         ("temperature", "slider", "nt_temp", "2.5", 2.5, 0.3, "0.3"),
         ("top_k", "number_input", "nt_top_k", "0", 0, 5, "5"),
         ("top_p", "slider", "nt_top_p", "1", 1.0, 0.5, "0.5"),
         ("seed", "number_input", "nt_seed", "7", 7, 9, "9"),
         ("show", "slider", "nt_show", "20", 20, 30, "30"),
+        ("min_p", "slider", "nt_min_p", "0.1", 0.1, 0.05, "0.05"),
+        ("repetition_penalty", "slider", "nt_penalty", "1.3", 1.3, 1.5, "1.5"),
         ("max_tokens", "number_input", "max_tokens", "128", 128, 192, "192"),
     ],
     "2_Attention": [
@@ -58,6 +66,8 @@ PARAMS = {
         ("temperature", "slider", "gen_temp", "1.5", 1.5, 0.5, "0.5"),
         ("top_k", "number_input", "gen_top_k", "7", 7, 8, "8"),
         ("top_p", "slider", "gen_top_p", "0.8", 0.8, 0.7, "0.7"),
+        ("min_p", "slider", "gen_min_p", "0.1", 0.1, 0.2, "0.2"),
+        ("repetition_penalty", "slider", "gen_penalty", "1.2", 1.2, 1.4, "1.4"),
         ("stop", "text_input", "gen_stop", "END", "END", "STOP", "STOP"),
         ("seed", "number_input", "gen_seed", "3", 3, 4, "4"),
         ("pad_side", "radio", "gen_pad_side", "right", "right", "left", "left"),
@@ -195,9 +205,11 @@ BAD = {"layer": "999", "head": "-1", "neuron": "abc", "token": "9999", "temperat
        "top_p": "7", "seed": "1e99", "steps": "1,2,99999999", "max_tokens": "0", "tab": "<b>x</b>",
        "word": "<script>alert(1)</script>", "map_dims": "4-D", "an_k": "1000", "template": "nope",
        "pad_side": "up", "ablate_heads": "L99.H99", "lab_block": "80", "lab_lr": "7", "mlp_n": "3.5",
-       "utm_source": "newsletter", "prompt": "zlib:@@@"}
+       "utm_source": "newsletter", "prompt": "zlib:@@@", "open_block": "maybe", "box": "<i>x</i>",
+       "min_p": "2", "repetition_penalty": "-1"}
 PAGES = ["streamlit_app", *PARAMS, "8_Anatomy"]
-PROMPT_PAGES = {"streamlit_app", "2_Attention", "3_MLP_neurons", "4_Logit_lens", "5_Next_token", "7_Interventions"}
+PROMPT_PAGES = {"streamlit_app", "0_Model_map", "2_Attention", "3_MLP_neurons", "4_Logit_lens", "5_Next_token",
+                "7_Interventions"}
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -8,7 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers.generation.logits_process import (
+    MinPLogitsWarper,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from explainer import sampling
 from explainer.errors import ExplainerError
@@ -240,3 +246,83 @@ def test_kl_divergence_in_bits_by_hand():
     assert sampling.kl_divergence([0.5, 0.5], [0.25, 0.75], base=math.e) == pytest.approx(want * math.log(2))
     assert sampling.kl_divergence([0.2, 0.8, 0.0], [0.2, 0.8, 0.0]) == 0.0
     assert sampling.kl_divergence([1.0, 0.0], [0.0, 1.0]) == pytest.approx(math.log2(1e30))  # floored, finite
+
+
+# -- min-p and the repetition penalty, against transformers' own processors ------------------------------
+
+def reference_full(logits: np.ndarray, t: float, k: int | None, p: float | None, min_p: float | None,
+                   penalty: float | None, previous: list[int]) -> np.ndarray:
+    """softmax after RepetitionPenaltyLogitsProcessor, then the warpers in generate()'s order (temperature,
+    top-k, top-p, min-p), on float64 scores [1, V]."""
+    s = torch.tensor(logits, dtype=torch.float64)[None]         # [1, V]
+    if penalty is not None:
+        ids = torch.tensor([previous], dtype=torch.long)         # [1, n] the text so far
+        s = RepetitionPenaltyLogitsProcessor(float(penalty))(ids, s)
+    s = TemperatureLogitsWarper(t)(None, s)
+    if k is not None:
+        s = TopKLogitsWarper(k)(None, s)
+    if p is not None:
+        s = TopPLogitsWarper(p)(None, s)
+    if min_p is not None:
+        s = MinPLogitsWarper(min_p)(None, s)
+    return torch.softmax(s, dim=-1)[0].numpy()                  # [V]
+
+
+def test_min_p_and_repetition_penalty_equal_transformers_on_random_logits():
+    rs = np.random.default_rng(99)
+    worst, n, used_min_p, used_penalty = 0.0, 400, 0, 0
+    for _ in range(n):
+        logits, t, k, p = random_case(rs)
+        v = len(logits)
+        if len(np.unique(logits)) < v:                           # ties: covered by the test above
+            logits = logits + rs.normal(0, 1e-3, v)
+        min_p = float(rs.choice([0.0, 0.01, 0.05, 0.1, 0.3, 0.9, 1.0, rs.uniform(0, 1)])) if rs.random() < 0.7 \
+            else None
+        penalty = float(rs.choice([0.5, 0.8, 1.0, 1.1, 1.3, 2.0, rs.uniform(0.2, 3)])) if rs.random() < 0.7 else None
+        previous = [int(i) for i in rs.integers(0, v, int(rs.integers(0, 30)))]   # repeats included
+        ours = probabilities(logits, t, k, p, min_p=min_p, repetition_penalty=penalty, previous_ids=previous)
+        ref = reference_full(logits, t, k, p, min_p or None, penalty, previous)
+        worst = max(worst, float(np.abs(ours.probs - ref).max()))
+        assert np.array_equal(ours.kept, ref > 0), (t, k, p, min_p, penalty)
+        used_min_p += ours.removed_min_p is not None and bool(ours.removed_min_p.any())
+        used_penalty += ours.n_penalised > 0
+    assert worst <= 1e-6
+    assert used_min_p > 50 and used_penalty > 100              # both filters really changed something
+
+
+def test_min_p_and_repetition_penalty_equal_transformers_on_real_logits(bundled):
+    for text in ("The Eiffel Tower is in the city of", "I like cats. I like cats. I like cats. I like"):
+        ids = bundled.tokenizer(text)["input_ids"]
+        logits = next_logits(bundled, ids)                       # [V] real, V = 49,152
+        for t, k, p, min_p, penalty in [(1.0, None, None, 0.1, None), (1.0, None, None, None, 1.3),
+                                        (0.7, 50, 0.95, 0.05, 1.2), (1.5, None, None, 0.2, 2.0),
+                                        (0.0, None, None, 0.1, 1.5)]:
+            ours = probabilities(logits, t, k, p, min_p=min_p, repetition_penalty=penalty, previous_ids=ids)
+            ref = (reference_full(logits, t, k, p, min_p, penalty, ids) if t > 0 else None)
+            if ref is None:                                      # greedy: the top token after the penalty
+                pen = torch.tensor(logits, dtype=torch.float64)[None]
+                pen = RepetitionPenaltyLogitsProcessor(penalty)(torch.tensor([ids]), pen)
+                assert ours.probs[int(pen.argmax())] == 1.0
+                continue
+            assert np.abs(ours.probs - ref).max() <= 1e-6, (t, k, p, min_p, penalty)
+
+
+def test_the_penalty_is_what_breaks_a_greedy_loop(bundled):
+    """The classic lesson: greedy text repeats itself; a repetition penalty makes the repeated token less likely."""
+    ids = bundled.tokenizer("I like cats. I like cats. I like cats. I like")["input_ids"]
+    logits = next_logits(bundled, ids)
+    plain = probabilities(logits, 1.0)
+    cats = bundled.tokenizer(" cats")["input_ids"][0]
+    pen = probabilities(logits, 1.0, repetition_penalty=1.5, previous_ids=ids)
+    assert pen.probs[cats] < plain.probs[cats]
+    assert pen.n_penalised == len(set(ids))
+
+
+def test_min_p_and_penalty_settings_are_checked():
+    for kw in ({"min_p": -0.1}, {"min_p": 1.5}, {"repetition_penalty": 0}, {"repetition_penalty": float("nan")}):
+        with pytest.raises(ExplainerError):
+            probabilities(np.zeros(5), **kw)
+    d = probabilities(np.arange(5.0), min_p=0, repetition_penalty=1)   # the "off" values
+    assert d.settings.min_p is None and d.settings.repetition_penalty is None and d.penalised is None
+    with pytest.raises(ExplainerError):
+        probabilities(np.zeros(5), repetition_penalty=1.2, previous_ids=[7])

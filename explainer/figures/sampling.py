@@ -16,8 +16,9 @@ from .common import PROB_SCALE, show_token, style
 from .palette import BLUE, FAINT, LIGHT, LIGHT_BLUE, MUTED, ORANGE, PICKED, SKY
 
 KEPT = BLUE
-CUT = {"top-k": MUTED, "top-p": ORANGE, "greedy": MUTED, "kept": KEPT}
-FATE_WORDS = {"kept": "kept", "top-k": "cut by top-k", "top-p": "cut by top-p", "greedy": "cut: temperature 0"}
+CUT = {"top-k": MUTED, "top-p": ORANGE, "min-p": SKY, "greedy": MUTED, "kept": KEPT}
+FATE_WORDS = {"kept": "kept", "top-k": "cut by top-k", "top-p": "cut by top-p", "min-p": "cut by min-p",
+              "greedy": "cut: temperature 0"}
 
 
 def _short(s: str, n: int = 14) -> str:
@@ -30,6 +31,10 @@ def settings_text(dist: Distribution) -> str:
     parts = [f"temperature {s.temperature:g}" + (" (greedy)" if dist.greedy else "")]
     parts.append(f"top-k {s.top_k}" if s.top_k else "top-k off")
     parts.append(f"top-p {s.top_p:g}" if s.top_p is not None else "top-p off")
+    if s.min_p is not None:
+        parts.append(f"min-p {s.min_p:g}")
+    if s.repetition_penalty is not None:
+        parts.append(f"repetition penalty {s.repetition_penalty:g}")
     return " · ".join(parts)
 
 
@@ -78,7 +83,8 @@ def survival_chart(dist: Distribution, ids: Sequence[int], strings: Sequence[str
         (f"temperature {s.temperature:g}<br>{v:,} tokens", dist.tempered, np.zeros(v, dtype=bool)),
         (f"top-k {s.top_k or 'off'}<br>{dist.n_after_top_k:,} left", dist.after_top_k, dist.removed_top_k),
         (f"top-p {s.top_p if s.top_p is not None else 'off'}<br>{dist.n_kept:,} left", dist.probs,
-         dist.removed_top_k | dist.removed_top_p | dist.removed_greedy),
+         dist.removed_top_k | dist.removed_top_p | dist.removed_greedy
+         | (dist.removed_min_p if dist.removed_min_p is not None else False)),
     ]
     cols = [c for c, *_ in stages]
     rows = [f"{r + 1}. {_short(t)}" for r, t in enumerate(strings)]
