@@ -163,9 +163,10 @@ def induction_demo(model_name: str):
 
 
 def batch_check(model_name: str, prompts: tuple[str, ...], side: str):
-    """Batched against alone; each prompt keeps at most what the budget allows for a batch of this many."""
+    """Batched against alone; each prompt keeps at most the sidebar's token limit, and what the budget allows
+    for a batch of this many."""
     lm = get_model(model_name)
-    keep = budget.batch_token_limit(lm, max(1, len(prompts)))
+    keep = min(budget.batch_token_limit(lm, max(1, len(prompts))), int(ss.get("max_tokens") or DEFAULT_MAX_TOKENS))
     return _shared(("batch", model_name, prompts, side, keep),
                    lambda: generation.compare_batch(lm, prompts, side, max_tokens=keep),
                    len(prompts) * budget.pass_bytes(lm, keep))
@@ -269,8 +270,11 @@ def _init_state() -> None:
     link = _link()
     name = links.text("model", link["model"]).value.strip() if "model" in link else ""
     ss.model_name = name or BUNDLED
+    own = ss.get("_prompt")
     ss._prompt = DEFAULT_PROMPT
-    if "prompt" in link:
+    if "prompt" in link and own is not None and link["prompt"] == links.encode_prompt(own):
+        ss._prompt = own    # what this session typed, which it wrote to the link: kept whole (no URL limit)
+    elif "prompt" in link:
         m = links.prompt("prompt", link["prompt"], DEFAULT_PROMPT)
         ss._prompt = m.value
         if m.notice:
