@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from . import budget as _budget
 from .errors import RangeError
 from .models import LoadedModel
 from .sites import Hook, hooks, site
@@ -35,43 +37,102 @@ class HostBuffers:
     30 × 9 × 512² floats = 283 MB). Memory fresh from the OS costs a page fault per 4 KB page on first
     write, about 0.25 s for that much: a quarter of the forward pass it is captured from. So large
     arrays are views of pooled byte blocks, and a block whose views have all been dropped (its trace
-    evicted from the page cache, say) is handed out again instead of new memory.
+    evicted from the results cache, say) is handed out again instead of new memory.
 
     Whether a block is free is read from its reference count: every view of a numpy array keeps a
-    reference to the array that owns the data, so a block that only the pool refers to has no live
-    view. Whenever a new block is needed, free blocks beyond `max_idle_bytes` are let go.
+    reference to the array that owns the data (numpy points a view of a view at the owner), so a block
+    that only the pool refers to has no live view. That reading is checked once, when the pool is made
+    (`refcounts_work`): on a Python whose reference counts do not move that way (PyPy, builds with
+    deferred or immortal counting) the pool is off and every array is plain `np.empty`, which is
+    always safe, only slower to fault in.
+
+    Bounds (both tied to the memory budget by default, `explainer.budget`): idle blocks beyond
+    `max_idle_bytes` are let go whenever an array is taken, and the pool never holds more than
+    `max_pool_bytes` in all; past that, arrays are plain `np.empty`, freed with their trace.
     """
 
     MIN_BYTES = 1 << 20  # smaller arrays are cheap to fault in: plain np.empty
 
-    def __init__(self, max_idle_bytes: int = 1 << 30) -> None:
-        self.max_idle_bytes = max_idle_bytes
+    def __init__(self, max_idle_bytes: int | Callable[[], int] | None = None,
+                 max_pool_bytes: int | Callable[[], int] | None = None) -> None:
+        self._max_idle = max_idle_bytes if max_idle_bytes is not None else _budget.pool_idle_cap
+        self._max_pool = max_pool_bytes if max_pool_bytes is not None else _budget.room
         self._blocks: list[np.ndarray] = []
         self._lock = threading.Lock()
+        self.pooling = self.refcounts_work()
+
+    @staticmethod
+    def _value(v: int | Callable[[], int]) -> int:
+        return int(v() if callable(v) else v)
+
+    @property
+    def max_idle_bytes(self) -> int:
+        return self._value(self._max_idle)
+
+    @property
+    def max_pool_bytes(self) -> int:
+        return self._value(self._max_pool)
+
+    def _free(self, blocks: list[np.ndarray], i: int) -> bool:
+        return sys.getrefcount(blocks[i]) == 2  # the list + getrefcount's argument
+
+    def refcounts_work(self) -> bool:
+        """Whether `_free` tells a block with a live view from one without, on this Python."""
+        try:
+            blocks = [np.empty(64, dtype=np.uint8)]
+            free_alone = self._free(blocks, 0)
+            view = blocks[0][:16].view(np.float32)
+            sub = view[1:]                       # a view of a view: numpy points it at the owner
+            del view
+            held = not self._free(blocks, 0)
+            del sub
+            return free_alone and held and self._free(blocks, 0)
+        except Exception:  # noqa: BLE001 - no sys.getrefcount, say: no pool
+            return False
 
     def _idle(self) -> list[int]:
-        return [i for i in range(len(self._blocks)) if sys.getrefcount(self._blocks[i]) == 2]  # list + arg
+        return [i for i in range(len(self._blocks)) if self._free(self._blocks, i)]
 
     def take(self, shape: tuple[int, ...]) -> np.ndarray:
         """An uninitialised, writeable float32 array of `shape`."""
         nbytes = int(np.prod(shape)) * 4
-        if nbytes < self.MIN_BYTES:
+        if nbytes < self.MIN_BYTES or not self.pooling:
             return np.empty(shape, dtype=np.float32)
         with self._lock:
             idle = self._idle()
             fits = [i for i in idle if nbytes <= self._blocks[i].nbytes <= 2 * nbytes]
-            if fits:
-                block = self._blocks[min(fits, key=lambda i: self._blocks[i].nbytes)]
-            else:
-                drop, spare = set(), sum(self._blocks[i].nbytes for i in idle)
-                for i in sorted(idle, key=lambda i: -self._blocks[i].nbytes):  # biggest go first
-                    if spare <= self.max_idle_bytes:
-                        break
-                    spare -= self._blocks[i].nbytes
-                    drop.add(i)
+            chosen = min(fits, key=lambda i: self._blocks[i].nbytes) if fits else None
+            block = self._blocks[chosen] if chosen is not None else None
+            rest = [i for i in idle if i != chosen]
+            spare = sum(self._blocks[i].nbytes for i in rest)
+            held = sum(b.nbytes for b in self._blocks) + (0 if block is not None else nbytes)
+            max_idle, max_pool = self.max_idle_bytes, self.max_pool_bytes
+            drop = set()
+            for i in sorted(rest, key=lambda i: -self._blocks[i].nbytes):  # biggest go first
+                if spare <= max_idle and held <= max_pool:
+                    break
+                spare -= self._blocks[i].nbytes
+                held -= self._blocks[i].nbytes
+                drop.add(i)
+            self._blocks = [b for i, b in enumerate(self._blocks) if i not in drop]
+            if block is None:
+                if held > max_pool:              # the pool is full of live traces: not pooled
+                    return np.empty(shape, dtype=np.float32)
                 block = np.empty(nbytes, dtype=np.uint8)
-                self._blocks = [b for i, b in enumerate(self._blocks) if i not in drop] + [block]
+                self._blocks.append(block)
             return block[:nbytes].view(np.float32).reshape(shape)  # holds a reference to block
+
+    def trim(self) -> None:
+        """Let go of idle blocks beyond `max_idle_bytes` now (after the budget shrank, say)."""
+        with self._lock:
+            idle = self._idle()
+            spare, drop = sum(self._blocks[i].nbytes for i in idle), set()
+            for i in sorted(idle, key=lambda i: -self._blocks[i].nbytes):
+                if spare <= self.max_idle_bytes:
+                    break
+                spare -= self._blocks[i].nbytes
+                drop.add(i)
+            self._blocks = [b for i, b in enumerate(self._blocks) if i not in drop]
 
     def held_bytes(self) -> tuple[int, int]:
         """(bytes in blocks some trace still uses, bytes in idle blocks)."""
@@ -82,6 +143,7 @@ class HostBuffers:
 
 
 host_buffers = HostBuffers()
+_budget.before_work(host_buffers.trim)
 
 
 def trace(lm: LoadedModel, text: str, max_tokens: int | None = None) -> Trace:

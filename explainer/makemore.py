@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import random
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -164,17 +165,38 @@ class CharMLP:
                 p.grad = None
 
 
+_THREADS_LOCK = threading.Lock()
+_threads_held: list = [0, None]   # callers inside cpu_threads now, the count they found
+
+
 @contextmanager
-def cpu_threads(n: int = 1):
-    """This model's matrices are tiny: thread hand-offs cost more than they save (and on a busy
-    machine far more). Run on at most `n` threads, then give the setting back. Held only around
-    computation, never across a `yield`, so the app's other work keeps its threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(n, before)))
+def cpu_threads(n: int | None = 1):
+    """This model's matrices are tiny: thread hand-offs cost more than they save, and on a busy machine far
+    more (the page's default run: 1.7 s on one thread, 23-44 s on both of two shared cores, measured
+    2026-12). So the lab's computation runs on one thread; `None` leaves torch's setting alone.
+
+    torch's thread count is process-wide (`torch.set_num_threads` in one thread also sets it for every
+    thread started later, and each Streamlit rerun is a new thread), and two overlapping sessions that
+    each saved and restored it could leave the whole server on one thread. So the callers share one
+    process-wide lowering: the first one in saves the count and lowers it, the last one out restores
+    it, under a lock, whatever order they overlap in. Held only around computation, never across a
+    `yield`, so other sessions' runs started meanwhile are on one thread for a fraction of a second at
+    most per chunk."""
+    if n is None:
+        yield
+        return
+    with _THREADS_LOCK:
+        if _threads_held[0] == 0:
+            _threads_held[1] = torch.get_num_threads()
+            torch.set_num_threads(max(1, min(int(n), _threads_held[1])))
+        _threads_held[0] += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _threads_held[0] -= 1
+            if _threads_held[0] == 0:
+                torch.set_num_threads(_threads_held[1])
 
 
 # -- training -------------------------------------------------------------------------------------
@@ -190,7 +212,7 @@ class TrainProgress:
 
 
 def train(model: CharMLP, data: Dataset, steps: int = 2000, lr: float = 0.1, batch_size: int = 32,
-          eval_every: int = 100, seed: int = 0, decay_at: float = 0.75, threads: int = 1, start_step: int = 0,
+          eval_every: int = 100, seed: int = 0, decay_at: float = 0.75, threads: int | None = 1, start_step: int = 0,
           ) -> Iterator[TrainProgress]:
     """Minibatch SGD on the train split. Yields progress before the first step (the model as it is),
     every `eval_every` steps and at the end; steps are numbered from `start_step` so that a second
@@ -230,7 +252,8 @@ def train(model: CharMLP, data: Dataset, steps: int = 2000, lr: float = 0.1, bat
         yield report(step, running / (chunk_end - first + 1), step_lr)
 
 
-def snapshot(model: CharMLP, data: Dataset, step: int = 0, lr: float = 0.0, threads: int = 1) -> TrainProgress:
+def snapshot(model: CharMLP, data: Dataset, step: int = 0, lr: float = 0.0,
+             threads: int | None = 1) -> TrainProgress:
     """The model as it is now, scored on the whole train and dev splits (no training)."""
     with cpu_threads(threads):
         tr, dv = model.evaluate(data.train), model.evaluate(data.dev)
@@ -253,7 +276,7 @@ class LRSweep:
 
 
 def lr_finder(config: MLPConfig, data: Dataset, lr_min: float = 1e-3, lr_max: float = 10.0, steps: int = 300,
-              batch_size: int = 32, seed: int = 0, threads: int = 1) -> LRSweep:
+              batch_size: int = 32, seed: int = 0, threads: int | None = 1) -> LRSweep:
     """Train a fresh model for `steps` steps while the learning rate grows exponentially from
     `lr_min` to `lr_max`; the loss first barely moves, then falls, then blows up. The sweep stops
     once the loss is far above its best (the rest of `losses` is NaN)."""
@@ -376,7 +399,7 @@ class OverfitResult:
 
 
 def overfit_demo(data: Dataset, n_names: int = 60, n_hidden: int = 300, n_embd: int = 10, steps: int = 600,
-                 lr: float = 0.3, seed: int = 0, eval_every: int = 25, threads: int = 1) -> OverfitResult:
+                 lr: float = 0.3, seed: int = 0, eval_every: int = 25, threads: int | None = 1) -> OverfitResult:
     """A big network on a handful of names: it memorises them (its train loss keeps falling) while its
     loss on the dev names, which it never sees, first falls and then climbs. Trains on the whole tiny
     train set each step; the dev split is the full one of `data`."""

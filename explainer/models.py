@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,13 +355,207 @@ def bundled_ready() -> bool:
     return target in _in_memory or _cache_ok(target, deep=False)
 
 
+# -- which models may be loaded --------------------------------------------------------------------
+
+MODELS_ENV = "EXPLAINER_MODELS"          # comma-separated: bundled, Hub ids ("*": any Hub id), folder roots
+FOLDERS_ENV = "EXPLAINER_ALLOW_FOLDERS"  # "1": any local folder, even when the server listens beyond localhost
+_LOCAL_ADDRESSES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _looks_like_path(entry: str) -> bool:
+    return entry.startswith(("/", "./", "../", "~")) or os.sep in entry and os.path.isdir(entry) or (
+        len(entry) > 2 and entry[1] == ":" and entry[2] in "\\/")
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """What the model picker may load: `EXPLAINER_MODELS` (unset: everything), and no local folder when the
+    server listens on more than localhost, unless the folder is under a listed root or EXPLAINER_ALLOW_FOLDERS=1.
+    """
+
+    listed: tuple[str, ...] | None       # None: EXPLAINER_MODELS unset
+    folders: tuple[Path, ...]            # folder roots listed
+    any_folder: bool                     # any local folder may be opened
+    any_hub: bool                        # any Hub id may be loaded
+
+    @classmethod
+    def from_env(cls, server_address: str | None = None) -> ModelPolicy:
+        raw = os.environ.get(MODELS_ENV, "").strip()
+        local_only = (server_address or "").strip().lower() in _LOCAL_ADDRESSES
+        folders_ok = local_only or os.environ.get(FOLDERS_ENV, "").strip() in ("1", "true", "yes")
+        if not raw:
+            return cls(None, (), folders_ok, True)
+        entries = tuple(dict.fromkeys(e.strip() for e in raw.split(",") if e.strip()))
+        roots = tuple(Path(e).expanduser().resolve() for e in entries if _looks_like_path(e))
+        names = tuple(e for e in entries if not _looks_like_path(e))
+        return cls(names, roots, folders_ok and FOLDERS_ENV in os.environ, "*" in names)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The listed names to offer in the picker (None listed: the usual ones)."""
+        if self.listed is None:
+            return (BUNDLED, *HUB_MODELS)
+        return tuple(n for n in self.listed if n != "*")
+
+    @property
+    def typing_allowed(self) -> bool:
+        """Whether the picker should offer a box for a typed Hub id or folder."""
+        return self.any_hub or self.any_folder or bool(self.folders)
+
+    def refusal(self, name: str) -> ModelLoadError | None:
+        """Why `name` may not be loaded here, or None."""
+        name = name.strip()
+        is_folder = _looks_like_path(name) or os.path.isdir(name)
+        if is_folder:
+            path = Path(name).expanduser().resolve()
+            if self.any_folder or any(path == r or r in path.parents for r in self.folders):
+                return None
+            if self.folders:
+                where = ", ".join(str(r) for r in self.folders)
+                return ModelLoadError(f"This server opens local folders only under {where}; '{name}' is not.",
+                                      "Pick one of the models offered, or a folder under those.")
+            return ModelLoadError(
+                "This server does not open local folders (it is shared: it listens on more than localhost, or "
+                f"{MODELS_ENV} lists no folder).",
+                f"Pick one of the models offered. Whoever runs the server can list folder roots in {MODELS_ENV} "
+                f"or set {FOLDERS_ENV}=1.")
+        if self.listed is None or name in self.listed or (self.any_hub and name != BUNDLED):
+            return None
+        offered = ", ".join(self.choices) or "none"
+        return ModelLoadError(f"This server offers only these models: {offered}; '{name}' is not one of them.",
+                              f"Pick one of those. Whoever runs the server chooses them with {MODELS_ENV}.")
+
+
+# -- the size of a model, before it is loaded ---------------------------------------------------------
+
+def model_nbytes(config, dtype: torch.dtype) -> int:
+    """Parameters × bytes per parameter, from the config alone (the family's own parameter formula)."""
+    from .anatomy import count_parameters
+
+    return count_parameters(config).total * torch.empty((), dtype=dtype).element_size()
+
+
+def _checkpoint_dtype(config) -> torch.dtype:
+    d = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(d, str):
+        d = getattr(torch, d, None)
+    return d if isinstance(d, torch.dtype) else torch.float32
+
+
+def _free_memory(device: torch.device) -> tuple[int, str]:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free), "free GPU memory"
+    import psutil
+
+    return int(psutil.virtual_memory().available), "free RAM"
+
+
+def _hub_cache_dir() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _is_cached(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return any(isinstance(try_to_load_from_cache(name, f), str)
+                   for f in ("model.safetensors", "model.safetensors.index.json"))
+    except Exception:  # noqa: BLE001 - unknown: assume a download
+        return False
+
+
+def check_fits(name: str, config, device: torch.device, dtype: torch.dtype, max_bytes: int | None = None,
+               download: bool = False) -> int:
+    """Refuse, with the numbers, a model that cannot fit: its weights against the budget's share for models
+    (`max_bytes`), free RAM or GPU memory, and (for a download) free disk in the Hub cache. Returns its bytes."""
+    from .anatomy import human_bytes
+
+    need = model_nbytes(config, dtype)
+    if max_bytes is not None and need > max_bytes:
+        raise ModelLoadError(
+            f"'{name}' needs about {human_bytes(need)} for its weights, more than this server lets models take "
+            f"({human_bytes(max_bytes)}, half of its memory budget).",
+            "Pick a smaller model, or ask whoever runs the server to raise EXPLAINER_MEMORY_GB.")
+    free, what = _free_memory(device)
+    if need > free:
+        raise ModelLoadError(f"'{name}' needs about {human_bytes(need)} for its weights, but this machine has "
+                             f"only {human_bytes(free)} of {what}.", "Pick a smaller model.")
+    if download:
+        folder = _hub_cache_dir()
+        probe = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+        disk = shutil.disk_usage(probe).free
+        on_disk = model_nbytes(config, _checkpoint_dtype(config))
+        if on_disk > disk:
+            raise ModelLoadError(f"'{name}' is a download of about {human_bytes(on_disk)}, but {probe} has only "
+                                 f"{human_bytes(disk)} free.", "Free some disk space or set HF_HOME elsewhere.")
+    return need
+
+
 # -- loading -------------------------------------------------------------------------------------
+
+_DOWNLOAD_ADVICE = ("download it where you have a network (`hf download NAME --local-dir DIR`) and enter that "
+                    "folder; the bundled model always works offline.")
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """e and every exception it was raised from (transformers wraps the Hub client's errors in OSError)."""
+    out: list[BaseException] = []
+    while e is not None and e not in out:
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
+def _hub_error(name: str, e: BaseException) -> ModelLoadError | None:
+    """The Hub client's typed errors, each with its own advice (None: not a Hub error)."""
+    from huggingface_hub import errors as hf
+
+    advice = _DOWNLOAD_ADVICE.replace("NAME", name)
+    for x in _chain(e):
+        if isinstance(x, hf.HFValidationError):
+            return ModelLoadError(f"'{name}' is not a valid Hub id: it is malformed (Hub ids look like gpt2 or "
+                                  "EleutherAI/pythia-70m: letters, digits, '-', '_' and '.', one '/' at most).",
+                                  "Check what was typed, or give a local folder.")
+        if isinstance(x, hf.GatedRepoError):
+            return ModelLoadError(f"'{name}' is gated on the Hugging Face Hub: its licence must be accepted first.",
+                                  f"Accept it at https://huggingface.co/{name}, then run `hf auth login` on this "
+                                  "server (or set HF_TOKEN), and try again.")
+        if isinstance(x, hf.RepositoryNotFoundError):
+            return ModelLoadError(f"There is no model '{name}' on the Hugging Face Hub (or it is private).",
+                                  "Check the spelling, e.g. gpt2 or EleutherAI/pythia-70m; for a private model, "
+                                  "run `hf auth login` on this server.")
+        if isinstance(x, hf.RevisionNotFoundError):
+            return ModelLoadError(f"'{name}' has no such revision on the Hub.", "Use the model's main revision.")
+        if isinstance(x, hf.LocalEntryNotFoundError) or (isinstance(x, hf.OfflineModeIsEnabled)
+                                                         if hasattr(hf, "OfflineModeIsEnabled") else False):
+            return ModelLoadError(f"'{name}' is not in this machine's Hugging Face cache, and the Hub cannot be "
+                                  "reached (no network, or offline mode: HF_HUB_OFFLINE).",
+                                  f"Use the bundled model, or {advice}")
+        if isinstance(x, hf.EntryNotFoundError):
+            return ModelLoadError(f"'{name}' lacks a file this app needs ({x}).",
+                                  "Pick a model whose repository has config.json, tokenizer files and "
+                                  "*.safetensors weights.")
+        if isinstance(x, hf.HfHubHTTPError):
+            status = getattr(getattr(x, "response", None), "status_code", None)
+            return ModelLoadError(f"The Hugging Face Hub answered with an error for '{name}'"
+                                  f"{f' (HTTP {status})' if status else ''}.",
+                                  f"Try again later, or {advice}")
+    return None
+
 
 def _explain_load_failure(name: str, e: BaseException) -> ModelLoadError:
     msg = str(e)
     if isinstance(e, torch.OutOfMemoryError) or "out of memory" in msg.lower():
         return ModelLoadError(f"'{name}' does not fit in memory.",
                               "Pick a smaller model (the bundled one needs about 0.6 GB).")
+    if _looks_like_path(name) and not os.path.isdir(name):
+        return ModelLoadError(f"There is no folder '{name}' on the server.",
+                              "Check the path (a folder with config.json, tokenizer files and *.safetensors).")
+    if (hub := _hub_error(name, e)) is not None:
+        return hub
     if "trust_remote_code" in msg:
         return ModelLoadError(f"'{name}' needs custom code from its repository, which this app never runs.",
                               "Pick a GPT-2, Llama, GPT-J or GPT-NeoX/Pythia model.")
@@ -372,44 +565,44 @@ def _explain_load_failure(name: str, e: BaseException) -> ModelLoadError:
     if "safetensors" in msg.lower() and "use_safetensors" in msg:
         return ModelLoadError(f"'{name}' has no safetensors weights; this app refuses pickled .bin weights.",
                               "Pick a model whose repository has .safetensors files.")
-    if isinstance(e, (OSError, ValueError)) or "connect" in msg.lower():
-        local = os.path.isdir(name)
-        if local:
-            return ModelLoadError(f"The folder '{name}' does not hold a loadable model: {msg.splitlines()[0]}",
-                                  "Point at a folder with config.json, tokenizer files and *.safetensors.")
-        return ModelLoadError(
-            f"Could not load '{name}' from the Hugging Face Hub: the id is unknown, gated, or there is no "
-            "network connection here.",
-            "Check the spelling, or download it where you have a network "
-            "(`huggingface-cli download NAME --local-dir DIR`) and enter that folder; "
-            "the bundled model always works offline.",
-        )
+    if os.path.isdir(name):
+        return ModelLoadError(f"The folder '{name}' does not hold a loadable model: "
+                              f"{msg.splitlines()[0] if msg else type(e).__name__}",
+                              "Point at a folder with config.json, tokenizer files and *.safetensors.")
+    if isinstance(e, (OSError, ValueError)):
+        return ModelLoadError(f"Could not load '{name}' from the Hugging Face Hub "
+                              f"({type(e).__name__}: {msg.splitlines()[0] if msg else ''}).",
+                              f"Check the spelling, or {_DOWNLOAD_ADVICE.replace('NAME', name)}")
     return ModelLoadError(f"Could not load '{name}': {type(e).__name__}: {msg.splitlines()[0] if msg else ''}",
                           "Pick the bundled model, which always works offline.")
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick TCP connect to the Hub (or $HF_ENDPOINT), so that an offline classroom gets its
-    answer in seconds rather than after the Hub client's retries."""
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
+    """One quick request to the Hub (or $HF_ENDPOINT) through the Hub client's own HTTP session, so that a
+    school's proxy settings (HTTPS_PROXY, ...) are honoured and an offline classroom gets its answer in
+    seconds rather than after the client's retries."""
+    from huggingface_hub import constants, get_session
 
     if constants.HF_HUB_OFFLINE:
         return False
-    url = urlparse(constants.ENDPOINT)
     try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        get_session().head(constants.ENDPOINT, timeout=timeout, follow_redirects=False)
         return True
-    except OSError:
+    except Exception:  # noqa: BLE001 - any transport error: not reachable
         return False
 
 
-def _from_folder_or_hub(source: str | Path, device: torch.device, dtype: torch.dtype):
+def _from_folder_or_hub(source: str | Path, device: torch.device, dtype: torch.dtype,
+                        max_bytes: int | None = None):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    local = os.path.isdir(source)
+    if not local:
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(str(source))         # a malformed id: HFValidationError, before any network
     # A Hub id with no network: use what the local Hugging Face cache holds, if anything.
-    offline = not os.path.isdir(source) and not hub_reachable()
+    offline = not local and not hub_reachable()
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False, local_files_only=offline)
     except OSError as e:
@@ -417,9 +610,11 @@ def _from_folder_or_hub(source: str | Path, device: torch.device, dtype: torch.d
             raise
         raise ModelLoadError(
             f"There is no connection to the Hugging Face Hub here, and '{source}' is not in the local cache.",
-            "Use the bundled model, which works offline, or download the model where you have a network "
-            "(`huggingface-cli download NAME --local-dir DIR`) and enter that folder.") from e
+            f"Use the bundled model, which works offline, or {_DOWNLOAD_ADVICE.replace('NAME', str(source))}",
+        ) from e
     arch_for(config.model_type)  # refuse unsupported families before downloading weights
+    check_fits(str(source), config, device, dtype, max_bytes, download=not local and not offline
+               and not _is_cached(str(source)))
     kwargs: dict = dict(dtype=dtype, attn_implementation="eager", use_safetensors=True, trust_remote_code=False,
                         local_files_only=offline)
     if device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
@@ -431,15 +626,34 @@ def _from_folder_or_hub(source: str | Path, device: torch.device, dtype: torch.d
     return model, tok
 
 
-def load_model(name: str = BUNDLED, device: str | None = None, progress: Progress | None = None) -> LoadedModel:
+def _free_after_failure(e: BaseException, device: torch.device) -> None:
+    """A load that failed halfway lets go of what it took: the frames of its traceback hold the half-built
+    model, so they are cleared before the memory is collected."""
+    import gc
+
+    for x in _chain(e):
+        x.__traceback__ = None
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def load_model(name: str = BUNDLED, device: str | None = None, progress: Progress | None = None,
+               max_bytes: int | None = None, allowed: ModelPolicy | None = None) -> LoadedModel:
     """Load a causal LM for tracing: "bundled", a Hub id, or a local folder.
 
-    Raises `ModelLoadError` with a message that says what happened and what to do.
+    `allowed` (the app passes `ModelPolicy.from_env(...)`) refuses what the server does not offer;
+    `max_bytes` refuses a model whose weights would not fit the memory budget. Both are checked before any
+    weights are read or downloaded, as are free RAM (or GPU memory) and, for a download, disk.
+    Raises `ModelLoadError` with a message that says what happened and what to do; a failed load keeps
+    nothing it allocated.
     """
     progress = progress or (lambda frac, msg: None)
     name = (name or "").strip()
     if not name:
         raise ModelLoadError("No model name was given.", "Pick the bundled model or type a Hub id such as gpt2.")
+    if allowed is not None and (why := allowed.refusal(name)) is not None:
+        raise why
     dev = pick_device(device)
     dtype = dtype_for(dev)
     weights: str | None
@@ -449,7 +663,7 @@ def load_model(name: str = BUNDLED, device: str | None = None, progress: Progres
             src = _bundled_source(progress)
             if isinstance(src, Path):
                 progress(0.85, "Loading the bundled model from the cache…")
-                model, tok = _from_folder_or_hub(src, dev, dtype)
+                model, tok = _from_folder_or_hub(src, dev, dtype, max_bytes)
                 weights = str(src / "model.safetensors")
             else:
                 progress(0.85, "Building the bundled model in memory…")
@@ -457,12 +671,15 @@ def load_model(name: str = BUNDLED, device: str | None = None, progress: Progres
                 weights, notice = None, src.notice
         else:
             progress(0.1, f"Loading {name} (a Hub model downloads on first use)…")
-            model, tok = _from_folder_or_hub(name, dev, dtype)
+            model, tok = _from_folder_or_hub(name, dev, dtype, max_bytes)
             weights = _weights_file(model)
-    except ModelLoadError:
+    except ModelLoadError as e:
+        _free_after_failure(e, dev)
         raise
     except Exception as e:  # noqa: BLE001 - every failure becomes a message with a fix
-        raise _explain_load_failure(name, e) from e
+        err = _explain_load_failure(name, e)
+        _free_after_failure(e, dev)
+        raise err from e
     progress(1.0, "Ready.")
     return wrap(model, tok, name, weights_path=weights, notice=notice)
 

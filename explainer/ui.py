@@ -6,6 +6,7 @@ Pages stay thin: `lm = ui.page("Title", "one-line intro")`, then widgets -> expl
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import runpy
 import threading
@@ -17,12 +18,25 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 import explainer as ex
-from explainer import anatomy, attention_out, generation, glove, heads, interventions, lens, links, makemore, mlp
+from explainer import (
+    anatomy,
+    attention_out,
+    budget,
+    generation,
+    glove,
+    heads,
+    interventions,
+    lens,
+    links,
+    makemore,
+    mlp,
+)
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import show_token
 from explainer.figures.palette import TOKEN_TINTS
 from explainer.model_map import part_values
-from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, bundled_ready, prepare_bundled
+from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, ModelPolicy, bundled_ready, prepare_bundled
+from explainer.tokens import encode
 
 DEFAULT_MAX_TOKENS = 256
 _OTHER = "Other: a Hub id or a local folder…"
@@ -32,30 +46,13 @@ _run = threading.local()  # per script run: the notice box (each run of a sessio
 
 
 # -- cached resources ----------------------------------------------------------------------------
-
-@st.cache_resource(show_spinner=False, max_entries=3)
-def get_model(name: str) -> ex.LoadedModel:
-    """One shared model per name for every session (read-only). Never draws anything: Streamlit replays
-    the elements a cached function drew, which breaks for progress bars made outside it."""
-    return ex.load_model(name)
-
-
-@st.cache_resource(show_spinner=False)
-def _convert_lock() -> threading.Lock:
-    return threading.Lock()
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def get_trace(model_name: str, text: str, max_tokens: int | None) -> ex.Trace:
-    """Traces are shared read-only (their arrays are not writeable), so no per-session copy is made."""
-    return ex.trace(get_model(model_name), text, max_tokens)
-
-
-# Every cached result of the app is here, and all are one kind: `st.cache_resource`, shared by every
-# session with no per-session copy, so each result is made read-only (`_frozen`) before it is shared.
-# They chain by name, never by object: a cached function takes the model's name (and the prompt and
-# max tokens) and asks get_model / get_trace for the objects, so every key is small and hashable, and
-# a model or trace evicted from its cache is rebuilt on demand by whichever result needs it next.
+# Everything the app holds between reruns is bounded by one memory budget (`explainer.budget`,
+# EXPLAINER_MEMORY_GB): models in `budget.MODELS` (by their bytes, at most 3), every big shared result in
+# `budget.RESULTS`, a byte-bounded LRU (Streamlit's cache_resource bounds entries, not bytes). Results are
+# shared read-only by every session (`_frozen`), with no per-session copy. They chain by name, never by
+# object: a cached function takes the model's name (and the prompt and max tokens) and asks get_model /
+# get_trace for the objects, so every key is small and hashable, and a model or trace evicted is rebuilt
+# on demand by whichever result needs it next.
 #   get_model(name) ─┬─ get_trace(name, text, max_tokens) ─┬─ lens_of, trajectory_of       (Logit lens)
 #                    │                                      ├─ attribution_of, ablation_of  (Interventions)
 #                    │                                      ├─ head_outputs_of              (Attention)
@@ -66,11 +63,50 @@ def get_trace(model_name: str, text: str, max_tokens: int | None) -> ex.Trace:
 #   names_data(block_size) ─ lr_sweep, overfit_run                                         (Tiny LM lab)
 #   glove_vectors()                                                                         (Embeddings)
 
+budget.announce()   # the start-up line: this process's memory budget
+
+
+def allowed_models() -> ModelPolicy:
+    """What this server's picker may load (EXPLAINER_MODELS; local folders off when it listens beyond localhost)."""
+    return ModelPolicy.from_env(st.get_option("server.address"))
+
+
+def get_model(name: str) -> ex.LoadedModel:
+    """One shared model per name for every session (read-only), within the budget's share for models.
+    Never draws anything. A load that fails leaves the models held as they were."""
+    def load() -> ex.LoadedModel:
+        return ex.load_model(name, max_bytes=budget.model_cap(), allowed=allowed_models())
+    lm = budget.MODELS.get(name, load)
+    budget.RESULTS.shrink()          # a new model leaves less room for results
+    return lm
+
+
+@st.cache_resource(show_spinner=False)
+def _convert_lock() -> threading.Lock:
+    return threading.Lock()
+
+
+def get_trace(model_name: str, text: str, max_tokens: int | None) -> ex.Trace:
+    """A shared read-only trace, kept within the memory budget: a prompt longer than the budget allows for
+    this model keeps its last tokens, and the trace's notice says why."""
+    lm = get_model(model_name)
+    asked = min(int(max_tokens), lm.n_ctx) if max_tokens else lm.n_ctx
+    limit = budget.token_limit(lm)
+    keep = min(asked, limit)
+
+    def make() -> ex.Trace:
+        n = encode(lm, text, keep)                      # cheap: the size before tracing
+        with budget.working(budget.trace_bytes(lm, len(n.ids)) + budget.pass_bytes(lm, len(n.ids))):
+            tr = ex.trace(lm, text, keep)
+        if keep < asked and tr.n_tokens_in_text > keep:
+            tr = dataclasses.replace(tr, notice=budget.limit_notice(lm, keep, tr.n_tokens_in_text))
+        return tr
+    return budget.RESULTS.get(("trace", model_name, text, keep), make)
+
+
 def _frozen(x):
     """Mark every numpy array reachable from x (fields of dataclasses, items of tuples, lists and
     dicts) read-only, and return x: a shared cached result must not be changed by one session."""
-    import dataclasses
-
     import numpy as np
 
     seen: set[int] = set()
@@ -95,99 +131,119 @@ def _frozen(x):
     return x
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+def _shared(key: tuple, make: Callable[[], Any], estimate: int = 0):
+    """A shared, read-only result in the budget's results cache (`estimate`: bytes its computation needs)."""
+    return budget.cached(key, lambda: _frozen(make()), estimate)
+
+
+def _pass_of(model_name: str, text: str, max_tokens: int) -> int:
+    """What one more pass over this prompt's trace needs (attribution, ablation, the lens's chunks)."""
+    tr = get_trace(model_name, text, max_tokens)
+    lm = get_model(model_name)
+    return budget.trace_bytes(lm, tr.n_tokens) // 2 + budget.pass_bytes(lm, tr.n_tokens)
+
+
 def lens_of(model_name: str, text: str, max_tokens: int, k: int, positions: tuple[int, ...] | None = None):
     """The logit lens; with `positions`, only those positions are decoded (the window a page shows first)."""
-    return _frozen(lens.logit_lens(get_model(model_name), get_trace(model_name, text, max_tokens), k=k,
-                                   positions=None if positions is None else list(positions)))
+    return _shared(("lens", model_name, text, max_tokens, k, positions),
+                   lambda: lens.logit_lens(get_model(model_name), get_trace(model_name, text, max_tokens), k=k,
+                                           positions=None if positions is None else list(positions)),
+                   _pass_of(model_name, text, max_tokens))
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
 def trajectory_of(model_name: str, text: str, max_tokens: int, token_id: int):
-    return _frozen(lens.token_trajectory(get_model(model_name), get_trace(model_name, text, max_tokens),
-                                            token_id))
+    return _shared(("trajectory", model_name, text, max_tokens, token_id),
+                   lambda: lens.token_trajectory(get_model(model_name), get_trace(model_name, text, max_tokens),
+                                                 token_id),
+                   _pass_of(model_name, text, max_tokens))
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
 def attribution_of(model_name: str, text: str, max_tokens: int):
-    return _frozen(interventions.attribution(get_model(model_name), get_trace(model_name, text, max_tokens)))
+    return _shared(("attribution", model_name, text, max_tokens),
+                   lambda: interventions.attribution(get_model(model_name), get_trace(model_name, text, max_tokens)),
+                   2 * _pass_of(model_name, text, max_tokens))
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
 def ablation_of(model_name: str, text: str, max_tokens: int, head_set: tuple, neurons: tuple):
-    return _frozen(interventions.ablate(get_model(model_name), get_trace(model_name, text, max_tokens),
-                                        head_set, neurons))
+    return _shared(("ablation", model_name, text, max_tokens, head_set, neurons),
+                   lambda: interventions.ablate(get_model(model_name), get_trace(model_name, text, max_tokens),
+                                                head_set, neurons),
+                   _pass_of(model_name, text, max_tokens))
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
 def head_roles(model_name: str) -> dict:
     """Head-role scores, measured once per model on a repeated random sequence ({role: [L, H]})."""
-    return _frozen(heads.head_scores(get_model(model_name)))
+    return _shared(("head_roles", model_name), lambda: heads.head_scores(get_model(model_name)))
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
 def induction_demo(model_name: str):
-    return _frozen(heads.induction_demo(get_model(model_name)))
+    return _shared(("induction", model_name), lambda: heads.induction_demo(get_model(model_name)))
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)   # about 15 MB each at 512 tokens (bundled model)
 def head_outputs_of(model_name: str, text: str, max_tokens: int, layer: int):
-    """One layer's values, weighted sums and output projection, checked against the model's own pass."""
-    return _frozen(attention_out.head_outputs(get_model(model_name), get_trace(model_name, text, max_tokens), layer))
+    """One layer's values, weighted sums and output projection, checked against the model's own pass
+    (about 15 MB at 512 tokens for the bundled model)."""
+    return _shared(("head_outputs", model_name, text, max_tokens, layer),
+                   lambda: attention_out.head_outputs(get_model(model_name), get_trace(model_name, text, max_tokens),
+                                                      layer),
+                   _pass_of(model_name, text, max_tokens))
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
 def model_map_of(model_name: str, text: str, max_tokens: int):
     """The forward pass as parts, with this prompt's live shapes (Model map)."""
-    return _frozen(ex.model_map(get_model(model_name), get_trace(model_name, text, max_tokens)))
+    return _shared(("model_map", model_name, text, max_tokens),
+                   lambda: ex.model_map(get_model(model_name), get_trace(model_name, text, max_tokens)))
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
 def map_values_of(model_name: str, text: str, max_tokens: int, key: str, position: int):
     """One part's real values at one token (Model map): from the trace, or one extra forward pass."""
-    mm = model_map_of(model_name, text, max_tokens)
-    return _frozen(part_values(get_model(model_name), get_trace(model_name, text, max_tokens), mm.get(key), position))
+    def make():
+        mm = model_map_of(model_name, text, max_tokens)
+        return part_values(get_model(model_name), get_trace(model_name, text, max_tokens), mm.get(key), position)
+    return _shared(("map_values", model_name, text, max_tokens, key, position), make,
+                   _pass_of(model_name, text, max_tokens))
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
 def batch_check(model_name: str, prompts: tuple[str, ...], side: str):
-    return _frozen(generation.compare_batch(get_model(model_name), prompts, side))
+    """Batched against alone; each prompt keeps at most the sidebar's token limit, and what the budget allows
+    for a batch of this many."""
+    lm = get_model(model_name)
+    keep = min(budget.batch_token_limit(lm, max(1, len(prompts))), int(ss.get("max_tokens") or DEFAULT_MAX_TOKENS))
+    return _shared(("batch", model_name, prompts, side, keep),
+                   lambda: generation.compare_batch(lm, prompts, side, max_tokens=keep),
+                   len(prompts) * budget.pass_bytes(lm, keep))
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
 def anatomy_files(model_name: str):
-    return _frozen(anatomy.two_files(get_model(model_name)))
+    return _shared(("anatomy", model_name), lambda: anatomy.two_files(get_model(model_name)))
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
 def scale_rows(model_name: str, label: str) -> tuple:
-    return _frozen(anatomy.scale_table({label: get_model(model_name).config}))
+    return _shared(("scale", model_name, label), lambda: anatomy.scale_table({label: get_model(model_name).config}))
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
 def names_data(block_size: int):
     """The names, split 80/10/10 by name, as (context -> next character) examples."""
-    return _frozen(makemore.load_data(block_size, seed=42))
+    return _shared(("names", block_size), lambda: makemore.load_data(block_size, seed=42))
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
 def lr_sweep(block_size: int, n_embd: int, n_hidden: int, batch_size: int):
-    return _frozen(makemore.lr_finder(makemore.MLPConfig(block_size, n_embd, n_hidden), names_data(block_size),
-                                batch_size=batch_size))
+    return _shared(("lr_sweep", block_size, n_embd, n_hidden, batch_size),
+                   lambda: makemore.lr_finder(makemore.MLPConfig(block_size, n_embd, n_hidden),
+                                              names_data(block_size), batch_size=batch_size))
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
 def overfit_run(block_size: int, n_names: int, n_hidden: int):
-    return _frozen(makemore.overfit_demo(names_data(block_size), n_names=n_names, n_hidden=n_hidden))
+    return _shared(("overfit", block_size, n_names, n_hidden),
+                   lambda: makemore.overfit_demo(names_data(block_size), n_names=n_names, n_hidden=n_hidden))
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
 def knockout(model_name: str):
     """The Interventions page's named experiment: copying with the strongest induction heads switched off."""
-    return _frozen(interventions.knockout_copying(get_model(model_name), head_roles(model_name)))
+    return _shared(("knockout", model_name),
+                   lambda: interventions.knockout_copying(get_model(model_name), head_roles(model_name)))
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
 def curated_neuron(model_name: str):
     """The MLP page's curated neuron for this model, with its activations on the example sentence and its
     report on sentences its search never saw; None when the model has none."""
@@ -199,17 +255,22 @@ def curated_neuron(model_name: str):
     if found is None:
         return None
     layer, neuron, label, example = found
-    lm = get_model(model_name)
-    is_number = lambda t: re.fullmatch(content.NUMBER_PATTERN, t) is not None   # noqa: E731
-    tr = ex.trace(lm, example)
-    return _frozen({"layer": layer, "neuron": neuron, "label": label, "tokens": tr.tokens,
-                    "acts": mlp.neuron_activation(tr, layer, neuron),
-                    "report": mlp.neuron_report(lm, layer, neuron, content.NUMBER_CHECK, is_number)})
+
+    def make():
+        lm = get_model(model_name)
+        is_number = lambda t: re.fullmatch(content.NUMBER_PATTERN, t) is not None   # noqa: E731
+        tr = ex.trace(lm, example)
+        return {"layer": layer, "neuron": neuron, "label": label, "tokens": tr.tokens,
+                "acts": mlp.neuron_activation(tr, layer, neuron),
+                "report": mlp.neuron_report(lm, layer, neuron, content.NUMBER_CHECK, is_number)}
+    return _shared(("curated_neuron", model_name), make)
 
 
-@st.cache_resource(show_spinner="Loading the GloVe word vectors (once)…")
 def glove_vectors():
-    return _frozen(glove.load())
+    if ("glove",) not in budget.RESULTS:
+        with st.spinner("Loading the GloVe word vectors (once)…"):
+            return _shared(("glove",), glove.load)
+    return _shared(("glove",), glove.load)
 
 
 def model_label(name: str) -> str:
@@ -282,8 +343,11 @@ def _init_state() -> None:
     link = _link()
     name = links.text("model", link["model"]).value.strip() if "model" in link else ""
     ss.model_name = name or BUNDLED
+    own = ss.get("_prompt")
     ss._prompt = DEFAULT_PROMPT
-    if "prompt" in link:
+    if "prompt" in link and own is not None and link["prompt"] == links.encode_prompt(own):
+        ss._prompt = own    # what this session typed, which it wrote to the link: kept whole (no URL limit)
+    elif "prompt" in link:
         m = links.prompt("prompt", link["prompt"], DEFAULT_PROMPT)
         ss._prompt = m.value
         if m.notice:
@@ -303,13 +367,19 @@ def _model_typed() -> None:
 
 
 def sidebar_model() -> ex.LoadedModel | None:
-    """Model picker. A failed load shows why and keeps the model the session had (and what was typed)."""
+    """Model picker, restricted to what this server offers (EXPLAINER_MODELS). A failed load shows why and
+    keeps the model the session had (and what was typed)."""
     _init_state()
-    choices = [BUNDLED, *HUB_MODELS, _OTHER]
+    policy = allowed_models()
+    offered = list(policy.choices)
+    fallback = offered[0] if offered else BUNDLED
+    if "model" not in _link() and ss.model_name == BUNDLED and BUNDLED not in offered:
+        ss.model_name = fallback
+    choices = [*offered, _OTHER] if policy.typing_allowed else offered
     current = ss.model_name
     wanted = ss.pop("_model_wanted", current)
-    other = ss.get("_other_open", False) or wanted not in choices
-    ss.model_pick = _OTHER if other else wanted
+    other = policy.typing_allowed and (ss.get("_other_open", False) or wanted not in choices)
+    ss.model_pick = _OTHER if other else (wanted if wanted in choices else fallback)
     with st.sidebar:
         st.markdown("### Model")
         st.selectbox("Model", choices, key="model_pick", label_visibility="collapsed", on_change=_model_picked,
@@ -319,29 +389,53 @@ def sidebar_model() -> ex.LoadedModel | None:
                 ss.model_other = wanted
             st.text_input("Hub id or local folder", key="model_other", on_change=_model_typed,
                           placeholder="e.g. EleutherAI/pythia-70m or /models/gpt2")
-        number("max_tokens", "Max tokens per prompt", 8, 4096, DEFAULT_MAX_TOKENS, step=64,
-               help="Longer prompts keep their last tokens. Attention grows with tokens².")
+        tokens_box = st.container()
     if "model_error" in ss:
         st.sidebar.error(ss.pop("model_error"))
     lm = _load_with_progress(wanted)
     if lm is None and wanted != current:
         ss.model_error = ss.get("_last_load_error", "That model could not be loaded.")
         st.rerun()
-    if lm is None and current != BUNDLED:  # the link's model cannot be loaded here
+    if lm is None and current != fallback:  # the link's model cannot be loaded here
         notice(f"The model in this link, {current!r}, could not be loaded: "
-               f"{ss.get('_last_load_error', 'unknown error')} Showing the bundled model instead.")
+               f"{ss.get('_last_load_error', 'unknown error')} Showing {model_label(fallback)} instead.")
         set_link("model", None)
-        ss.model_name = BUNDLED
-        lm = _load_with_progress(BUNDLED)
+        ss.model_name = fallback
+        lm = _load_with_progress(fallback)
     if lm is not None and wanted != current:
         ss.model_name = wanted
         set_link("model", None if wanted == BUNDLED else wanted)
+    _max_tokens_box(tokens_box, lm)
     if lm is not None:
         with st.sidebar:
             dev = f"{lm.device.type}, {str(lm.dtype).removeprefix('torch.')}"
             st.caption(f"{lm.n_layers} layers · {lm.n_heads} heads · d_model {lm.d_model} · "
                        f"vocab {lm.vocab_size:,} · context {lm.n_ctx:,} · {dev}")
     return lm
+
+
+MAX_TOKENS_CAP = 4096
+
+
+def _max_tokens_box(where, lm: ex.LoadedModel | None) -> None:
+    """The sidebar's token limit, drawn once the model is known: its maximum is what the memory budget allows
+    for this model (a link asking for more is clamped, with a notice)."""
+    hi, why = MAX_TOKENS_CAP, "Longer prompts keep their last tokens. Attention grows with tokens²."
+    if lm is not None:
+        limit = budget.token_limit(lm)
+        if limit < MAX_TOKENS_CAP:
+            hi = max(8, limit // 64 * 64 if limit >= 72 else limit)
+            why += (f" This server's {budget.budget().describe()} allows at most {hi:,} tokens of this model.")
+            raw = _link().get("max_tokens")
+            try:
+                over = raw is not None and float(raw) > hi
+            except ValueError:
+                over = False
+            if over:
+                notice(f"This server's {budget.budget().describe()} allows prompts of at most {hi:,} tokens of "
+                       f"{lm.label} (attention grows with tokens²): the token limit is {hi:,}, not {raw}.")
+    with where:
+        number("max_tokens", "Max tokens per prompt", 8, hi, min(DEFAULT_MAX_TOKENS, hi), step=64, help=why)
 
 
 def _load_with_progress(name: str) -> ex.LoadedModel | None:
