@@ -389,7 +389,8 @@ def sidebar_model() -> ex.LoadedModel | None:
                 ss.model_other = wanted
             st.text_input("Hub id or local folder", key="model_other", on_change=_model_typed,
                           placeholder="e.g. EleutherAI/pythia-70m or /models/gpt2")
-        tokens_box = st.container()
+        advanced = st.expander("Advanced", expanded=False)   # developer details, out of the class's sight
+        tokens_box = advanced.container()
     if "model_error" in ss:
         st.sidebar.error(ss.pop("model_error"))
     lm = _load_with_progress(wanted)
@@ -407,10 +408,9 @@ def sidebar_model() -> ex.LoadedModel | None:
         set_link("model", None if wanted == BUNDLED else wanted)
     _max_tokens_box(tokens_box, lm)
     if lm is not None:
-        with st.sidebar:
-            dev = f"{lm.device.type}, {str(lm.dtype).removeprefix('torch.')}"
-            st.caption(f"{lm.n_layers} layers · {lm.n_heads} heads · d_model {lm.d_model} · "
-                       f"vocab {lm.vocab_size:,} · context {lm.n_ctx:,} · {dev}")
+        dev = f"{lm.device.type}, {str(lm.dtype).removeprefix('torch.')}"
+        advanced.caption(f"{lm.n_layers} layers · {lm.n_heads} heads · d_model {lm.d_model} · "
+                         f"vocab {lm.vocab_size:,} · context {lm.n_ctx:,} · {dev}")
     return lm
 
 
