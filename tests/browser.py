@@ -93,23 +93,33 @@ def wait_idle(page, timeout_ms: int = 240_000) -> None:
     page.wait_for_selector(IDLE, timeout=timeout_ms)
 
 
-def visit(b, base: str, path: str, shot: Path | None = None, width: int = 1600, height: int = 1000):
-    """Open one page, wait for it, screenshot it; return (exception texts, error texts)."""
+def _full_shot(page, shot: Path, width: int, height: int) -> None:
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_timeout(1000)
+    # Streamlit scrolls inside its own container, so a "full page" shot stops at the viewport:
+    # grow the viewport to the content's height (capped) and shoot that.
+    tall = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main')]"
+        ".map(e => e.scrollHeight), 0)")
+    if tall > height:
+        page.set_viewport_size({"width": width, "height": min(int(tall) + 40, 9000)})
+        page.wait_for_timeout(1500)
+    page.screenshot(path=str(shot), full_page=True)
+
+
+def visit(b, base: str, path: str, shot: Path | None = None, width: int = 1600, height: int = 1000,
+          also: tuple[tuple[Path, int, int], ...] = ()):
+    """Open one page, wait for it, screenshot it (and again at each (shot, width, height) of `also`, the
+    same page resized); return (exception texts, error texts)."""
     page = b.new_page(viewport={"width": width, "height": height})
     try:
         page.goto(f"{base}/{path}", wait_until="domcontentloaded")
         wait_idle(page)
         if shot:
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            # Streamlit scrolls inside its own container, so a "full page" shot stops at the viewport:
-            # grow the viewport to the content's height (capped) and shoot that.
-            tall = page.evaluate(
-                "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main')]"
-                ".map(e => e.scrollHeight), 0)")
-            if tall > height:
-                page.set_viewport_size({"width": width, "height": min(int(tall) + 40, 9000)})
-                page.wait_for_timeout(1500)
-            page.screenshot(path=str(shot), full_page=True)
+            _full_shot(page, shot, width, height)
+        for extra, w, h in also:
+            _full_shot(page, extra, w, h)
         exceptions = page.locator("[data-testid='stException']").all_inner_texts()
         errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
         return exceptions, errors
