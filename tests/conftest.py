@@ -17,6 +17,15 @@ import torch
 import explainer as ex
 from explainer.models import TINY_FAMILIES
 
+# The attention output projection of block i, written out by hand per family (not taken from the code under
+# test): its input is the heads side by side. Shared by the ablation and attention-output tests.
+OUT_PROJ = {
+    "gpt2": lambda m, i: m.transformer.h[i].attn.c_proj,
+    "llama": lambda m, i: m.model.layers[i].self_attn.o_proj,
+    "gptj": lambda m, i: m.transformer.h[i].attn.out_proj,
+    "gpt_neox": lambda m, i: m.gpt_neox.layers[i].attention.dense,
+}
+
 EIFFEL = "The Eiffel Tower is in the city of"
 
 

@@ -12,15 +12,9 @@ import explainer as ex
 from explainer.attention_out import head_outputs
 from explainer.errors import RangeError
 from explainer.sites import capture_sites
+from tests.conftest import OUT_PROJ
 
 PROMPT = "The quick brown fox jumps over the lazy dog because it"
-# the output projection of block l, by hand per family
-OUT_PROJ = {
-    "gpt2": lambda m, i: m.transformer.h[i].attn.c_proj,
-    "llama": lambda m, i: m.model.layers[i].self_attn.o_proj,
-    "gptj": lambda m, i: m.transformer.h[i].attn.out_proj,
-    "gpt_neox": lambda m, i: m.gpt_neox.layers[i].attention.dense,
-}
 
 
 def _model_own(lm, ids: np.ndarray, layer: int) -> tuple[np.ndarray, np.ndarray]:

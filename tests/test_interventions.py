@@ -13,18 +13,12 @@ import explainer as ex
 from explainer import interventions as iv
 from explainer.capture import hooks
 from explainer.sampling import softmax
-from tests.conftest import hook_keys, run_concurrently
+from tests.conftest import OUT_PROJ, hook_keys, run_concurrently
 
 PROMPT = "The Eiffel Tower is in the city of"
 
-# Written out by hand per family (not taken from the code under test): the attention output projection,
-# whose input is the heads side by side, and the MLP down-projection, whose input is the neurons.
-OUT_PROJ = {
-    "gpt2": lambda m, i: m.transformer.h[i].attn.c_proj,
-    "llama": lambda m, i: m.model.layers[i].self_attn.o_proj,
-    "gptj": lambda m, i: m.transformer.h[i].attn.out_proj,
-    "gpt_neox": lambda m, i: m.gpt_neox.layers[i].attention.dense,
-}
+# Written out by hand per family (not taken from the code under test): the MLP down-projection, whose input
+# is the neurons (the attention output projection, OUT_PROJ, is shared from conftest).
 DOWN_PROJ = {
     "gpt2": lambda m, i: m.transformer.h[i].mlp.c_proj,
     "llama": lambda m, i: m.model.layers[i].mlp.down_proj,
