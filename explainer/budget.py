@@ -98,39 +98,39 @@ def announce() -> str:
 
 # -- what things weigh ------------------------------------------------------------------------------
 
+def arrays_in(x: Any) -> Iterator[Any]:
+    """Every numpy array and torch tensor reachable from x (dataclass fields, items of tuples, lists and
+    dicts), each object once: what a cached result holds (`nbytes_of`) and what sharing it must freeze."""
+    seen: set[int] = set()
+    todo = [x]
+    while todo:
+        v = todo.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if isinstance(v, np.ndarray) or (type(v).__module__.startswith("torch") and hasattr(v, "untyped_storage")):
+            yield v
+        elif isinstance(v, dict):
+            todo.extend(v.values())
+        elif isinstance(v, (tuple, list)):
+            todo.extend(v)
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            todo.extend(getattr(v, f.name) for f in dataclasses.fields(v))
+
+
 def nbytes_of(x: Any) -> int:
     """Bytes of every numpy array and torch tensor reachable from x (dataclass fields, tuples, lists, dicts),
     each buffer counted once."""
-    seen_obj: set[int] = set()
     seen_buf: set[tuple[int, int]] = set()
     total = 0
-
-    def walk(v: Any) -> None:
-        nonlocal total
-        if id(v) in seen_obj:
-            return
-        seen_obj.add(id(v))
+    for v in arrays_in(x):
         if isinstance(v, np.ndarray):
             key = (v.__array_interface__["data"][0], v.nbytes)
-            if key not in seen_buf:
-                seen_buf.add(key)
-                total += v.nbytes
-        elif type(v).__module__.startswith("torch") and hasattr(v, "untyped_storage"):
+        else:
             key = (v.data_ptr(), v.nelement() * v.element_size())
-            if key not in seen_buf:
-                seen_buf.add(key)
-                total += key[1]
-        elif isinstance(v, dict):
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, (tuple, list)):
-            for item in v:
-                walk(item)
-        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
-            for f in dataclasses.fields(v):
-                walk(getattr(v, f.name))
-
-    walk(x)
+        if key not in seen_buf:
+            seen_buf.add(key)
+            total += key[1]
     return total
 
 

@@ -109,25 +109,9 @@ def _frozen(x):
     dicts) read-only, and return x: a shared cached result must not be changed by one session."""
     import numpy as np
 
-    seen: set[int] = set()
-
-    def walk(v) -> None:
-        if id(v) in seen:
-            return
-        seen.add(id(v))
-        if isinstance(v, np.ndarray):
-            v.flags.writeable = False
-        elif isinstance(v, dict):
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, (tuple, list)):
-            for item in v:
-                walk(item)
-        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
-            for f in dataclasses.fields(v):
-                walk(getattr(v, f.name))
-
-    walk(x)
+    for a in budget.arrays_in(x):
+        if isinstance(a, np.ndarray):              # torch tensors have no read-only flag
+            a.flags.writeable = False
     return x
 
 
