@@ -352,10 +352,11 @@ RESULTS = ByteLRU(results_cap)
 MODELS = ByteLRU(model_cap, max_entries=MAX_MODELS, size=model_bytes)
 
 
-def cached(key: Hashable, make: Callable[[], T], estimate: int = 0) -> T:
-    """A shared result: from `RESULTS`, or made within the working share (`estimate` bytes reserved)."""
+def cached(key: Hashable, make: Callable[[], T], estimate: int | Callable[[], int] = 0) -> T:
+    """A shared result: from `RESULTS`, or made within the working share (`estimate` bytes reserved; a
+    callable is asked only when the result has to be made, so a hit costs no estimate)."""
     def build() -> T:
-        with working(estimate):
+        with working(estimate() if callable(estimate) else estimate):
             return make()
     return RESULTS.get(key, build)
 

@@ -115,8 +115,9 @@ def _frozen(x):
     return x
 
 
-def _shared(key: tuple, make: Callable[[], Any], estimate: int = 0):
-    """A shared, read-only result in the budget's results cache (`estimate`: bytes its computation needs)."""
+def _shared(key: tuple, make: Callable[[], Any], estimate: int | Callable[[], int] = 0):
+    """A shared, read-only result in the budget's results cache (`estimate`: bytes its computation needs,
+    or a callable asked only on a miss)."""
     return budget.cached(key, lambda: _frozen(make()), estimate)
 
 
@@ -132,27 +133,27 @@ def lens_of(model_name: str, text: str, max_tokens: int, k: int, positions: tupl
     return _shared(("lens", model_name, text, max_tokens, k, positions),
                    lambda: lens.logit_lens(get_model(model_name), get_trace(model_name, text, max_tokens), k=k,
                                            positions=None if positions is None else list(positions)),
-                   _pass_of(model_name, text, max_tokens))
+                   lambda: _pass_of(model_name, text, max_tokens))
 
 
 def trajectory_of(model_name: str, text: str, max_tokens: int, token_id: int):
     return _shared(("trajectory", model_name, text, max_tokens, token_id),
                    lambda: lens.token_trajectory(get_model(model_name), get_trace(model_name, text, max_tokens),
                                                  token_id),
-                   _pass_of(model_name, text, max_tokens))
+                   lambda: _pass_of(model_name, text, max_tokens))
 
 
 def attribution_of(model_name: str, text: str, max_tokens: int):
     return _shared(("attribution", model_name, text, max_tokens),
                    lambda: interventions.attribution(get_model(model_name), get_trace(model_name, text, max_tokens)),
-                   2 * _pass_of(model_name, text, max_tokens))
+                   lambda: 2 * _pass_of(model_name, text, max_tokens))
 
 
 def ablation_of(model_name: str, text: str, max_tokens: int, head_set: tuple, neurons: tuple):
     return _shared(("ablation", model_name, text, max_tokens, head_set, neurons),
                    lambda: interventions.ablate(get_model(model_name), get_trace(model_name, text, max_tokens),
                                                 head_set, neurons),
-                   _pass_of(model_name, text, max_tokens))
+                   lambda: _pass_of(model_name, text, max_tokens))
 
 
 def head_roles(model_name: str) -> dict:
@@ -170,7 +171,7 @@ def head_outputs_of(model_name: str, text: str, max_tokens: int, layer: int):
     return _shared(("head_outputs", model_name, text, max_tokens, layer),
                    lambda: attention_out.head_outputs(get_model(model_name), get_trace(model_name, text, max_tokens),
                                                       layer),
-                   _pass_of(model_name, text, max_tokens))
+                   lambda: _pass_of(model_name, text, max_tokens))
 
 
 def model_map_of(model_name: str, text: str, max_tokens: int):
@@ -185,7 +186,7 @@ def map_values_of(model_name: str, text: str, max_tokens: int, key: str, positio
         mm = model_map_of(model_name, text, max_tokens)
         return part_values(get_model(model_name), get_trace(model_name, text, max_tokens), mm.get(key), position)
     return _shared(("map_values", model_name, text, max_tokens, key, position), make,
-                   _pass_of(model_name, text, max_tokens))
+                   lambda: _pass_of(model_name, text, max_tokens))
 
 
 def batch_check(model_name: str, prompts: tuple[str, ...], side: str):
@@ -195,7 +196,7 @@ def batch_check(model_name: str, prompts: tuple[str, ...], side: str):
     keep = min(budget.batch_token_limit(lm, max(1, len(prompts))), int(ss.get("max_tokens") or DEFAULT_MAX_TOKENS))
     return _shared(("batch", model_name, prompts, side, keep),
                    lambda: generation.compare_batch(lm, prompts, side, max_tokens=keep),
-                   len(prompts) * budget.pass_bytes(lm, keep))
+                   lambda: len(prompts) * budget.pass_bytes(lm, keep))
 
 
 def anatomy_files(model_name: str):
