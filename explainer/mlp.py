@@ -148,23 +148,28 @@ class NeuronScore:
     mean_rest: float
 
 
-def search_neurons(lm, texts, is_member, k: int = 5) -> list[NeuronScore]:
-    """The k neurons that best tell apart the tokens for which `is_member(token_text)` is true from the rest,
-    over `texts` (position 0 of each text left out): the largest standardised difference of mean activation.
-    This is the search behind the MLP page's curated neuron (content.CURATED_NEURON)."""
+def _by_token(lm, texts, is_member, pick) -> tuple[np.ndarray, np.ndarray]:
+    """Trace each text and stack `pick(trace)` (activations at positions 1.., position 0 left out) over all
+    of them, with whether each of those tokens is a member: ([N, ...] float64, [N] bool)."""
     from .capture import trace
 
     acts, member = [], []
     for text in texts:
         tr = trace(lm, text)
-        for i, tok in enumerate(tr.tokens[1:], start=1):
-            acts.append(tr.mlp[:, i, :].astype(np.float64))           # [L, M]
-            member.append(bool(is_member(tok)))
-    a, y = np.stack(acts, axis=1), np.array(member)                  # [L, N, M], [N]
+        acts.append(np.asarray(pick(tr), dtype=np.float64))
+        member.extend(bool(is_member(t)) for t in tr.tokens[1:])
+    return np.concatenate(acts, axis=0), np.array(member, dtype=bool)
+
+
+def search_neurons(lm, texts, is_member, k: int = 5) -> list[NeuronScore]:
+    """The k neurons that best tell apart the tokens for which `is_member(token_text)` is true from the rest,
+    over `texts` (position 0 of each text left out): the largest standardised difference of mean activation.
+    This is the search behind the MLP page's curated neuron (content.CURATED_NEURON)."""
+    a, y = _by_token(lm, texts, is_member, lambda tr: tr.mlp[:, 1:, :].transpose(1, 0, 2))   # [N, L, M], [N]
     if not y.any() or y.all():
         raise ExplainerError("The search needs tokens of both kinds.", "Give texts with and without the pattern.")
-    pos, rest = a[:, y].mean(axis=1), a[:, ~y].mean(axis=1)          # [L, M] each
-    score = (pos - rest) / (a.std(axis=1) + 1e-6)                     # [L, M]
+    pos, rest = a[y].mean(axis=0), a[~y].mean(axis=0)                # [L, M] each
+    score = (pos - rest) / (a.std(axis=0) + 1e-6)                     # [L, M]
     order = np.argsort(-score.ravel(), kind="stable")[:k]
     out = []
     for o in order:
@@ -184,14 +189,7 @@ class NeuronCheck:
 
 def neuron_report(lm, layer: int, neuron: int, texts, is_member) -> NeuronCheck:
     """How well one neuron picks out the member tokens of `texts` (position 0 left out)."""
-    from .capture import trace
-
-    acts, member = [], []
-    for text in texts:
-        tr = trace(lm, text)
-        acts.extend(float(v) for v in tr.mlp[check_layer(tr, layer), 1:, check_neuron(tr, neuron)])
-        member.extend(bool(is_member(t)) for t in tr.tokens[1:])
-    a, y = np.array(acts), np.array(member)
+    a, y = _by_token(lm, texts, is_member, lambda tr: tr.mlp[check_layer(tr, layer), 1:, check_neuron(tr, neuron)])
     n = int(y.sum())
     top = np.argsort(-a, kind="stable")[:n]
     return NeuronCheck(n_members=n, mean_members=float(a[y].mean()) if n else 0.0,
