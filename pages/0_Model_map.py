@@ -19,6 +19,8 @@ from explainer.tokens import token_strings
 ss = st.session_state
 PAGES_DIR = Path(__file__).resolve().parent
 KEY = "map_diagram"
+ZOOM_OVER = 64   # a strip of more numbers than this has cells under 8 px on a projector: add a zoomed view
+ZOOM_TOP = 24
 
 
 def page_file(url_name: str) -> str | None:
@@ -110,6 +112,11 @@ def box_values(lm, tr, mm, layer: int | None, box: str, pos: int) -> None:
                  else f"{values.shape[0]:,} numbers")
         ui.chart(fm.vector_strip(values, title), key="mm_values")
         st.caption("One coloured cell per number: red positive, blue negative, white near zero. Hover for values.")
+        if values.ndim == 1 and values.shape[0] > ZOOM_OVER:
+            ui.chart(fm.vector_zoom(values, ZOOM_TOP, f"Zoomed in: its {ZOOM_TOP} largest numbers by size"),
+                     key="mm_values_zoom")
+            st.caption(f"The same colours, one cell per number, in the order of their dimensions; the other "
+                       f"{values.shape[0] - ZOOM_TOP:,} numbers are no larger in size than any of these.")
     target, title = page_file(part.page), part.page.replace("_", " ")
     try:
         if target is None:

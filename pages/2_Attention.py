@@ -49,6 +49,12 @@ def all_heads(lm, tr, shown: tuple[int, int], scores) -> None:
     if tr.n_tokens > 16:
         st.caption(f"Your prompt has {tr.n_tokens} tokens, so each tile is shrunk to 16 × 16 blocks showing the "
                    "largest weight in each block. The view below shows every token.")
+    layer, head = shown
+    st.markdown(f"**Zoomed in: the {H} heads of layer {layer}**, the layer of the head that is open below. Each "
+                "small square is one query looking at one key. Click a tile above to zoom into its layer, or a "
+                "tile here to open that head.")
+    ui.chart(fa.layer_tiles(tr.attn, tr.tokens, layer, head, n_kv_heads=lm.n_kv_heads, scores=scores),
+             key="att_layer_zoom", on_select=partial(on_pick, "att_layer_zoom"), selection_mode="points")
 
 
 def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
@@ -159,11 +165,9 @@ def head_writes(lm, tr, layer: int, head: int, max_tokens: int) -> None:
         f"row of z is {w:.0%} that token's value plus smaller shares of the others.")
     v, z = ho.value(head), ho.z[head]                                 # [T, dh] each
     lim = float(abs(v).max())
-    c1, c2 = st.columns(2, gap="large")
-    with c1:
-        ui.chart(fa.vector_rows(v, tr.tokens, f"V: the values head {head} reads", lim=lim), key="att_values")
-    with c2:
-        ui.chart(fa.vector_rows(z, tr.tokens, f"z = A · V: head {head}'s output", lim=lim), key="att_z")
+    # one above the other, each as wide as the page: side by side, a number's cell is under 8 px on a projector
+    ui.chart(fa.vector_rows(v, tr.tokens, f"V: the values head {head} reads", lim=lim), key="att_values")
+    ui.chart(fa.vector_rows(z, tr.tokens, f"z = A · V: head {head}'s output", lim=lim), key="att_z")
     st.caption(f"Both maps use the same colours, ±{lim:.2f}. Each number of z is a weighted average of its "
                "column of V, so it is never further from 0 than the largest value in that column.")
     bias = f", plus a bias of {D} numbers" if ho.has_bias else ""

@@ -108,14 +108,54 @@ def _full_shot(page, shot: Path, width: int, height: int) -> None:
     page.screenshot(path=str(shot), full_page=True)
 
 
+# The smallest cell of every heatmap and image on the page, in screen pixels, per chart: the chart is named by
+# its Streamlit key (the `st-key-…` class of its container), else by its position on the page. A cell's edges
+# are read from plotly's own calculated data (heatmap bricks, image pixels) through the axes' pixel mapping.
+CELLS_JS = """() => {
+  const out = [];
+  document.querySelectorAll('.js-plotly-plot').forEach((gd, n) => {
+    const holder = gd.closest('[class*="st-key-"]');
+    const key = holder ? [...holder.classList].find(c => c.startsWith('st-key-')).slice(7) : 'chart-' + n;
+    const L = gd._fullLayout; if (!L || !gd.calcdata) return;
+    let smallest = Infinity;
+    gd.calcdata.forEach((cd, i) => {
+      const t = gd._fullData[i]; if (!t || t.visible !== true) return;
+      const xa = L[(t.xaxis || 'x').replace('x', 'xaxis')], ya = L[(t.yaxis || 'y').replace('y', 'yaxis')];
+      if (!xa || !ya) return;
+      const seen = (ax, a, b) => { const r = ax.range.map(ax.r2c || (v => v));
+        const lo = Math.min(...r), hi = Math.max(...r); return Math.max(a, b) > lo && Math.min(a, b) < hi; };
+      const span = (ax, edges) => { let m = Infinity;
+        for (let k = 0; k + 1 < edges.length; k++) if (seen(ax, edges[k], edges[k + 1]))
+          m = Math.min(m, Math.abs(ax.c2p(edges[k + 1]) - ax.c2p(edges[k])));
+        return m; };
+      if (t.type === 'heatmap' && cd[0] && cd[0].x && cd[0].y && cd[0].z && cd[0].z.length * cd[0].z[0].length > 1) {
+        smallest = Math.min(smallest, span(xa, cd[0].x), span(ya, cd[0].y));
+      } else if (t.type === 'image') {
+        smallest = Math.min(smallest, Math.abs(xa.c2p(t.x0 + t.dx) - xa.c2p(t.x0)),
+                            Math.abs(ya.c2p(t.y0 + t.dy) - ya.c2p(t.y0)));
+      }
+    });
+    if (smallest < Infinity) out.push([key, Math.round(smallest * 10) / 10]);
+  });
+  return out;
+}"""
+
+
+def cell_sizes(page) -> dict[str, float]:
+    """{chart: its smallest heatmap or image cell in pixels} for every such chart on the page."""
+    return dict(page.evaluate(CELLS_JS))
+
+
 def visit(b, base: str, path: str, shot: Path | None = None, width: int = 1600, height: int = 1000,
-          also: tuple[tuple[Path, int, int], ...] = ()):
-    """Open one page, wait for it, screenshot it (and again at each (shot, width, height) of `also`, the
-    same page resized); return (exception texts, error texts)."""
+          also: tuple[tuple[Path, int, int], ...] = (), inspect=None):
+    """Open one page, wait for it, call `inspect(page)` if given (at width × height), screenshot it (and again at
+    each (shot, width, height) of `also`, the same page resized); return (exception texts, error texts)."""
     page = b.new_page(viewport={"width": width, "height": height})
     try:
         page.goto(f"{base}/{path}", wait_until="domcontentloaded")
         wait_idle(page)
+        if inspect:
+            inspect(page)
         if shot:
             _full_shot(page, shot, width, height)
         for extra, w, h in also:

@@ -25,19 +25,47 @@ def app_and_browser(chromium):
 
 
 PROJECTORS = [(1280, 720), (1920, 1080)]   # a school projector's usual modes
+MIN_CELL_PX = 8                            # the smallest heatmap cell a class can read at 1280 px
+# Charts whose cells are smaller, each with the chart that zooms into the part that matters
+ZOOMED = {"att_overview": "att_layer_zoom", "mm_values": "mm_values_zoom"}
 
 
 @pytest.mark.parametrize("name,path", br.pages(), ids=[n for n, _ in br.pages()])
 def test_page_renders_without_exception(app_and_browser, name, path):
     """Every page at both projector sizes: no exception, no error; the whole page is kept as a screenshot
     ({name}.png at 1280×720, then the same page resized, {name}_1920x1080.png) to be looked at as a class
-    would see it."""
+    would see it. At 1280×720 every heatmap or image cell is at least MIN_CELL_PX on screen, or its chart has a
+    zoomed view on the page whose cells are."""
     base, b = app_and_browser
     (w, h), (w2, h2) = PROJECTORS
+    cells: dict[str, float] = {}
     exceptions, errors = br.visit(b, base, path, br.SHOTS / f"{name}.png", width=w, height=h,
-                                  also=((br.SHOTS / f"{name}_{w2}x{h2}.png", w2, h2),))
+                                  also=((br.SHOTS / f"{name}_{w2}x{h2}.png", w2, h2),),
+                                  inspect=lambda page: cells.update(br.cell_sizes(page)))
     assert not exceptions, f"{name} raised: {exceptions}"
     assert not errors, f"{name} showed an error: {errors}"
+    small = {k: px for k, px in cells.items() if px < MIN_CELL_PX}
+    assert not small.keys() - ZOOMED.keys(), f"{name}: cells under {MIN_CELL_PX} px with no zoomed view: {small}"
+    for k in small:
+        assert cells.get(ZOOMED[k], 0) >= MIN_CELL_PX, f"{name}: {k}'s zoom {ZOOMED[k]}: {cells.get(ZOOMED[k])}"
+
+
+def test_cell_sizes_are_read_from_the_screen(chromium):
+    """The cell-size check reads what plotly drew: a 600-px-wide heatmap of 60 columns has cells of 6 to 10 px,
+    one of 300 columns 1.2 to 2 px (a plot area narrower than the page by its margins and colour bar)."""
+    page = chromium.new_page(viewport={"width": 800, "height": 600})
+    try:
+        import plotly.graph_objects as go
+
+        for n, most in ((60, 10), (300, 2)):
+            fig = go.Figure(go.Heatmap(z=[list(range(n))] * 3)).update_layout(width=600, height=300)
+            page.set_content(fig.to_html(include_plotlyjs=True, full_html=True))   # inlined: no network
+            page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullLayout")
+            (px,) = br.cell_sizes(page).values()
+            assert most * 0.6 < px <= most, (n, px)
+    finally:
+        page.close()
+
 
 
 def test_first_run_converts_the_bundled_model_then_every_visit_works(chromium, tmp_path):

@@ -313,3 +313,44 @@ def test_score_spread_by_hand(tiny_gpt2):
     T = tr.n_tokens
     allowed = [s.raw[q, k] for q in range(T) for k in range(q + 1)]
     assert s.score_spread == pytest.approx((np.std(allowed), np.std(allowed) * s.scale))
+
+
+def test_layer_zoom_shows_that_layers_tiles_as_the_overview_does_and_opens_a_head():
+    """The zoomed view of one layer: every head's tile equals the overview's tile of the same head (read back
+    from both images), laid out 3 × 3 for 9 heads with label rows between; clicks open (layer, head)."""
+    rng = np.random.default_rng(3)
+    L, H, T = 4, 9, 7
+    raw = rng.random((L, H, T, T))
+    attn = np.tril(raw) / np.tril(raw).sum(-1, keepdims=True)          # causal, rows sum to 1
+    tokens = [f"t{i}" for i in range(T)]
+    over = tiles_of(fa.overview(attn, tokens))                          # [H·8-1, L·8-1]
+    zf = fa.layer_tiles(attn, tokens, 2, 5, n_kv_heads=3)
+    zoom = tiles_of(zf)
+    step, down = T + 1, T + fa.ZOOM_ROW_GAP
+    assert zoom.shape == (3 * down - fa.ZOOM_ROW_GAP, 3 * step - 1)
+    for h in range(H):
+        c, r = h % 3, h // 3
+        mine = zoom[r * down: r * down + T, c * step: c * step + T]
+        np.testing.assert_array_equal(mine, over[h * step: h * step + T, 2 * step: 2 * step + T])
+        np.testing.assert_allclose(mine[np.tril_indices(T)], attn[2, h][np.tril_indices(T)], atol=1 / 254)
+    assert np.isnan(zoom[T:down, :]).all()                             # the label rows are white
+    marks = zf.data[2]
+    assert [fa.picked_head([{"customdata": list(cd)}]) for cd in marks.customdata] == [(2, h) for h in range(H)]
+    assert "uses key/value head %{customdata[2]}" in marks.hovertemplate
+    assert [cd[2] for cd in marks.customdata] == [h // 3 for h in range(H)]
+    (box,) = zf.layout.shapes                                          # head 5: column 2, row 1
+    assert (box.x0, box.y0) == (2 * step - 0.9, down - 0.9)
+    assert [a.text for a in zf.layout.annotations] == [f"head {h}" for h in range(H)]
+    with pytest.raises(ValueError, match="outside"):
+        fa.layer_tiles(attn, tokens, L)
+
+
+def test_layer_zoom_cells_are_large_on_screen():
+    """Each cell of the zoomed tiles gets ZOOM_CELL_PX ≥ 8 px of the chart's height (the overview's cells are
+    2 px at a 1280-px window), whatever the number of heads."""
+    for H in (9, 12, 16):
+        attn = np.broadcast_to(np.eye(20), (2, H, 20, 20))
+        fig = fa.layer_tiles(attn, [f"t{i}" for i in range(20)], 0)
+        units = abs(fig.layout.yaxis.range[0] - fig.layout.yaxis.range[1])
+        plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+        assert plot_px / units >= 8, (H, plot_px / units)

@@ -204,3 +204,35 @@ def test_part_values_are_the_models_own(tiny_gpt2):
     np.testing.assert_allclose(part_values(lm, tr, mm.get("softmax"), pos).sum(), 1.0, atol=1e-9)
     with pytest.raises(ex.RangeError):
         part_values(lm, tr, mm.get("embed"), tr.n_tokens)
+
+
+def test_the_zoomed_strip_holds_the_largest_numbers_by_size_in_dimension_order():
+    from explainer.figures import model_map as fm
+
+    rng = np.random.default_rng(5)
+    v = rng.normal(0, 1, 576).astype(np.float32)
+    v[[7, 300, 511]] = [-40.0, 25.0, 30.0]
+    heat = fm.vector_zoom(v, 24).data[0]
+    ref = sorted(range(576), key=lambda d: -abs(float(v[d])))[:24]          # by hand: sort by size, keep 24
+    assert list(heat.x) == [f"d{d}" for d in sorted(ref)]
+    np.testing.assert_array_equal(np.asarray(heat.z)[0], v[sorted(ref)])
+    assert heat.zmin == -40.0 and heat.zmax == 40.0                        # the full strip's colour range
+    assert {"d7", "d300", "d511"} <= set(heat.x)
+
+
+def test_the_page_zooms_into_the_embedding_of_the_last_token(offline, bundled):
+    """The Model map page opens on the token embedding, a strip of 576 cells of about 1 px on a projector; the
+    zoomed strip under it holds that vector's 24 largest numbers, read here from the model's embedding table."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import chart, page_ok, plotly_array
+
+    at = AppTest.from_file("../pages/0_Model_map.py", default_timeout=180).run()
+    page_ok(at)
+    last = bundled.tokenizer(at.session_state._prompt)["input_ids"][-1]
+    row = bundled.model.get_input_embeddings().weight[last].detach().float().numpy()        # [576]
+    top = sorted(sorted(range(row.shape[0]), key=lambda d: -abs(float(row[d])))[:24])
+    heat = chart(at, "mm_values_zoom")["data"][0]
+    assert heat["x"] == [f"d{d}" for d in top]
+    np.testing.assert_allclose(plotly_array(heat["z"])[0], row[top], rtol=1e-6)
+    assert "no larger in size than any of these" in " ".join(c.value for c in at.caption)

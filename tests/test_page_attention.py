@@ -73,6 +73,15 @@ def test_moving_layer_and_head_updates_the_view(app, bundled):
     md = " ".join(m.value for m in app.markdown)
     assert f"Head 7 reads key/value head **{kv}**" in md
     assert title_text(chart(app, "att_head_map")) == "Layer 4, head 7"
+    # the zoomed view of the overview follows the open head: layer 4's nine tiles, exact for a short prompt
+    tr = ex.trace(bundled, app.session_state._prompt)
+    T = tr.n_tokens
+    zoom, down = tiles_of(chart(app, "att_layer_zoom")), T + 3
+    for h in range(bundled.n_heads):
+        c, r = h % 3, h // 3
+        got = zoom[r * down: r * down + T, c * (T + 1): c * (T + 1) + T]
+        np.testing.assert_allclose(got[np.tril_indices(T)], tr.attn[4, h][np.tril_indices(T)], atol=0.5 / 254 + 1e-6)
+    assert "the 9 heads of layer 4" in md
 
 
 def _check_head_writes(app, bundled) -> None:

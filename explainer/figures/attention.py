@@ -226,6 +226,36 @@ def levels_png(levels: np.ndarray, colorscale: str, background=(255, 255, 255)) 
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _tiles(attn: np.ndarray, max_tile: int) -> np.ndarray:
+    """Patterns [..., T, T] as palette levels [..., s, s], s = min(T, max_tile): max-pooled over the past when
+    T > s, the future cells 0 (white)."""
+    T = attn.shape[-1]
+    s = min(T, max_tile)
+    tiles = _pool_causal_max(attn, s) if T > s else attn               # no copy when not pooled
+    lv = tile_levels(tiles)
+    lv[..., ~np.tril(np.ones((s, s), dtype=bool))] = 0                 # tile cells wholly in the future
+    return lv
+
+
+def _tile_image(lv: np.ndarray, row_gap: int = 1) -> np.ndarray:
+    """Tiles [cols, rows, s, s] laid out in one image [rows·(s+row_gap)-row_gap, cols·(s+1)-1], tile (c, r) at
+    column c and row r, one empty (background) column and `row_gap` empty rows between tiles."""
+    C, R, s, _ = lv.shape
+    step, down = s + 1, s + row_gap
+    levels = np.zeros((R * down - row_gap, C * step - 1), dtype=np.uint8)
+    for c in range(C):
+        for r in range(R):
+            levels[r * down: r * down + s, c * step: c * step + s] = lv[c, r]
+    return levels
+
+
+def _weight_bar() -> go.Heatmap:
+    """An image has no colour bar: a heatmap of one cell, outside the axes' ranges, draws it."""
+    return go.Heatmap(z=[[0.0]], x0=-10, dx=1, y0=-10, dy=1, colorscale=PROB_SCALE, zmin=0, zmax=1,
+                      hoverinfo="skip", showscale=True,
+                      colorbar=dict(title=dict(text="weight", side="right"), thickness=14))
+
+
 def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, *, max_tile: int = 16,
              n_kv_heads: int | None = None, scores: dict[str, np.ndarray] | None = None,
              title: str | None = None) -> go.Figure:
@@ -236,25 +266,15 @@ def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, 
     weight colour scale (a step of 1/254: `tile_weights` reads a pixel's index back); white between tiles
     and in the future. The tiles show no hover
     (the head's markers, trace 2, do); trace 1 is a one-cell heatmap outside the axes' ranges that draws the
-    colour bar."""
+    colour bar. A cell is a few pixels wide on a projector: `layer_tiles` is the zoomed view of one layer."""
     L, H, T, _ = attn.shape
     s = min(T, max_tile)
-    tiles = _pool_causal_max(attn, s) if T > s else attn                # [L, H, s, s]; no copy when not pooled
-    future = ~np.tril(np.ones((s, s), dtype=bool))                      # [s, s] tile cells wholly in the future
     step = s + 1                                                         # one empty row/column between tiles
-    levels = np.zeros((H * step - 1, L * step - 1), dtype=np.uint8)    # [H·(s+1)-1, L·(s+1)-1] 0: background
-    lv = tile_levels(tiles)                                              # [L, H, s, s]
-    lv[..., future] = 0
-    for layer in range(L):
-        for head in range(H):
-            levels[head * step: head * step + s, layer * step: layer * step + s] = lv[layer, head]
+    levels = _tile_image(_tiles(attn, max_tile))                         # [H·(s+1)-1, L·(s+1)-1] 0: background
     centre = (s - 1) / 2
     tile_px = float(np.clip(1000 / L, 28, 64))   # about the width of a tile in a wide layout
     fig = go.Figure(go.Image(source=levels_png(levels, PROB_SCALE), x0=0, dx=1, y0=0, dy=1, hoverinfo="skip"))
-    # the colour bar: an image has none, so a heatmap of one cell, outside the axes' ranges, draws it
-    fig.add_trace(go.Heatmap(z=[[0.0]], x0=-10, dx=1, y0=-10, dy=1, colorscale=PROB_SCALE, zmin=0, zmax=1,
-                             hoverinfo="skip", showscale=True,
-                             colorbar=dict(title=dict(text="weight", side="right"), thickness=14)))
+    fig.add_trace(_weight_bar())
     rows, tmpl = _head_hover(L, H, n_kv_heads, scores)
     fig.add_trace(_click_markers(rows[:, 0] * step + centre, rows[:, 1] * step + centre, rows, tmpl,
                                  size=tile_px * 0.8))
@@ -270,6 +290,51 @@ def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, 
                      range=[H * step - 1, -1], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain")
     fig.update_layout(plot_bgcolor="white", clickmode="event+select", dragmode=False)
     return style(fig, title, height=int(H * tile_px + 110))
+
+
+ZOOM_ROW_GAP = 3    # empty rows above each zoomed tile, for its label
+ZOOM_CELL_PX = 12   # the zoomed tiles' cell size on screen, when the chart is as wide as its grid needs
+
+
+def layer_tiles(attn: np.ndarray, tokens, layer: int, selected_head: int | None = None, *, max_tile: int = 16,
+                n_kv_heads: int | None = None, scores: dict[str, np.ndarray] | None = None,
+                title: str | None = None) -> go.Figure:
+    """The overview zoomed into one layer: its heads' tiles (pooled as in `overview`) in a near-square grid,
+    heads in reading order, each cell ZOOM_CELL_PX pixels high; the selected head outlined; click a tile to open
+    that head (customdata [layer, head, ...] as in `overview`)."""
+    L, H, T, _ = attn.shape
+    if not 0 <= layer < L:
+        raise ValueError(f"layer {layer} is outside 0–{L - 1}")
+    s = min(T, max_tile)
+    step, down = s + 1, s + ZOOM_ROW_GAP                                # across, and down (room for the labels)
+    cols = int(np.ceil(np.sqrt(H)))
+    rows = int(np.ceil(H / cols))
+    lv = _tiles(attn[layer], max_tile)                                  # [H, s, s]
+    grid = np.zeros((cols, rows, s, s), dtype=np.uint8)
+    where = [(h % cols, h // cols) for h in range(H)]                   # (column, row) of each head's tile
+    for h, (c, r) in enumerate(where):
+        grid[c, r] = lv[h]
+    levels = _tile_image(grid, ZOOM_ROW_GAP)                            # [rows·down-gap, cols·step-1]
+    centre = (s - 1) / 2
+    fig = go.Figure(go.Image(source=levels_png(levels, PROB_SCALE), x0=0, dx=1, y0=0, dy=1, hoverinfo="skip"))
+    fig.add_trace(_weight_bar())
+    hover, tmpl = _head_hover(L, H, n_kv_heads, scores)
+    mine = hover[layer * H:(layer + 1) * H]                             # [H, k] this layer's heads
+    xs = [c * step + centre for c, _ in where]
+    ys = [r * down + centre for _, r in where]
+    fig.add_trace(_click_markers(xs, ys, mine, tmpl, size=s * ZOOM_CELL_PX * 0.9))
+    for h, (c, r) in enumerate(where):
+        fig.add_annotation(x=c * step + centre, y=r * down - 0.5, text=f"head {h}", showarrow=False,
+                           yanchor="bottom", font=dict(color=PICK if h == selected_head else INK))
+    if selected_head is not None and 0 <= selected_head < H:
+        c, r = where[selected_head]
+        fig.add_shape(type="rect", x0=c * step - 0.9, x1=c * step + s - 0.1, y0=r * down - 0.9,
+                      y1=r * down + s - 0.1, line=dict(color=PICK, width=3))
+    fig.update_xaxes(visible=False, range=[-1, cols * step - 1], constrain="domain")
+    fig.update_yaxes(visible=False, range=[rows * down - ZOOM_ROW_GAP + 0.8, -ZOOM_ROW_GAP], scaleanchor="x",
+                     constrain="domain")
+    fig.update_layout(plot_bgcolor="white", clickmode="event+select", dragmode=False)
+    return style(fig, title, height=int(rows * down * ZOOM_CELL_PX + (90 if title else 40)))
 
 
 def picked_head(points: list[dict] | None) -> tuple[int, int] | None:

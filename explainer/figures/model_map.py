@@ -232,6 +232,21 @@ def vector_strip(values: np.ndarray, title: str) -> go.Figure:
     return style(fig, title, height=180 if len(v) == 1 else 120 + 40 * len(v))
 
 
+def vector_zoom(values: np.ndarray, n: int = 24, title: str | None = None) -> go.Figure:
+    """The zoomed view of a long `vector_strip`: its n largest numbers by size, in the order of their dimensions,
+    one large labelled cell each, on the full strip's colour range (±its largest |value|)."""
+    v = np.asarray(values, dtype=np.float32).reshape(-1)
+    top = float(np.max(np.abs(v))) or 1.0
+    dims = np.sort(np.argsort(-np.abs(v), kind="stable")[:n])          # [n] in dimension order
+    fig = go.Figure(go.Heatmap(z=v[dims][None], x=[f"d{d}" for d in dims], colorscale=DIVERGING, zmin=-top, zmax=top,
+                               zmid=0, text=[[f"{x:.1f}" for x in v[dims]]], texttemplate="%{text}",
+                               hovertemplate="dimension %{x}: %{z:.3f}<extra></extra>", xgap=2,
+                               colorbar=dict(thickness=14)))
+    fig.update_xaxes(type="category", tickangle=-45, title="dimension")
+    fig.update_yaxes(visible=False)
+    return style(fig, title, height=220)
+
+
 def attention_row(weights: np.ndarray, tokens, position: int, title: str) -> go.Figure:
     """One query's attention weights in every head: [H, T] (the keys after the query are 0)."""
     w = np.asarray(weights)[:, :position + 1]
