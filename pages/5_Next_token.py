@@ -151,7 +151,8 @@ def explorer(lm, state: gen.StepState, view: int) -> None:
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Entropy", f"{dist.entropy:.2f} bits", help="0 bits: certain. Every bit doubles the number of "
               f"equally likely choices. The model's own (temperature 1, no filters): {dist.entropy_model:.2f} bits.")
-    m2.metric("Tokens that can be drawn", f"{dist.n_kept:,}", help=f"of {dist.vocab_size:,} in the vocabulary")
+    m2.metric("Tokens kept", f"{dist.n_kept:,}", help=f"the tokens that can still be drawn, of {dist.vocab_size:,} "
+              "in the vocabulary")
     m3.metric("Top token", show_token(token_strings(lm.tokenizer, [best])[0]), f"{dist.probs[best]:.1%}",
               delta_color="off")
     m4.metric("Mass cut off", f"{dist.mass_cut:.1%}",
@@ -165,7 +166,7 @@ def explorer(lm, state: gen.StepState, view: int) -> None:
     left, right = st.columns(2, gap="large")
     with left:
         ui.chart(distribution_chart(dist, ids, strings, chosen=chosen,
-                                    title=f"Probabilities · {settings_text(dist)}"), key="nt_dist")
+                                    title=f"Probabilities · {settings_text(dist, per_line=2)}"), key="nt_dist")
     with right:
         ui.chart(survival_chart(dist, ids, strings), key="nt_survive")
     st.caption("Pale bars: probability after temperature alone. Solid bars: what a draw uses after top-k, top-p "

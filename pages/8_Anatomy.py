@@ -15,7 +15,8 @@ def numbers(lm, pc) -> None:
     """The numbers that define it: counts, where the parameters sit, the bytes to hold them."""
     st.subheader(f"1 · {lm.label}: {pc.total:,} parameters")
     heads = f"{pc.n_heads}" if pc.n_kv_heads == pc.n_heads else f"{pc.n_heads} / {pc.n_kv_heads}"
-    cols = st.columns(7)
+    # two rows of four: seven metrics side by side cut their labels and numbers short ("Paramet… 134…") at 1280 px
+    cols = [c for _ in range(2) for c in st.columns(4)]
     for col, (label, value, hint) in zip(cols, [
         ("Parameters", anatomy.human_count(pc.total), f"{pc.total:,} numbers, every one learned"),
         ("Weight matrices", f"{pc.n_matrices:,}", "2-D weight tensors; the rest are bias and norm vectors"),
@@ -30,26 +31,24 @@ def numbers(lm, pc) -> None:
     ]):
         col.metric(label, value, help=hint)
 
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        ui.chart(figs.param_treemap(pc, lm.label), key="anat_treemap")
-        tied = (" The output layer (unembedding) re-uses the token-embedding matrix — *tied weights* — so it is "
-                "counted once.") if pc.tied else " The output layer has its own matrix (untied)."
-        st.caption("Box area = number of parameters. Click a box to zoom in, hover it for the numbers." + tied)
-    with right:
-        st.markdown("**Bytes to hold it**: every parameter is one number.")
-        for prec, why in [("float32", "4 bytes each: training, and this app on a CPU"),
-                          ("float16", "2 bytes each: usual on a GPU"),
-                          ("4-bit", "½ byte each, before the scales stored with every block of numbers (4.5 to 5 "
-                                    "bits each in practice): phones and laptops")]:
-            st.metric(prec, anatomy.human_bytes(pc.nbytes(prec)), help=why)
-        st.markdown(
-            f"**Per block:** attention {pc.attention_per_layer:,} · MLP {pc.mlp_per_layer:,} · "
-            f"norms {pc.norms_per_layer:,} = **{pc.per_layer:,}**, × {pc.n_layers} blocks = "
-            f"{pc.per_layer * pc.n_layers:,} ({(pc.per_layer * pc.n_layers) / pc.total:.0%} of the model).")
-        st.markdown(
-            f"**Token embedding:** {pc.vocab_size:,} × {pc.d_model:,} = {pc.embedding:,} "
-            f"({pc.embedding_share:.0%} of the model).")
+    # the whole width: in a narrower column the token embedding's box is too thin for its label at 14 px
+    ui.chart(figs.param_treemap(pc, lm.label), key="anat_treemap")
+    tied = (" The output layer (unembedding) re-uses the token-embedding matrix — *tied weights* — so it is "
+            "counted once.") if pc.tied else " The output layer has its own matrix (untied)."
+    st.caption("Box area = number of parameters. Click a box to zoom in, hover it for the numbers." + tied)
+    st.markdown("**Bytes to hold it**: every parameter is one number.")
+    for col, (prec, why) in zip(st.columns(3), [
+            ("float32", "4 bytes each: training, and this app on a CPU"),
+            ("float16", "2 bytes each: usual on a GPU"),
+            ("4-bit", "½ byte each, before the scales stored with every block of numbers (4.5 to 5 bits each in "
+                      "practice): phones and laptops")]):
+        col.metric(prec, anatomy.human_bytes(pc.nbytes(prec)), help=why)
+    st.markdown(
+        f"**Per block:** attention {pc.attention_per_layer:,} · MLP {pc.mlp_per_layer:,} · "
+        f"norms {pc.norms_per_layer:,} = **{pc.per_layer:,}**, × {pc.n_layers} blocks = "
+        f"{pc.per_layer * pc.n_layers:,} ({(pc.per_layer * pc.n_layers) / pc.total:.0%} of the model). "
+        f"**Token embedding:** {pc.vocab_size:,} × {pc.d_model:,} = {pc.embedding:,} "
+        f"({pc.embedding_share:.0%} of the model).")
 
 
 def two_files(lm, pc) -> None:

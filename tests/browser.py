@@ -146,6 +146,19 @@ def cell_sizes(page) -> dict[str, float]:
     return dict(page.evaluate(CELLS_JS))
 
 
+# Text the page cut short with an ellipsis (a metric's label or number in a column too narrow for it): any
+# element inside a metric whose content is wider than its box.
+TRUNCATED_JS = """() => [...document.querySelectorAll(
+    '[data-testid="stMetricValue"], [data-testid="stMetricValue"] *, [data-testid="stMetricLabel"] *')]
+  .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.trim())
+  .filter((t, i, all) => t && all.indexOf(t) === i)"""
+
+
+def truncated_text(page) -> list[str]:
+    """The metric labels and numbers shown cut short on the page, in full."""
+    return page.evaluate(TRUNCATED_JS)
+
+
 def visit(b, base: str, path: str, shot: Path | None = None, width: int = 1600, height: int = 1000,
           also: tuple[tuple[Path, int, int], ...] = (), inspect=None):
     """Open one page, wait for it, call `inspect(page)` if given (at width × height), screenshot it (and again at

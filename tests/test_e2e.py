@@ -35,15 +35,21 @@ def test_page_renders_without_exception(app_and_browser, name, path):
     """Every page at both projector sizes: no exception, no error; the whole page is kept as a screenshot
     ({name}.png at 1280×720, then the same page resized, {name}_1920x1080.png) to be looked at as a class
     would see it. At 1280×720 every heatmap or image cell is at least MIN_CELL_PX on screen, or its chart has a
-    zoomed view on the page whose cells are."""
+    zoomed view on the page whose cells are; and no metric's label or number is cut short."""
     base, b = app_and_browser
     (w, h), (w2, h2) = PROJECTORS
     cells: dict[str, float] = {}
+    cut: list[str] = []
+
+    def inspect(page) -> None:
+        cells.update(br.cell_sizes(page))
+        cut.extend(br.truncated_text(page))
+
     exceptions, errors = br.visit(b, base, path, br.SHOTS / f"{name}.png", width=w, height=h,
-                                  also=((br.SHOTS / f"{name}_{w2}x{h2}.png", w2, h2),),
-                                  inspect=lambda page: cells.update(br.cell_sizes(page)))
+                                  also=((br.SHOTS / f"{name}_{w2}x{h2}.png", w2, h2),), inspect=inspect)
     assert not exceptions, f"{name} raised: {exceptions}"
     assert not errors, f"{name} showed an error: {errors}"
+    assert not cut, f"{name}: cut short at {w} px: {cut}"
     small = {k: px for k, px in cells.items() if px < MIN_CELL_PX}
     assert not small.keys() - ZOOMED.keys(), f"{name}: cells under {MIN_CELL_PX} px with no zoomed view: {small}"
     for k in small:

@@ -10,7 +10,9 @@ and walks the whole figure, data, layout and frames:
   of numbers has every size at least MIN_FONT;
 - a heatmap that writes numbers into its cells (texttemplate) sets textfont.size: plotly.js does not let those
   inherit layout.font but sizes them 'auto' to the cells, which can be tiny.
-Not readable from the JSON, so not checked: text plotly shrinks at draw time to fit a bar or a treemap box.
+- text that plotly.js shrinks at draw time to fit a bar, a pie slice or a treemap box (SHRINKING traces with
+  text) has a floor: layout.uniformtext.minsize at least MIN_FONT (style() sets it; text that does not fit
+  at that size is hidden, and stays in the hover).
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ def _traces(fj: dict):
             yield f"frames[{f}].data[{i}]", t
 
 
+SHRINKING = ("bar", "pie", "treemap", "sunburst", "icicle", "funnel", "funnelarea", "waterfall")
+
+
 def small_fonts(fig: go.Figure) -> list[str]:
     """What breaks the minimum, each as 'JSON path = value' (empty: the figure is fine)."""
     fj = fig.to_plotly_json()
@@ -130,6 +135,11 @@ def small_fonts(fig: go.Figure) -> list[str]:
         if t.get("type") in ("heatmap", "histogram2d") and t.get("texttemplate") \
                 and _sizes(t.get("textfont", {}).get("size")) is None:
             bad.append(f"{path}.textfont.size unset with a texttemplate (plotly.js sizes heatmap text 'auto')")
+    shrinks = [path for path, t in _traces(fj) if t.get("type") in SHRINKING and t.get("text") is not None]
+    floor = fj.get("layout", {}).get("uniformtext", {})
+    if shrinks and not (floor.get("minsize", 0) >= MIN_FONT and floor.get("mode") in ("hide", "show")):
+        bad.append(f"layout.uniformtext = {floor!r} with text that plotly.js shrinks to fit ({shrinks[0]}): "
+                   f"set minsize ≥ {MIN_FONT} (style() does)")
     return bad
 
 
@@ -253,6 +263,12 @@ def _(i: Inputs) -> Figures:
 @builds("attention.overview")
 def _(i: Inputs) -> Figures:
     return fa.overview(i.tr.attn, i.tr.tokens, i.shown, n_kv_heads=i.lm.n_kv_heads, scores=i.scores)
+
+
+@builds("attention.layer_tiles")
+def _(i: Inputs) -> Figures:
+    return fa.layer_tiles(i.tr.attn, i.tr.tokens, i.shown[0], i.shown[1], n_kv_heads=i.lm.n_kv_heads,
+                          scores=i.scores)
 
 
 @builds("attention.gqa_diagram")
@@ -483,6 +499,12 @@ def _(i: Inputs) -> Figures:
             "heads": fm.vector_strip(q, f"{q.shape[0]} heads × {q.shape[1]} numbers")}
 
 
+@builds("model_map.vector_zoom")
+def _(i: Inputs) -> Figures:
+    emb = part_values(i.lm, i.tr, i.model_map.get("embed"), i.tr.n_tokens - 1)
+    return fm.vector_zoom(emb, 24, "Zoomed in: its 24 largest numbers by size")
+
+
 @builds("model_map.attention_row")
 def _(i: Inputs) -> Figures:
     pos = i.tr.n_tokens - 1
@@ -569,6 +591,8 @@ def test_the_check_can_fail():
         ["data[0].textfont.size = 12"]
     unstyled = small_fonts(go.Figure(go.Bar(x=[1], y=[2])))
     assert len(unstyled) == 1 and unstyled[0].startswith("layout.font.size = None")
+    shrunk = common.style(go.Figure(go.Bar(x=[1], y=[2], text=["a"]))).update_layout(uniformtext_minsize=8)
+    assert len(small_fonts(shrunk)) == 1 and small_fonts(shrunk)[0].startswith("layout.uniformtext")
     tick = common.style(go.Figure(go.Bar(x=[1], y=[2])))
     tick.update_yaxes(tickfont=dict(size=10), title=dict(text="y", font=dict(size=13)))
     assert sorted(small_fonts(tick)) == ["layout.yaxis.tickfont.size = 10", "layout.yaxis.title.font.size = 13"]

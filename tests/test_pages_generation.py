@@ -24,7 +24,7 @@ def test_next_token_page_sliders_steps_and_undo(offline, bundled):
     d = probabilities(logits, 1.0, 10, 0.9)  # the page's defaults
     m = page_metrics(at)
     assert m["Entropy"] == f"{d.entropy:.2f} bits"
-    assert m["Tokens that can be drawn"] == f"{d.n_kept:,}"
+    assert m["Tokens kept"] == f"{d.n_kept:,}"
     assert m["Top token"] == show_token(bundled.tokenizer.decode([d.argmax]))
     assert any("No steps yet" in i.value for i in at.info)
 
@@ -32,7 +32,7 @@ def test_next_token_page_sliders_steps_and_undo(offline, bundled):
     at.slider(key="nt_temp").set_value(0.0).run()
     page_ok(at)
     m = page_metrics(at)
-    assert m["Tokens that can be drawn"] == "1" and m["Entropy"] == "0.00 bits"
+    assert m["Tokens kept"] == "1" and m["Entropy"] == "0.00 bits"
     at.slider(key="nt_temp").set_value(3.0).run()
     at.slider(key="nt_top_p").set_value(1.0).run()
     at.number_input(key="nt_top_k").set_value(0).run()
@@ -41,7 +41,7 @@ def test_next_token_page_sliders_steps_and_undo(offline, bundled):
     assert page_metrics(at)["Entropy"] == f"{hot.entropy:.2f} bits"
     at.number_input(key="nt_top_k").set_value(10_000_000).run()  # beyond the vocabulary: a note, all kept
     page_ok(at)
-    assert page_metrics(at)["Tokens that can be drawn"] == f"{bundled.vocab_size:,}"
+    assert page_metrics(at)["Tokens kept"] == f"{bundled.vocab_size:,}"
     assert any("larger than the vocabulary" in c.value for c in at.caption)
 
     # Steps: the top token at temperature 0 equals a greedy generate; then a seeded sample; then undo.

@@ -326,3 +326,15 @@ def test_min_p_and_penalty_settings_are_checked():
     assert d.settings.min_p is None and d.settings.repetition_penalty is None and d.penalised is None
     with pytest.raises(ExplainerError):
         probabilities(np.zeros(5), repetition_penalty=1.2, previous_ids=[7])
+
+
+def test_settings_text_breaks_lines_for_a_half_width_title():
+    from explainer.figures.sampling import settings_text
+
+    d = sampling.probabilities(np.array([2.0, 1.0, 0.0, -1.0]), 0.7, 3, 0.9, min_p=0.05, repetition_penalty=1.3,
+                               previous_ids=[0])
+    one = "temperature 0.7 · top-k 3 · top-p 0.9 · min-p 0.05 · repetition penalty 1.3"
+    assert settings_text(d) == one
+    assert settings_text(d, per_line=2) == ("temperature 0.7 · top-k 3<br>top-p 0.9 · min-p 0.05<br>"
+                                            "repetition penalty 1.3")
+    assert settings_text(d, per_line=2).replace("<br>", " · ") == one

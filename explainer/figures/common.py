@@ -29,8 +29,10 @@ def style(fig: go.Figure, title: str | None = None, height: int | None = None) -
     fig.update_layout(
         font=dict(size=FONT_SIZE),
         title=dict(text=title) if title else None,
-        margin=dict(l=10, r=10, t=60 if title else 20, b=10),
+        margin=dict(l=10, r=10, t=36 + 24 * (title.count("<br>") + 1) if title else 20, b=10),   # a line more each
         hoverlabel=dict(font_size=FONT_SIZE),
+        # text inside bars and treemap boxes is shrunk to fit; never below 14 px: what does not fit is hidden
+        uniformtext=dict(minsize=14, mode="hide"),
     )
     if height:
         fig.update_layout(height=height)

@@ -240,7 +240,7 @@ def vector_zoom(values: np.ndarray, n: int = 24, title: str | None = None) -> go
     dims = np.sort(np.argsort(-np.abs(v), kind="stable")[:n])          # [n] in dimension order
     fig = go.Figure(go.Heatmap(z=v[dims][None], x=[f"d{d}" for d in dims], colorscale=DIVERGING, zmin=-top, zmax=top,
                                zmid=0, text=[[f"{x:.1f}" for x in v[dims]]], texttemplate="%{text}",
-                               hovertemplate="dimension %{x}: %{z:.3f}<extra></extra>", xgap=2,
+                               textfont=dict(size=14), hovertemplate="dimension %{x}: %{z:.3f}<extra></extra>", xgap=2,
                                colorbar=dict(thickness=14)))
     fig.update_xaxes(type="category", tickangle=-45, title="dimension")
     fig.update_yaxes(visible=False)

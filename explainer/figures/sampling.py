@@ -26,7 +26,9 @@ def _short(s: str, n: int = 14) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def settings_text(dist: Distribution) -> str:
+def settings_text(dist: Distribution, per_line: int | None = None) -> str:
+    """The sampling settings, "temperature 1 · top-k 10 · top-p 0.9 …"; with `per_line`, a line break (<br>)
+    after every per_line of them, so that a chart title fits a half-width column."""
     s = dist.settings
     parts = [f"temperature {s.temperature:g}" + (" (greedy)" if dist.greedy else "")]
     parts.append(f"top-k {s.top_k}" if s.top_k else "top-k off")
@@ -35,7 +37,9 @@ def settings_text(dist: Distribution) -> str:
         parts.append(f"min-p {s.min_p:g}")
     if s.repetition_penalty is not None:
         parts.append(f"repetition penalty {s.repetition_penalty:g}")
-    return " · ".join(parts)
+    if not per_line:
+        return " · ".join(parts)
+    return "<br>".join(" · ".join(parts[i:i + per_line]) for i in range(0, len(parts), per_line))
 
 
 def distribution_chart(dist: Distribution, ids: Sequence[int], strings: Sequence[str], chosen: int | None = None,
