@@ -97,11 +97,13 @@ TEMPLATES: dict[str, Template] = {
     "translate": Template(
         "Translation", "English: cheese\nFrench: fromage\nEnglish: the red house\nFrench: la maison rouge\n"
         "English: good morning\nFrench:", ("\n",),
-        "A few examples, then a new phrase: the model picks up the task from the pattern (few-shot prompting).",
+        "A few examples, then a new phrase: the pattern alone tells the model what to do (few-shot prompting), "
+        "and it answers with one line of French. Check the French: a small model often gets it wrong.",
         temperature=0.0),
     "code": Template(
         "Code", 'def is_prime(n):\n    """Return True if n is a prime number."""\n', ("\ndef ", "\nclass ", "\n\n\n"),
-        "Code is text too: a function header and docstring, and the model writes the body.", temperature=0.2),
+        "Code is text too: a function header and docstring for the model to continue. See whether it writes the "
+        "body or, as a small chat-tuned model may, starts talking about the code instead.", temperature=0.2),
     "story": Template(
         "Story", "Once upon a time, in a small village by the sea,", ("\n\n",),
         "Open-ended text: try temperature 0 (always the same) against 1.2 (more surprising).", temperature=0.9),
