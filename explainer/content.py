@@ -97,11 +97,13 @@ TEMPLATES: dict[str, Template] = {
     "translate": Template(
         "Translation", "English: cheese\nFrench: fromage\nEnglish: the red house\nFrench: la maison rouge\n"
         "English: good morning\nFrench:", ("\n",),
-        "A few examples, then a new phrase: the model picks up the task from the pattern (few-shot prompting).",
+        "A few examples, then a new phrase: the pattern alone tells the model what to do (few-shot prompting), "
+        "and it answers with one line of French. Check the French: a small model often gets it wrong.",
         temperature=0.0),
     "code": Template(
         "Code", 'def is_prime(n):\n    """Return True if n is a prime number."""\n', ("\ndef ", "\nclass ", "\n\n\n"),
-        "Code is text too: a function header and docstring, and the model writes the body.", temperature=0.2),
+        "Code is text too: a function header and docstring for the model to continue. See whether it writes the "
+        "body or, as a small chat-tuned model may, starts talking about the code instead.", temperature=0.2),
     "story": Template(
         "Story", "Once upon a time, in a small village by the sea,", ("\n\n",),
         "Open-ended text: try temperature 0 (always the same) against 1.2 (more surprising).", temperature=0.9),
@@ -188,10 +190,11 @@ GLOSSARY: dict[str, str] = {
     "logit": "the raw score the model gives a token before softmax; a higher logit means a more likely token",
     "logit lens": "reading the residual stream after any block as if it were the last one: through the final "
                   "norm and the unembedding",
-    "MLP": "the second part of every block: a small neural network that works on each token on its own",
+    "MLP": "the second part of every block: a neural network with one hidden layer of neurons, which works on "
+           "each token on its own",
     "nats": "the unit of entropy and loss with natural logarithms; 1 nat is 1.44 bits",
-    "neuron": "one hidden unit of an MLP; it reads the token's vector and, when it fires, writes its own "
-              "direction into the residual stream",
+    "neuron": "one hidden unit of an MLP; it reads the token's vector and writes its own direction into the "
+              "residual stream, scaled by its activation",
     "overfitting": "a model learning its training examples by heart, so it does better on them and worse on "
                    "new ones",
     "padding": "filler tokens that make shorter prompts as long as the longest, so a batch is a rectangle",
@@ -202,8 +205,9 @@ GLOSSARY: dict[str, str] = {
     "query, key and value": "three vectors computed from each token: the query asks what this token is looking "
                             "for, the key says what a token contains, the value is what it passes on",
     "residual stream": "the running vector of each token: every block reads it and adds its own output to it",
-    "rotary positions": "how Llama-style models know word order: queries and keys are turned by an angle that "
-                        "grows with the token's position, so q·k depends on how far apart two tokens are",
+    "rotary positions": "how Llama-style models know word order: each pair of numbers in a query or key is turned "
+                        "by an angle that grows with the token's position, each pair at its own speed, so q·k "
+                        "depends on how far apart two tokens are",
     "safetensors": "a plain file format for a model's numbers, with a small header naming each tensor; loading "
                    "it runs no code",
     "sampling": "drawing the next token at random, each with its probability",

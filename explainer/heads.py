@@ -169,6 +169,11 @@ class InductionDemo:
         q, k = np.array(self.cells).T
         return float(self.attn[layer, head, q, k].mean())
 
+    def first_copy_rest(self, layer: int, head: int) -> float:
+        """The head's mean weight on the first token (key 0) from the first copy's queries after it
+        (positions 1 … prefix + period - 1), where there is nothing yet to copy."""
+        return float(self.attn[layer, head, 1:self.prefix + self.period, 0].mean())
+
 
 def induction_demo(lm: LoadedModel, n: int = 16, seed: int = 1) -> InductionDemo:
     """One random sequence of n tokens, repeated, and every head's attention on it."""

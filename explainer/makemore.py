@@ -274,6 +274,16 @@ class LRSweep:
     suggested: float           # a third of the rate with the lowest smoothed loss: still falling fast,
                                # safely short of where the loss blows up
 
+    @property
+    def n_run(self) -> int:
+        """How many steps the sweep ran before it stopped (all of them unless the loss blew up)."""
+        return int(np.isfinite(self.losses).sum())
+
+    @property
+    def last_lr(self) -> float:
+        """The learning rate of the sweep's last step that ran."""
+        return float(self.lrs[max(self.n_run - 1, 0)])
+
 
 def lr_finder(config: MLPConfig, data: Dataset, lr_min: float = 1e-3, lr_max: float = 10.0, steps: int = 300,
               batch_size: int = 32, seed: int = 0, threads: int | None = 1) -> LRSweep:
@@ -396,6 +406,17 @@ class OverfitResult:
     def best_step(self) -> int:
         """Where the dev loss was lowest: the point to stop training (early stopping)."""
         return int(self.steps[int(np.argmin(self.dev))])
+
+    @property
+    def overfitted(self) -> bool:
+        """Whether the dev loss ended clearly above its lowest point (by 0.01 or more: two different numbers
+        at two decimals), i.e. training on past the best step made unseen names worse."""
+        return bool(self.dev[-1] - self.dev.min() >= 0.01)
+
+    @property
+    def memorises(self) -> bool:
+        """Whether the model has more parameters than there are training examples."""
+        return self.n_params > self.n_train_examples
 
 
 def overfit_demo(data: Dataset, n_names: int = 60, n_hidden: int = 300, n_embd: int = 10, steps: int = 600,

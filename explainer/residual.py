@@ -36,6 +36,12 @@ class ContextAnalysis:
     def n_points(self) -> int:
         return self.coords.shape[1]
 
+    @property
+    def same_start(self) -> bool:
+        """Whether the followed word is the same token in every sentence (its last piece, whose vector is
+        followed), so that every trajectory starts at the same embedding row."""
+        return len({c.pieces[-1] for c in self.contexts}) == 1
+
     def pair_cosines(self) -> np.ndarray:
         """Cosine of each pair of contexts at each layer.  # [L+1, P]"""
         return np.stack([self.cosine[:, i, j] for i, j in self.pairs], axis=1) if self.pairs else \

@@ -199,6 +199,13 @@ def variant_ids(lm, word: str) -> set[int]:
     return out
 
 
+def spelling_variants(lm, word: str, neighbours: Sequence[Neighbour]) -> int:
+    """How many of `neighbours` are `word` itself in another spelling: another capitalisation, with or
+    without the leading space (the tokens of variant_ids)."""
+    ids = variant_ids(lm, word)
+    return sum(n.id in ids for n in neighbours)
+
+
 def analogy(lm, positive: Sequence[str], negative: Sequence[str], k: int = 10, exclude_inputs: bool = True,
             multi_token: str = "mean", exclude_variants: bool = False) -> AnalogyResult:
     """Vector arithmetic on the input embeddings: sum(positive) − sum(negative), ranked by cosine.

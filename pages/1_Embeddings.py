@@ -177,8 +177,13 @@ def neighbours_view() -> None:
         else:
             ui.chart(figs.neighbour_bars(gn, f"{glove.LABEL}: nearest words", tokens=False, color=GREEN),
                      key="emb_nb_glove")
-    st.caption("The model's neighbours are often the same word in another spelling (capitalised, without the "
-               "space, plural): the model must tell all of them apart, GloVe knows only lower-case words.")
+    n_var = vectors.spelling_variants(lm, wt.word, nb)
+    st.caption(f"{n_var} of the model's {len(nb)} nearest tokens {'is' if n_var == 1 else 'are'} "
+               f"{wt.word} itself in another spelling (another capitalisation, or without the leading space): "
+               "the model has a token for each and must tell them apart; GloVe knows only lower-case words."
+               if n_var else
+               "GloVe knows only lower-case words. The model has separate tokens for a word's other spellings "
+               "(capitalised, without the leading space), though none of them is among these neighbours.")
 
 
 with tabs[1]:
@@ -297,7 +302,8 @@ def context_tab() -> None:
         ui.text("ctx_sentences", "Sentences, one per line (2–8)", "\n".join(preset[1]), area=True,
                 key="emb_ctx_sentences", height=170)
         ui.flag("ctx_center", "Centre each layer", True, widget="checkbox", key="emb_ctx_center",
-                    help="Subtracts, at each layer, the mean vector over all tokens of these sentences. A large "
+                    help="Subtracts, at each layer, the mean vector over all tokens of these sentences (their "
+                         "first tokens left out). A large "
                          "part of every residual vector is common to all tokens; removing it makes the "
                          "differences between contexts visible.")
     sentences = [" ".join(s.split()) for s in ss.emb_ctx_sentences.splitlines() if s.strip()][:8]
@@ -332,11 +338,13 @@ def layer_cosine_view(ca: residual.ContextAnalysis) -> None:
     last = ca.n_points - 1
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.markdown(f"**Reading the pictures.** Each line has {ca.n_points} points: the embedding (the same row of "
-                    "the matrix in every sentence, so all lines start together) and the residual stream after each "
-                    "block. Where the sentences give the word the same meaning, its vectors stay alike; where the "
-                    "meanings differ, they drift apart as the blocks mix in the context: the vector *soaks up* "
-                    "its context.")
+        start = ("the same row of the matrix in every sentence, so all lines start together" if ca.same_start
+                 else "here not the same row in every sentence: the word is a different token in some of them, "
+                      "so the lines start apart")
+        st.markdown(f"**Reading the pictures.** Each line has {ca.n_points} points: the embedding ({start}) and the "
+                    "residual stream after each block. As the blocks mix in the context, the vectors drift apart. "
+                    "If the model tells the meanings apart, sentences that give the word the same meaning keep "
+                    "their vectors more alike than sentences that do not: the vector *soaks up* its context.")
         if ca.centered:
             st.caption("Centred: at each layer the mean vector over all tokens of these sentences (the first token "
                        "left out) was subtracted before comparing, so the part every token shares does not hide "

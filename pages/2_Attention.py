@@ -169,7 +169,7 @@ def head_writes(lm, tr, layer: int, head: int, max_tokens: int) -> None:
     ui.chart(fa.vector_rows(v, tr.tokens, f"V: the values head {head} reads", lim=lim), key="att_values")
     ui.chart(fa.vector_rows(z, tr.tokens, f"z = A · V: head {head}'s output", lim=lim), key="att_z")
     st.caption(f"Both maps use the same colours, ±{lim:.2f}. Each number of z is a weighted average of its "
-               "column of V, so it is never further from 0 than the largest value in that column.")
+               "column of V, so it is never further from 0 than that column's value furthest from 0.")
     bias = f", plus a bias of {D} numbers" if ho.has_bias else ""
     st.markdown(
         f"**Side by side, then one matrix.** All {H} heads of layer {layer} do this at once. Their outputs z are put "
@@ -277,8 +277,11 @@ def induction_at_work(lm, scores) -> None:
     ui.chart(fa.head_heatmap(demo.attn[best.layer, best.head], demo.tokens,
                              f"Layer {best.layer}, head {best.head} on random tokens, repeated",
                              highlight=list(demo.cells)), key="att_induction_demo")
-    st.caption(f"Average weight on the outlined cells: {demo.hit(best.layer, best.head):.0%}. The first copy is "
-               "random, so there is nothing to predict there and the head mostly rests on the first token.")
+    rest = demo.first_copy_rest(best.layer, best.head)
+    st.caption(f"Average weight on the outlined cells: {demo.hit(best.layer, best.head):.0%}. In the first copy "
+               "there is nothing to copy yet: "
+               + (f"there the head rests on the first token ({rest:.0%} of its weight, on average)." if rest > 0.5
+                  else f"there the head puts {rest:.0%} of its weight on the first token, on average."))
 
 
 lm, tr = ui.traced_page(

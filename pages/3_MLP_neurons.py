@@ -36,8 +36,9 @@ def neuron_with_a_job(lm) -> None:
                    figs.neuron_titles(cn["tokens"], cn["acts"], layer, neuron))
     st.markdown(
         f"Most neurons are hard to name, but some have a clear job. Neuron {neuron} of block {layer} was found by "
-        f"a search: among all {lm.n_layers * lm.d_mlp:,} neurons, the one whose activation best separates number "
-        f"tokens from other tokens in a dozen sentences. On sentences the search never saw, it averages "
+        f"a search: of all {lm.n_layers * lm.d_mlp:,} neurons, it is one of the three whose activation best "
+        f"separates number tokens from the other tokens of a dozen sentences. On sentences the search never saw, "
+        f"it averages "
         f"**{rep.mean_members:+.2f} on the {rep.n_members} number tokens** and {rep.mean_rest:+.2f} on the "
         f"rest, and {rep.precision:.0%} of its {rep.n_members} strongest tokens are numbers.")
     st.button(f"Look at L{layer}.N{neuron} on your prompt", key="mlp_curated",

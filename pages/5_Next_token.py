@@ -109,8 +109,9 @@ def grow_text(lm, tr, state: gen.StepState, max_tokens: int) -> int:
               help="Same seed and the same clicks give the same tokens, so a demo repeats exactly.")
     if "nt_msg" in ss:
         st.warning(ss.pop("nt_msg"))
-    st.markdown(f"{state.n_tokens:,} of {lm.n_ctx:,} tokens in the context window. Every step runs the model on "
-                "the new token only, thanks to the " + ui.term("KV cache") + ".")
+    st.markdown(f"{state.n_tokens:,} of {lm.n_ctx:,} tokens in the context window. Every step after the first "
+                "runs the model on the new token only, thanks to the " + ui.term("KV cache") + " (the first step "
+                "reads the prompt once more, to fill it).")
     n_steps = len(state.steps)
     return ui.linked_number("view", 0, n_steps, n_steps)
 
@@ -156,8 +157,8 @@ def explorer(lm, state: gen.StepState, view: int) -> None:
     m3.metric("Top token", show_token(token_strings(lm.tokenizer, [best])[0]), f"{dist.probs[best]:.1%}",
               delta_color="off")
     m4.metric("Mass cut off", f"{dist.mass_cut:.1%}",
-              help="Probability (after temperature) of all the tokens the filters (top-k, top-p and min-p) "
-                   "removed; the survivors share it.")
+              help="Probability (after the repetition penalty and temperature) of all the tokens the filters "
+                   "(top-k, top-p and min-p) removed; the survivors share it.")
     if dist.removed_min_p is not None or dist.penalised is not None:
         cut = 0 if dist.removed_min_p is None else int(dist.removed_min_p.sum())
         st.markdown(f"Min-p cut **{cut:,}** more tokens; the repetition penalty lowered **{dist.n_penalised:,}** "
@@ -169,9 +170,10 @@ def explorer(lm, state: gen.StepState, view: int) -> None:
                                     title=f"Probabilities · {settings_text(dist, per_line=2)}"), key="nt_dist")
     with right:
         ui.chart(survival_chart(dist, ids, strings), key="nt_survive")
-    st.caption("Pale bars: probability after temperature alone. Solid bars: what a draw uses after top-k, top-p "
-               "and min-p; a token the filters removed has no solid bar and is labelled with the filter that cut it "
-               "(“cut by top-k”, “cut by top-p”, “cut by min-p”). Hover a bar for the token id and its logit.")
+    st.caption("Pale bars: probability after temperature alone (and the repetition penalty, when it is on). Solid "
+               "bars: what a draw uses after top-k, top-p and min-p; a token the filters removed has no solid bar "
+               "and is labelled with the filter that cut it (“cut by top-k”, “cut by top-p”, “cut by min-p”). "
+               "Hover a bar for the token id and its logit.")
 
 
 def timeline(lm, state: gen.StepState, view: int) -> None:

@@ -107,8 +107,8 @@ def prompt_and_controls():
         ui.slider("min_p", "Min-p (0 = off)", 0.0, 1.0, 0.0, step=0.01, key="gen_min_p", where=a,
                   help="Drop every token less likely than min-p × the top token's probability.")
         ui.slider("repetition_penalty", "Repetition penalty (1 = off)", 1.0, 3.0, 1.0, step=0.05, key="gen_penalty",
-                  where=b, help="Tokens already in the text (prompt included) get their logit divided by it, so "
-                                "greedy text loops less.")
+                  where=b, help="Tokens already in the text (prompt included) get their logit divided by it "
+                                "(multiplied, if negative), so greedy text loops less.")
         ui.text("stop", "Stop at", stop0, key="gen_stop", where=a,
                 help=r"Stop strings, separated by | ; write \n for a new line.")
         ui.number("seed", "Seed", 0, 2**31 - 1, SEED, key="gen_seed", where=b,
@@ -222,8 +222,14 @@ def batches(lm) -> None:
         st.table([{"prompt": _md_escape(r.prompt), "real tokens": r.n_tokens,
                    "next token (batch)": _md_token(r.top_token), "probability": f"{r.prob:.1%}",
                    "run alone": "same ✓" if r.same else f"differs: {_md_token(r.alone_token)}"} for r in check.rows])
-        st.caption("One forward pass for the whole batch, with the mask and position ids that skip the padding, "
-                   "gives each prompt the same prediction as running it alone.")
+        if all(r.same for r in check.rows):
+            st.caption("One forward pass for the whole batch, with the mask and position ids that skip the "
+                       "padding, gives each prompt the same top prediction as running it alone.")
+        else:
+            n_diff = sum(not r.same for r in check.rows)
+            st.caption("One forward pass for the whole batch, with the mask and position ids that skip the "
+                       f"padding; yet here {n_diff} of the {len(check.rows)} prompts get a different top prediction "
+                       "than when run alone (see the table).")
 
 
 lm = ui.page(

@@ -29,14 +29,18 @@ def named_experiment(lm) -> None:
         return
     names = ", ".join(iv.head_label(*h) for h in ko.heads)
     rand = sorted(ko.without_random)
+    below = ko.without_induction < rand[0]                      # lower than every random knockout
     st.markdown(
         f"Give the model {ko.period} random tokens, then the same {ko.period} again. In the second copy it can "
-        f"predict every next token by copying from the first: it gives the right one **{ko.copying:.1%}** on "
-        f"average, where a guess among {lm.vocab_size:,} tokens would give {1 / lm.vocab_size:.4%}. The "
-        f"{len(ko.heads)} strongest " + ui.term("induction head", "induction heads") + f" ({names}) do that "
-        f"copying: switch them off and it falls to **{ko.without_induction:.1%}**. Switching off "
-        f"{len(ko.heads)} other heads at random instead leaves between {rand[0]:.1%} and {rand[-1]:.1%} "
-        f"({len(rand)} tries). A few heads out of {lm.n_layers * lm.n_heads} carry a whole skill.")
+        f"predict every next token by copying from the first: the right token gets **{ko.copying:.1%}** of the "
+        f"probability on average, where a guess among {lm.vocab_size:,} tokens would give "
+        f"{1 / lm.vocab_size:.4%}. The {len(ko.heads)} strongest "
+        + ui.term("induction head", "induction heads") + f" ({names}) are the obvious suspects: switch them off "
+        f"and it falls to **{ko.without_induction:.1%}**. Switching off {len(ko.heads)} other heads at random instead "
+        f"leaves between {rand[0]:.1%} and {rand[-1]:.1%} ({len(rand)} tries)"
+        + (f": switching off these few heads out of {lm.n_layers * lm.n_heads} hurts the copying more than any "
+           "random choice did." if below else
+           f": here random heads can matter as much, so these {len(ko.heads)} are not the whole story."))
     st.button(f"Switch {names} off on your prompt", key="abl_named", on_click=_set,
               args=("ablate_heads", ",".join(iv.head_label(*h) for h in ko.heads)))
 

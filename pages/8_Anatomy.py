@@ -82,8 +82,10 @@ def two_files(lm, pc) -> None:
         st.code(tf.code_path, language=None, wrap_lines=True)
         st.metric("Lines of code", f"{tf.code_statements:,}",
                   help=f"{tf.code_lines:,} lines in the file, counting blanks, comments and docstrings")
-        st.caption("The transformers modeling file for this architecture. The same few hundred lines run a 135M "
-                   "model and a 70B one: only the numbers in the first file change.")
+        sizes = ("a 135M model and Llama 2 70B alike" if Path(tf.code_path).name == "modeling_llama.py"
+                 else "every model of this architecture, small or large")
+        st.caption(f"The transformers modeling file for this architecture. The same {tf.code_statements:,} lines of "
+                   f"code run {sizes}: only the numbers in the first file change.")
         for name, src in tf.core:
             with st.expander(f"{name}: {len(src.splitlines())} lines"):
                 st.code(src, language="python", line_numbers=True)

@@ -75,9 +75,12 @@ def learning_rate(cfg: mm.MLPConfig) -> float:
     with left:
         ui.chart(figs.lr_sweep(sw), key="lab_lrf")
     with right:
-        st.write("A fresh model trains for 300 steps while the learning rate grows from 0.001 to 10. Too small: "
-                 "the loss barely moves. Too big: the steps overshoot and the loss shoots up. The best rates sit "
-                 "where the loss falls fastest, a little before its lowest point.")
+        stop = (f" This sweep stopped after {sw.n_run} steps, at a rate of {sw.last_lr:.2g}, once the loss "
+                "shot up." if sw.n_run < len(sw.lrs) else "")
+        st.write(f"A fresh model trains for up to {len(sw.lrs)} steps while the learning rate grows from "
+                 f"{sw.lrs[0]:g} to {sw.lrs[-1]:g}.{stop} Too small: the loss barely moves. Too big: the steps "
+                 "overshoot and the loss shoots up. The best rates sit where the loss falls fastest, a little "
+                 "before its lowest point.")
         st.metric("Suggested learning rate", f"{sw.suggested:.2g}",
                   help="A third of the rate where the smoothed loss was lowest.")
         rates = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0]
@@ -161,8 +164,9 @@ def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_vi
               help="Mean distance between a, e, i, o, u over that between all letters: "
                                           "smaller when the vowels gather.")
     if last.step == 0:
-        st.info("This model is untrained: its loss is ln 27 ≈ 3.30, a uniform guess. Press **Train** and watch "
-                "both curves fall and the embedding table rearrange itself.")
+        st.info(f"This model is untrained: its dev loss is {last.dev_loss:.2f}, against ln 27 ≈ "
+                f"{mm.UNIFORM_LOSS:.2f} for a uniform guess. Press **Train** and watch both curves fall and the "
+                "embedding table rearrange itself.")
     else:
         if run.get("auto"):
             st.caption(f"A first model trained as the page opened ({last.step:,} steps). Press **Train** to "
@@ -220,12 +224,18 @@ def overfitting(cfg: mm.MLPConfig) -> None:
         with left:
             ui.chart(figs.overfit_curves(res), key="lab_of_chart")
         with right:
-            st.markdown(
-                f"{res.n_params:,} parameters for {res.n_train_examples:,} examples: enough to memorise them. "
-                f"The train loss keeps falling (to {res.train[-1]:.2f}), but on names it never saw the loss is "
-                f"lowest at step {res.best_step} ({res.dev.min():.2f}) and then climbs to {res.dev[-1]:.2f}"
-                + (", worse than guessing uniformly." if res.dev[-1] > mm.UNIFORM_LOSS else ".")
-                + " The cures: more data, a smaller model, or stopping at the dev minimum.")
+            many = ("more than the examples: enough to memorise them" if res.memorises
+                    else "fewer than the examples")
+            if res.overfitted:
+                dev = (f"but on names it never saw the loss is lowest at step {res.best_step} ({res.dev.min():.2f}) "
+                       f"and then climbs to {res.dev[-1]:.2f}"
+                       + (", worse than guessing uniformly." if res.dev[-1] > mm.UNIFORM_LOSS else ".")
+                       + " The cures: more data, a smaller model, or stopping at the dev minimum.")
+            else:
+                dev = (f"and on names it never saw the loss is still at its lowest at the end ({res.dev[-1]:.2f}): "
+                       "no overfitting yet in this run. Try fewer names or more hidden units.")
+            st.markdown(f"{res.n_params:,} parameters for {res.n_train_examples:,} examples, {many}. The train "
+                        f"loss falls to {res.train[-1]:.2f}, {dev}")
 
 
 ui.page(

@@ -93,6 +93,15 @@ def test_nearest_neighbours_match_torch(bundled):
     assert [n.id for n in same] == [n.id for n in nb]
 
 
+def test_spelling_variants_counted_by_hand(bundled):
+    _, nb = vectors.neighbours(bundled, "dog", k=10)
+    texts = [n.text for n in nb]
+    # by hand: the neighbours of ␣dog that spell "dog" otherwise are ␣Dog, Dog and dog (plurals do not count)
+    assert {" Dog", "Dog", "dog"} <= set(texts)
+    assert vectors.spelling_variants(bundled, "dog", nb) == sum(t.strip().lower() == "dog" for t in texts) == 3
+    assert vectors.spelling_variants(bundled, "dog", ()) == 0
+
+
 # -- words -> tokens ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("word", ["king", "Paris", "runway"])
@@ -301,6 +310,15 @@ def test_context_trajectory_has_one_point_per_layer_boundary(bundled, bank):
     np.testing.assert_allclose(ca.cosine[0], 1.0, atol=1e-6)  # the same embedding row in every sentence
     x = np.stack([c.vectors for c in ca.contexts])                   # [C, L+1, D]
     np.testing.assert_allclose(ca.cosine[L], cosine_similarity(x[:, L]), atol=1e-9)
+
+
+def test_same_start_only_when_the_word_is_one_token_everywhere(bundled, bank):
+    word, traces = bank
+    assert residual.in_context(bundled, traces, word).same_start       # ␣bank in all four sentences
+    mixed = [ex.trace(bundled, "Bank holidays are fun"), ex.trace(bundled, "We sat on the bank")]
+    ca = residual.in_context(bundled, mixed, "bank")
+    assert ca.contexts[0].pieces[-1] != ca.contexts[1].pieces[-1] and not ca.same_start
+    assert ca.cosine[0, 0, 1] < 1 - 1e-3                                # so the embeddings differ
 
 
 def test_meaning_soaks_in_context(bundled, bank):

@@ -223,6 +223,19 @@ def test_induction_demo_cells_and_hit_against_a_hand_computation(tiny):
             by_hand = np.mean([demo.attn[layer, head, q, k] for q, k in demo.cells])
             assert demo.hit(layer, head) == pytest.approx(by_hand)
             assert demo.hit(layer, head) == pytest.approx(ref[layer, head])
+            rest = np.mean([demo.attn[layer, head, q, 0] for q in range(1, P + n)])   # first copy, by hand
+            assert demo.first_copy_rest(layer, head) == pytest.approx(rest)
+
+
+def test_first_copy_rest_on_a_hand_built_pattern():
+    # prefix 1, period 2: T = 5; first-copy queries 1 and 2 put 0.25 and 0.75 on key 0
+    a = np.zeros((1, 1, 5, 5))
+    a[0, 0, 0, 0] = 1.0
+    a[0, 0, 1, :2] = (0.25, 0.75)
+    a[0, 0, 2, :3] = (0.75, 0.0, 0.25)
+    a[0, 0, 3, 3] = a[0, 0, 4, 4] = 1.0
+    demo = heads.InductionDemo(tokens=("a",) * 5, attn=a, prefix=1, period=2)
+    assert demo.first_copy_rest(0, 0) == pytest.approx(0.5)
 
 
 def test_kv_group_and_top_attended():

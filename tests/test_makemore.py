@@ -147,6 +147,25 @@ def test_overfitting_demo_shows_the_gap(data):
     assert res.dev[-1] > res.dev.min() + 0.5  # unseen names got worse after the best point
     assert res.best_step < res.steps[-1]
     assert res.dev[-1] - res.train[-1] > 1.5
+    assert res.overfitted and res.memorises
+
+
+def test_lr_sweep_says_where_it_stopped_by_hand():
+    lrs = np.geomspace(1e-3, 10.0, 5)
+    sw = mm.LRSweep(lrs, np.array([3.3, 3.0, 2.5, np.nan, np.nan]), np.full(5, np.nan), 0.1)
+    assert sw.n_run == 3 and sw.last_lr == pytest.approx(0.1)               # 1e-3, 1e-2, 1e-1 ran
+    full = mm.LRSweep(lrs, np.full(5, 3.0), np.full(5, 3.0), 0.1)
+    assert full.n_run == 5 and full.last_lr == pytest.approx(10.0)
+
+
+def test_overfitted_and_memorises_by_hand():
+    def result(dev, n_params=100, n_examples=50):
+        return mm.OverfitResult(np.arange(len(dev)) * 25, np.linspace(3, 1, len(dev)), np.array(dev), 10,
+                                n_examples, n_params)
+    assert result([3.0, 2.5, 2.8]).overfitted                 # ends 0.3 above its minimum
+    assert not result([3.0, 2.6, 2.5]).overfitted             # still at its lowest at the end
+    assert not result([3.0, 2.500, 2.505]).overfitted         # 2.50 and 2.50 (less than 0.01 above)
+    assert result([3.0, 2.5]).memorises and not result([3.0, 2.5], n_params=50).memorises
 
 
 def test_embedding_2d_is_the_table_or_its_pca():

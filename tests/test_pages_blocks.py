@@ -157,8 +157,11 @@ def test_interventions_page_opens_with_its_named_experiment(offline, bundled):
     at = AppTest.from_file("../pages/7_Interventions.py", default_timeout=240).run()
     page_ok(at)
     md = _text(at)
-    assert f"it gives the right one **{ko.copying:.1%}**" in md
+    assert f"the right token gets **{ko.copying:.1%}** of the probability on average" in md
     assert f"switch them off and it falls to **{ko.without_induction:.1%}**" in md
+    below = ko.without_induction < min(ko.without_random)      # the verdict is said only when it holds
+    assert ("hurts the copying more than any random choice did" in md) == below
+    assert ("are not the whole story" in md) != below
     names = ",".join(iv.head_label(*h) for h in ko.heads)
     at.button(key="abl_named").click().run()
     page_ok(at)

@@ -64,7 +64,7 @@ def distribution_chart(dist: Distribution, ids: Sequence[int], strings: Sequence
     fig = go.Figure()
     fig.add_bar(x=before, y=labels, orientation="h", name="after temperature only", marker_color=LIGHT_BLUE,
                 marker_line_color=BLUE, marker_line_width=1, customdata=custom, hovertemplate=hover)
-    fig.add_bar(x=final, y=labels, orientation="h", name="sampled with (after top-k, top-p)",
+    fig.add_bar(x=final, y=labels, orientation="h", name="sampled with (after top-k, top-p, min-p)",
                 marker_color=[CUT[f] for f in fates][::-1], text=text, textposition="outside", cliponaxis=False,
                 customdata=custom, hovertemplate=hover)
     top = float(max(final.max(initial=0), before.max(initial=0)))
