@@ -40,11 +40,14 @@ def guesses(lm, tr, max_tokens: int):
     final = res.strings[-1, -1, 0]
     shown = list(positions)
     echo = residual.embedding_echo(res.ids[:, shown], [tr.token_ids[p] for p in shown])
+    n = len(shown)
+    repeats = (f"mostly repeats the input token itself (at {echo} of the {n} positions shown)" if 2 * echo > n else
+               f"repeats the input token itself at {echo} of the {n} positions shown" if echo else
+               f"repeats the input token at none of the {n} positions shown")
     st.caption(f"**Bold**: the guess already equals the model's final prediction at that position. After the last "
                f"token the model predicts '{show_token(final)}' ({res.probs[-1, -1, 0]:.1%}); it is the top guess "
                f"{_row_name(res.settled_layer(-1))} and stays there. The bottom row, the embeddings read straight "
-               f"back, mostly repeats the input token itself (at {echo} of the {len(shown)} positions shown): "
-               "nothing has been computed yet. Hover a cell for the top 5 and the entropy.")
+               f"back, {repeats}: nothing has been computed yet. Hover a cell for the top 5 and the entropy.")
     return res, positions
 
 

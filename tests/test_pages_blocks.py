@@ -4,6 +4,7 @@ and what they show checked against the engine computed here independently."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 from streamlit.testing.v1 import AppTest
 
 from explainer import interventions as iv
@@ -66,6 +67,15 @@ def test_logit_lens_page(offline, bundled, tr):
     assert len(cells) == bundled.n_layers + 1 and len(cells[0]) == tr.n_tokens
     assert cells[-1][-1] == "<b>␣Paris</b>"                      # the model's output row, last position
     np.testing.assert_allclose(plotly_array(grid["data"][0]["z"]), res.probs[:, :, 0], rtol=1e-5)
+    # the bottom row's echo, counted here from the embeddings through the final norm and the unembedding
+    x = torch.as_tensor(tr.resid[0])
+    with torch.inference_mode():
+        first = bundled.model.lm_head(bundled.model.model.norm(x)).argmax(-1).numpy()
+    echo, n = int((first == tr.token_ids).sum()), tr.n_tokens
+    said = (f"mostly repeats the input token itself (at {echo} of the {n} positions shown)" if 2 * echo > n else
+            f"repeats the input token itself at {echo} of the {n} positions shown" if echo else
+            f"repeats the input token at none of the {n} positions shown")
+    assert said in md, (echo, n)
 
     at.text_input(key="lens_word").set_value("London").run()     # track another city
     page_ok(at)
