@@ -182,6 +182,13 @@ def induction_demo(lm: LoadedModel, n: int = 16, seed: int = 1) -> InductionDemo
                          attn=readonly(attention_for_ids(lm, seq.ids)[0]), prefix=seq.prefix, period=seq.period)
 
 
+def window_share(pattern: np.ndarray, lo: int, hi: int) -> float:
+    """The mean weight that queries lo..hi of a pattern [T, T] put on keys lo..hi: how much of what they look at
+    a zoomed window shows (1 when none of them looks further back)."""
+    p = np.asarray(pattern, dtype=np.float64)
+    return float(p[lo:hi + 1, lo:hi + 1].sum(axis=-1).mean())
+
+
 def top_attended(row: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
     """The k keys a query row attends to most, as (position, weight), largest first."""
     order = np.argsort(-np.asarray(row), kind="stable")[:k]

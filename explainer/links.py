@@ -47,6 +47,8 @@ PAGE = {
     "dir_axis": "axis pairs", "dir_words": "words on the axis", "sim_words": "similarity words",
     "ctx_preset": "context preset", "ctx_word": "word to follow", "ctx_sentences": "sentences",
     "ctx_center": "centre each layer",
+    # Attention
+    "att_window": "positions zoomed into on a long prompt: first,last",
     # MLP neurons
     "mlp_n": "neurons shown", "skip_first": "leave out the first token",
     # Logit lens

@@ -57,6 +57,24 @@ def all_heads(lm, tr, shown: tuple[int, int], scores) -> None:
              key="att_layer_zoom", on_select=partial(on_pick, "att_layer_zoom"), selection_mode="points")
 
 
+ZOOM_OVER = 40   # a longer prompt's pattern has cells under 8 px at 1280 px: add a zoomed view
+ZOOM_SIZE = 20
+
+
+def head_zoom(tr, layer: int, head: int) -> None:
+    """A window of the open head's pattern, for prompts whose cells are too small to read."""
+    T = tr.n_tokens
+    lo, hi = ui.range_slider("att_window", "Zoom into positions", 0, T - 1, (T - ZOOM_SIZE, T - 1),
+                             key="att_window", help="Queries and keys from the first to the last position chosen, "
+                                                    "up close. Drag either end to move the window.")
+    share = heads.window_share(tr.attn[layer, head], lo, hi)
+    ui.chart(fa.head_zoom(tr.attn[layer, head], tr.tokens, lo, hi, f"Zoomed in: positions {lo} to {hi}"),
+             key="att_head_zoom")
+    rest = "; the rest goes to earlier tokens, left of it" if share < 0.995 else ""
+    st.caption(f"These queries put {share:.0%} of their weight, on average, on keys inside the window{rest}. The "
+               "row sums in the hover count the window only.")
+
+
 def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
     """The head the user chose (layer, head), drawn up close."""
     L, H = lm.n_layers, lm.n_heads
@@ -70,6 +88,8 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
     with left:
         ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}"),
                  key="att_head_map")
+        if tr.n_tokens > ZOOM_OVER:
+            head_zoom(tr, layer, head)
     with right:
         st.markdown("**How to read it.** Row = a token asking *“which earlier tokens matter to me?”*; "
                     "its weights over the columns add up to 1. Grey cells are the future: a GPT cannot look ahead.")

@@ -27,7 +27,7 @@ def app_and_browser(chromium):
 PROJECTORS = [(1280, 720), (1920, 1080)]   # a school projector's usual modes
 MIN_CELL_PX = 8                            # the smallest heatmap cell a class can read at 1280 px
 # Charts whose cells are smaller, each with the chart that zooms into the part that matters
-ZOOMED = {"att_overview": "att_layer_zoom", "mm_values": "mm_values_zoom"}
+ZOOMED = {"att_overview": "att_layer_zoom", "att_head_map": "att_head_zoom", "mm_values": "mm_values_zoom"}
 
 
 @pytest.mark.parametrize("name,path", br.pages(), ids=[n for n, _ in br.pages()])

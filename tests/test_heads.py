@@ -367,3 +367,22 @@ def test_layer_zoom_cells_are_large_on_screen():
         units = abs(fig.layout.yaxis.range[0] - fig.layout.yaxis.range[1])
         plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
         assert plot_px / units >= 8, (H, plot_px / units)
+
+
+def test_head_zoom_is_the_block_on_the_diagonal_with_real_positions():
+    rng = np.random.default_rng(4)
+    T = 50
+    raw = np.tril(rng.random((T, T)))
+    pat = raw / raw.sum(-1, keepdims=True)
+    tokens = [f"w{i}" for i in range(T)]
+    hm = fa.head_zoom(pat, tokens, 30, 49, "z").data[0]
+    assert list(hm.x) == list(hm.y) == [f"{i}:w{i}" for i in range(30, 50)]
+    z = np.array(hm.z, dtype=float)                                    # [20, 20]
+    assert np.isnan(z[np.triu_indices(20, k=1)]).all()
+    np.testing.assert_allclose(z[np.tril_indices(20)], pat[30:, 30:][np.tril_indices(20)], atol=5e-4 + 1e-7)
+    # by hand: the weight query q puts on keys 30..q, averaged over the 20 queries
+    want = sum(sum(pat[q, k] for k in range(30, q + 1)) for q in range(30, 50)) / 20
+    assert heads.window_share(pat, 30, 49) == pytest.approx(want)
+    assert heads.window_share(pat, 0, T - 1) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="outside"):
+        fa.head_zoom(pat, tokens, 40, 50)

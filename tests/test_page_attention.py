@@ -170,6 +170,15 @@ def test_a_128_token_prompt_sends_every_head_in_under_a_megabyte(app, bundled):
             np.testing.assert_allclose(got, ref[layer, head], atol=0.5 / 254 + 1e-6, equal_nan=True)
     layer, head = app.slider(key="att_layer").value, app.slider(key="att_head").value
     T = tr.n_tokens
+    lo, hi = app.slider(key="att_window").value                         # a long prompt gets a zoomed window
+    assert (lo, hi) == (T - 20, T - 1)
+    zoom = chart(app, "att_head_zoom")["data"][0]
+    assert zoom["y"][0] == f"{lo}:{tr.tokens[lo]}".replace(" ", "␣")
+    zz = plotly_array(zoom["z"])                                        # [20, 20]
+    inside = np.tril(np.ones((20, 20), dtype=bool))
+    np.testing.assert_allclose(zz[inside], tr.attn[layer, head, lo:, lo:][inside], atol=1 / 256 / 2)
+    share = sum(tr.attn[layer, head, q, lo:q + 1].sum() for q in range(lo, T)) / 20
+    assert f"These queries put {share:.0%} of their weight" in " ".join(c.value for c in app.caption)
     z = plotly_array(chart(app, "att_head_map")["data"][0]["z"])        # [T, T]
     past = np.tril(np.ones((T, T), dtype=bool))
     assert np.isnan(z[~past]).all()

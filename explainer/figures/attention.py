@@ -68,15 +68,17 @@ def token_matrix(z: np.ndarray, tokens, title: str | None = None, *, value_name:
                  colorscale: str = PROB_SCALE, zmin: float | None = 0.0, zmax: float | None = 1.0,
                  zmid: float | None = None, fmt: str = ".2f", masked_text: str = "",
                  show_values: bool | None = None, row_sums: bool = False,
-                 highlight: Iterable[tuple[int, int]] | None = None, height: int | None = None) -> go.Figure:
+                 highlight: Iterable[tuple[int, int]] | None = None, height: int | None = None,
+                 first: int = 0) -> go.Figure:
     """A [T, T] matrix with query tokens down and key tokens across; NaN or −inf cells are the future.
 
     Hover shows the query, the key and the value (rounded as the module notes say); `row_sums` adds each
-    row's sum to the hover; `highlight` outlines (query, key) cells.
+    row's sum to the hover; `highlight` outlines (query, key) cells; `first` is the prompt position of row and
+    column 0 when the matrix is a window of a longer one (the labels carry the real positions).
     """
     z = np.asarray(z, dtype=np.float64)                               # [T, T]
     T = z.shape[0]
-    labels = axis_labels(tokens)
+    labels = axis_labels(tokens, first)
     finite = z[np.isfinite(z)]
     lo = zmin if zmin is not None else (float(finite.min()) if finite.size else 0.0)
     hi = zmax if zmax is not None else (float(finite.max()) if finite.size else 1.0)
@@ -120,6 +122,16 @@ def head_heatmap(pattern: np.ndarray, tokens, title: str | None = None, **kw: An
     T = pattern.shape[0]
     z = np.where(np.tril(np.ones((T, T), dtype=bool)), pattern, np.nan)   # [T, T]
     return token_matrix(z, tokens, title, value_name="weight", row_sums=True, **kw)
+
+
+def head_zoom(pattern: np.ndarray, tokens, lo: int, hi: int, title: str | None = None) -> go.Figure:
+    """The zoomed view of a long prompt's pattern [T, T]: queries and keys lo..hi (a block on the diagonal, so
+    the future is the same triangle), labelled with their real positions. The hover's row sums are the weight
+    each query puts inside the window (less than 1 when it also looks further back)."""
+    if not 0 <= lo <= hi < pattern.shape[0]:
+        raise ValueError(f"window {lo}–{hi} is outside 0–{pattern.shape[0] - 1}")
+    block = np.asarray(pattern)[lo:hi + 1, lo:hi + 1]
+    return head_heatmap(block, list(tokens)[lo:hi + 1], title, first=lo)
 
 
 def qk_step(matrix: np.ndarray, tokens, step: str, title: str | None = None) -> go.Figure:

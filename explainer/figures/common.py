@@ -20,9 +20,10 @@ def show_token(s: str) -> str:
     return s.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
 
 
-def axis_labels(tokens) -> list[str]:
-    """Unique tick labels for token axes (plotly merges equal categories): `3:␣the`."""
-    return [f"{i}:{show_token(t)}" for i, t in enumerate(tokens)]
+def axis_labels(tokens, first: int = 0) -> list[str]:
+    """Unique tick labels for token axes (plotly merges equal categories): `3:␣the`; `first` is the position of
+    tokens[0] when they are a window of the prompt."""
+    return [f"{i}:{show_token(t)}" for i, t in enumerate(tokens, start=first)]
 
 
 def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
