@@ -32,7 +32,7 @@ from explainer import (
     mlp,
 )
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
-from explainer.figures.common import show_token
+from explainer.figures.common import export_name, figure_title, show_token
 from explainer.figures.palette import TOKEN_TINTS
 from explainer.model_map import part_values
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, ModelPolicy, bundled_ready, prepare_bundled
@@ -287,6 +287,7 @@ def page(title: str, intro: str = "", icon: str = "🔎") -> ex.LoadedModel | No
         pass  # already set by an including page
     st.markdown(_CSS, unsafe_allow_html=True)
     st.title(title)
+    ss._page_title = title    # names the files a chart or table is saved as
     if intro:
         st.markdown(intro)   # body text, not a grey caption: the class reads it from the back of the room
     _run.box, _run.said = st.container(), set()
@@ -474,8 +475,27 @@ def current_trace(lm: ex.LoadedModel, text: str | None = None) -> ex.Trace | Non
 
 # -- shared display helpers -------------------------------------------------------------------------
 
+EXPORT_SCALE = 3   # a chart's camera button saves a PNG at 3× its size on screen: sharp on a handout or a slide
+
+
 def chart(fig, key: str | None = None, **kw) -> None:
-    st.plotly_chart(fig, width="stretch", key=key, **kw)
+    """A plotly chart as wide as its column; its camera button saves `<page>-<title>.png` at EXPORT_SCALE."""
+    config = {"toImageButtonOptions": {"format": "png", "scale": EXPORT_SCALE,
+                                       "filename": export_name(_page_name(), figure_title(fig), key)},
+              "displaylogo": False}
+    st.plotly_chart(fig, width="stretch", key=key, config=config, **kw)
+
+
+def _page_name() -> str:
+    """The running page's title, as `page()` set it."""
+    return str(ss.get("_page_title", "Inside a GPT"))
+
+
+def table_download(label: str, make: Callable[[], str], name: str, key: str) -> None:
+    """The data behind a chart as a CSV file, `<page>-<name>.csv`; `make` builds it only when the button is
+    pressed (a 512-token pattern is 131,000 rows), and pressing it does not rerun the page."""
+    st.download_button(label, make, file_name=f"{export_name(_page_name(), name, None)}.csv", mime="text/csv",
+                       key=key, icon=":material/download:", on_click="ignore")
 
 
 def term(name: str, shown: str | None = None) -> str:

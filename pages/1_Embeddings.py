@@ -8,7 +8,7 @@ import re
 
 import streamlit as st
 
-from explainer import content, glove, residual, ui, vectors, wordmaps, words
+from explainer import content, exports, glove, residual, ui, vectors, wordmaps, words
 from explainer.errors import ExplainerError
 from explainer.figures import embeddings as figs
 from explainer.figures.common import show_token
@@ -168,6 +168,8 @@ def neighbours_view() -> None:
     with left:
         ui.chart(figs.neighbour_bars(nb, f"Model: nearest to {show_token(wt.token)}"),
                  key="emb_nb_bars")
+        ui.table_download("Download these neighbours (CSV)", lambda: exports.neighbours(nb),
+                          f"nearest to {wt.word}", key="emb_nb_csv")
         _show_word_problems([wt.note] if wt.note else [], ())
     with right:
         try:

@@ -7,7 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from explainer import ExplainerError, heads, ui
+from explainer import ExplainerError, exports, heads, ui
 from explainer.figures import attention as fa
 from explainer.figures.common import show_token
 from explainer.positions import Learned, positions
@@ -88,6 +88,9 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
     with left:
         ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}"),
                  key="att_head_map")
+        ui.table_download("Download this pattern (CSV)",
+                          lambda: exports.pattern(tr.attn[layer, head], list(tr.tokens), layer, head),
+                          f"layer {layer} head {head} pattern", key="att_csv")
         if tr.n_tokens > ZOOM_OVER:
             head_zoom(tr, layer, head)
     with right:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import heads, residual, ui, words
+from explainer import exports, heads, residual, ui, words
 from explainer.errors import ExplainerError
 from explainer.figures import lens as figs
 from explainer.figures.common import axis_labels, show_token
@@ -37,6 +37,8 @@ def guesses(lm, tr, max_tokens: int):
     with st.spinner("Decoding every layer…"):
         res = ui.lens_of(lm.name, tr.text, max_tokens, 5, tuple(sorted({*positions, T - 1})))
     ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
+    ui.table_download("Download the grid (CSV)", lambda: exports.lens_grid(res, list(tr.tokens), list(positions)),
+                      "lens grid", key="lens_csv")
     final = res.strings[-1, -1, 0]
     shown = list(positions)
     echo = residual.embedding_echo(res.ids[:, shown], [tr.token_ids[p] for p in shown])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explainer import exports, links, ui
 from explainer import generation as gen
-from explainer import links, ui
 from explainer.errors import ExplainerError
 from explainer.figures.common import show_token
 from explainer.figures.sampling import (
@@ -168,6 +168,8 @@ def explorer(lm, state: gen.StepState, view: int) -> None:
     with left:
         ui.chart(distribution_chart(dist, ids, strings, chosen=chosen,
                                     title=f"Probabilities · {settings_text(dist, per_line=2)}"), key="nt_dist")
+        ui.table_download("Download these probabilities (CSV)", lambda: exports.distribution(dist, ids, strings),
+                          "next-token probabilities", key="nt_csv")
     with right:
         ui.chart(survival_chart(dist, ids, strings), key="nt_survive")
     st.caption("Pale bars: probability after temperature alone (and the repetition penalty, when it is on). Solid "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from explainer import anatomy, ui
+from explainer import anatomy, exports, ui
 from explainer.errors import ExplainerError
 from explainer.figures import anatomy as figs
 
@@ -36,6 +36,8 @@ def numbers(lm, pc) -> None:
     tied = (" The output layer (unembedding) re-uses the token-embedding matrix — *tied weights* — so it is "
             "counted once.") if pc.tied else " The output layer has its own matrix (untied)."
     st.caption("Box area = number of parameters. Click a box to zoom in, hover it for the numbers." + tied)
+    ui.table_download("Download the parameter counts (CSV)", lambda: exports.parameters(pc), "parameters",
+                      key="anat_csv")
     st.markdown("**Bytes to hold it**: every parameter is one number.")
     for col, (prec, why) in zip(st.columns(3), [
             ("float32", "4 bytes each: training, and this app on a CPU"),

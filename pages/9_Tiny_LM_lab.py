@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explainer import exports, ui
 from explainer import makemore as mm
-from explainer import ui
 from explainer.errors import ExplainerError
 from explainer.figures import makemore as figs
 from explainer.figures.palette import TINT_NO, TINT_YES
@@ -135,6 +135,7 @@ def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_vi
     hist, rcfg = run["hist"], run["cfg"]
     with curve_slot:
         ui.chart(figs.loss_curves(hist, max(hist[-1].step, int(steps))), key="lab_curves")
+    ui.table_download("Download the loss curves (CSV)", lambda: exports.training(hist), "loss curves", key="lab_csv")
     snaps = [h.embedding for h in hist]
     _, basis = mm.embedding_2d(snaps[-1])          # one projection for every frame: the axes stay put
     keep = mm.frames(len(hist))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -24,6 +26,22 @@ def axis_labels(tokens, first: int = 0) -> list[str]:
     """Unique tick labels for token axes (plotly merges equal categories): `3:␣the`; `first` is the position of
     tokens[0] when they are a window of the prompt."""
     return [f"{i}:{show_token(t)}" for i, t in enumerate(tokens, start=first)]
+
+
+def figure_title(fig) -> str:
+    """A figure's title as plain text (its HTML tags and line breaks as spaces), "" when it has none."""
+    t = fig.layout.title.text if isinstance(fig, go.Figure) else (fig.get("layout", {}).get("title") or {}).get("text")
+    return " ".join(re.sub(r"<[^>]+>", " ", t or "").split())
+
+
+def export_name(page: str, title: str, key: str | None) -> str:
+    """A file name for a saved chart or table: `attention-layer-4-head-7` from the page and the chart's title (or
+    its key when it has no title); letters, digits and hyphens only, at most 80 characters."""
+    def slug(s: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", s.lower().replace("·", " ")).strip("-")
+
+    parts = [slug(page), slug(title) or slug(key or "") or "chart"]
+    return "-".join(p for p in parts if p)[:80].rstrip("-")
 
 
 def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
