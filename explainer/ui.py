@@ -321,6 +321,7 @@ def traced_page(title: str, intro: str = "", icon: str = "🔎") -> tuple[ex.Loa
     tr = current_trace(lm, prompt_box())
     if tr is None:
         st.stop()
+    trace_download(tr, int(ss.max_tokens))
     return lm, tr
 
 
@@ -377,6 +378,7 @@ def sidebar_model() -> ex.LoadedModel | None:
                           placeholder="e.g. EleutherAI/pythia-70m or /models/gpt2")
         advanced = st.expander("Advanced", expanded=False)   # developer details, out of the class's sight
         tokens_box = advanced.container()
+        _run.advanced = advanced.container()   # traced pages add the trace's download here (trace_download)
     if "model_error" in ss:
         st.sidebar.error(ss.pop("model_error"))
     lm = _load_with_progress(wanted)
@@ -477,6 +479,30 @@ def current_trace(lm: ex.LoadedModel, text: str | None = None) -> ex.Trace | Non
 
 EXPORT_SCALE = 3   # a chart's camera button saves a PNG at 3× its size on screen: sharp on a handout or a slide
 
+
+def code_expander(title: str, code: str) -> None:
+    """The code behind a view (`explainer.snippets`): plain torch + transformers to paste into a notebook."""
+    with st.expander("The code behind this view"):
+        st.markdown(f"**{title}** Plain PyTorch and transformers, with this view's settings filled in: paste it "
+                    "into a notebook and it computes the numbers shown here.")
+        st.code(code, language="python")
+
+
+def trace_download(tr: ex.Trace, max_tokens: int) -> None:
+    """'Download this trace (.npz)' in the sidebar's Advanced expander: every array of the trace under its hook
+    name (Trace.to_npz), to carry on in a notebook, TransformerLens or CircuitsVis. The file is made on the
+    click (it is large: about 0.6 MB a token for the bundled model), from the trace cache by name."""
+    where = getattr(_run, "advanced", None) or st.sidebar
+    name, text = tr.model_name, tr.text
+    help_ = ("Every array of this prompt's trace, under TransformerLens's hook names: "
+             "`d = numpy.load('trace.npz')`, then `d['blocks.3.attn.hook_pattern']` ([heads, T, T]), "
+             "`d['blocks.3.mlp.hook_post']`, `d['logits']`, `list(d['tokens'])`. CircuitsVis: "
+             "`attention_patterns(tokens=list(d['tokens']), attention=d['blocks.3.attn.hook_pattern'])`.")
+    label = "Download this trace (.npz)"
+    file_name = f"trace-{len(tr.tokens)}-tokens.npz"
+    # the data is a callable, run on the click (Streamlit ≥ 1.52): a 256-token trace is 155 MB
+    where.download_button(label, lambda: get_trace(name, text, max_tokens).to_npz(), file_name=file_name,
+                          mime="application/zip", key="trace_download", on_click="ignore", help=help_)
 
 def chart(fig, key: str | None = None, **kw) -> None:
     """A plotly chart as wide as its column; its camera button saves `<page>-<title>.png` at EXPORT_SCALE."""

@@ -7,7 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from explainer import ExplainerError, exports, heads, ui
+from explainer import ExplainerError, exports, heads, snippets, ui
 from explainer.figures import attention as fa
 from explainer.figures.common import show_token
 from explainer.positions import Learned, positions
@@ -108,6 +108,7 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
                         f"{lm.n_kv_heads} "
                         f"key/value heads. Head {head} reads key/value head **{kv}**, together with query heads "
                         f"{', '.join(str(h) for h in group if h != head)}.")
+    ui.code_expander(f"Layer {layer}, head {head}'s pattern.", snippets.attention_head(lm, tr, layer, head))
     return layer, head
 
 

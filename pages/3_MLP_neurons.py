@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import mlp, ui
+from explainer import mlp, snippets, ui
 from explainer.errors import ExplainerError
 from explainer.figures import mlp as figs
 from explainer.figures.common import axis_labels, show_token
@@ -69,7 +69,7 @@ def most_active(tr, layer: int, n_show: int, skip: bool) -> mlp.NeuronSet:
 
 
 @st.fragment
-def token_and_neuron(tr, layer: int, ns: mlp.NeuronSet) -> None:
+def token_and_neuron(lm, tr, layer: int, ns: mlp.NeuronSet) -> None:
     _, T, M = tr.mlp.shape
     left, right = st.columns(2, gap="large")
     labels = axis_labels(tr.tokens)
@@ -98,6 +98,8 @@ def token_and_neuron(tr, layer: int, ns: mlp.NeuronSet) -> None:
         st.caption(f"Each token coloured by L{layer}.N{neuron}'s activation (the number under it): "
                    f"red positive, blue negative, white zero. Strongest at "
                    f"'{show_token(tr.tokens[peak])}' (position {peak}): {acts[peak]:+.3f}.")
+        ui.code_expander(f"L{layer}.N{neuron}'s activation at every token.",
+                         snippets.mlp_neuron(lm, tr, layer, neuron))
 
 
 def whole_layer(tr, layer: int, skip: bool) -> None:
@@ -134,7 +136,7 @@ neuron_with_a_job(lm)
 layer, n_show, skip = controls(tr)
 ns = most_active(tr, layer, n_show, skip)
 try:
-    token_and_neuron(tr, layer, ns)
+    token_and_neuron(lm, tr, layer, ns)
 except ExplainerError as e:
     st.info(str(e))
 whole_layer(tr, layer, skip)

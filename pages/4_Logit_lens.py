@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import exports, heads, residual, ui, words
+from explainer import exports, heads, residual, snippets, ui, words
 from explainer.errors import ExplainerError
 from explainer.figures import lens as figs
 from explainer.figures.common import axis_labels, show_token
@@ -90,9 +90,11 @@ def follow_token(lm, tr, max_tokens: int) -> None:
                f"after every block (−1 = the embeddings, {L - 1} = after the last block: the model's output). It "
                f"{when} and ends at rank "
                f"{int(tj.ranks[-1, pos]) + 1:,} of {lm.vocab_size:,}.")
+    ui.code_expander(f"The logit lens after {labels[pos]}, and how likely “{show_token(tj.token)}” is at every layer.",
+                     snippets.logit_lens(lm, tr, pos, int(token_id)))
 
 
-def stream_size(res, tr, positions: range) -> None:
+def stream_size(lm, res, tr, positions: range) -> None:
     st.subheader("3 · How big the residual stream grows")
     ui.chart(figs.residual_norms(res, tr.tokens, positions), key="lens_norm")
     med = residual.median_norms(res.resid_norm)                       # [L+1]
@@ -109,6 +111,7 @@ def stream_size(res, tr, positions: range) -> None:
                      "attention on it: a resting place for heads with nothing to look up (an 'attention sink')."
                      if sinks.any() else ".")
     st.caption(text)
+    ui.code_expander("The residual stream's length after every block.", snippets.residual_norms(lm, tr))
 
 
 lm, tr = ui.traced_page(
@@ -125,4 +128,4 @@ except ExplainerError as e:
     st.info(str(e))
     st.stop()
 follow_token(lm, tr, max_tokens)
-stream_size(res, tr, positions)
+stream_size(lm, res, tr, positions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import exports, links, ui
+from explainer import exports, links, snippets, ui
 from explainer import generation as gen
 from explainer.errors import ExplainerError
 from explainer.figures.common import show_token
@@ -118,7 +118,7 @@ def grow_text(lm, tr, state: gen.StepState, max_tokens: int) -> int:
 
 # -- 2 · the distribution: sliders redraw only this fragment, from logits already computed ------------
 @st.fragment
-def explorer(lm, state: gen.StepState, view: int) -> None:
+def explorer(lm, state: gen.StepState, view: int, prompt: str) -> None:
     n_steps = len(state.steps)
     st.subheader("2 · The next-token distribution" if view == n_steps
                  else f"2 · The distribution at step {view} (looking back)")
@@ -176,6 +176,12 @@ def explorer(lm, state: gen.StepState, view: int) -> None:
                "bars: what a draw uses after top-k, top-p and min-p; a token the filters removed has no solid bar "
                "and is labelled with the filter that cut it (“cut by top-k”, “cut by top-p”, “cut by min-p”). "
                "Hover a bar for the token id and its logit.")
+    ui.code_expander("This distribution, its seeded draw, and the same step as a model.generate(...) call.",
+                     snippets.next_token(lm, prompt, float(ss.nt_temp),
+                                         int(ss.nt_top_k), float(ss.nt_top_p), float(ss.nt_min_p),
+                                         float(ss.nt_penalty), steps=so_far[len(state.prompt_ids):],
+                                         seed=int(ss.nt_seed), draw=state.draws if view == n_steps else None,
+                                         keep=len(state.prompt_ids)))
 
 
 def timeline(lm, state: gen.StepState, view: int) -> None:
@@ -206,5 +212,5 @@ lm, tr = ui.traced_page(
 max_tokens = int(ss.max_tokens)
 state = stepping_state(lm, tr, max_tokens)
 view = grow_text(lm, tr, state, max_tokens)
-explorer(lm, state, view)
+explorer(lm, state, view, tr.text)
 timeline(lm, state, view)

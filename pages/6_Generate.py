@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import content, ui
+from explainer import content, snippets, ui
 from explainer import generation as gen
 from explainer.errors import ExplainerError
 from explainer.figures.common import show_token
@@ -199,6 +199,11 @@ def generate(lm, max_tokens: int) -> None:
                        "Hover any token for its probability and id.")
     elif enc is not None:
         st.caption("Press **Generate**. Grey is your prompt; each new token is shaded by the probability it had.")
+    if enc is not None:
+        ui.code_expander("These settings as one model.generate(...) call, and where the app differs.",
+                         snippets.generate(lm, text, int(ss.gen_max_new), float(ss.gen_temp), int(ss.gen_top_k),
+                                           float(ss.gen_top_p), float(ss.gen_min_p), float(ss.gen_penalty),
+                                           int(ss.gen_seed), gen.parse_stop(ss.gen_stop), keep=len(enc.ids)))
 
 
 def batches(lm) -> None:

@@ -56,3 +56,15 @@ def test_every_engine_module_imports():
     assert {"explainer.words", "explainer.vectors", "explainer.wordmaps", "explainer.content"} <= set(names)
     for name in names:
         importlib.import_module(name)
+
+
+def test_pages_import_no_numpy_or_torch():
+    # Pages format what the engine computed; arrays and tensors stay behind explainer/ (ARCHITECTURE.md).
+    offenders = []
+    for path in sorted([ROOT / "streamlit_app.py", *(ROOT / "pages").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                    else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {m}" for m in mods
+                          if m.split(".")[0] in ("numpy", "torch")]
+    assert not offenders, "pages must not import numpy or torch:\n" + "\n".join(offenders)
