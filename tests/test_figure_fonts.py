@@ -265,6 +265,12 @@ def _(i: Inputs) -> Figures:
     return fa.overview(i.tr.attn, i.tr.tokens, i.shown, n_kv_heads=i.lm.n_kv_heads, scores=i.scores)
 
 
+@builds("attention.head_zoom")
+def _(i: Inputs) -> Figures:
+    T = i.tr.n_tokens
+    return fa.head_zoom(i.tr.attn[LAYER, HEAD], i.tr.tokens, 2, T - 1, f"Zoomed in: positions 2 to {T - 1}")
+
+
 @builds("attention.layer_tiles")
 def _(i: Inputs) -> Figures:
     return fa.layer_tiles(i.tr.attn, i.tr.tokens, i.shown[0], i.shown[1], n_kv_heads=i.lm.n_kv_heads,

@@ -179,8 +179,8 @@ def test_the_attention_page_shows_the_code_of_its_head_and_the_code_gives_its_nu
     code = [c.value.strip() for c in at.code if "output_attentions=True" in c.value]
     assert code == [snippets.attention_head(bundled, tr, layer, head).strip()]
     np.testing.assert_allclose(_np(run(code[0], "page")["pattern"]), tr.attn[layer, head], atol=1e-5)
-    button = at.get("download_button")                               # the sidebar's Advanced expander
-    assert [b.label for b in button] == ["Download this trace (.npz)"]
+    button = at.get("download_button")              # the pattern's table, and the sidebar's Advanced expander
+    assert sorted(b.label for b in button) == ["Download this pattern (CSV)", "Download this trace (.npz)"]
 
 
 def test_the_mlp_page_shows_the_code_of_its_neuron_and_the_code_gives_its_numbers(bundled):
