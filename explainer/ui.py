@@ -642,13 +642,20 @@ def _moved(name: str, key: str, show: Callable[[Any], str], resets: Sequence[str
 
 
 def _bound(name: str, key: str | None, draw: Callable[..., Any], mend: Callable[[str], links.Mended],
-           default: Any, show: Callable[[Any], str] = str, resets: Sequence[str] = ()) -> Any:
+           default: Any, show: Callable[[Any], str] = str, resets: Sequence[str] = (), typed: bool = False) -> Any:
     """Draw one widget whose value is the link's `name` (or `default`), mended with a notice when the link's
-    value is bad; moving it writes the link and drops the parameters in `resets` (which depend on it)."""
+    value is bad; moving it writes the link and drops the parameters in `resets` (which depend on it).
+
+    `typed` (free text): when the link holds exactly what this session's box wrote, the box keeps its own
+    value unmended, so a text longer than a link may carry (links.MAX_VALUE_CHARS) is not cut under the user's
+    hands; the same link opened elsewhere is still mended. (Not for ranges: their bounds move with the prompt.)"""
     key = key or name
     raw = _link().get(name)
     value = default
-    if raw is not None:
+    own = ss.get(key) if typed else None
+    if raw is not None and isinstance(own, str) and "\x00" not in own and show(own) == raw:
+        value = own
+    elif raw is not None:
         m = mend(raw)
         value = m.value
         if m.notice:
@@ -719,7 +726,7 @@ def text(name: str, label: str, default: str = "", *, area: bool = False, key: s
         return m
 
     return _bound(name, key, lambda **a: draw(label, **a, **kw), mend, default,
-                  links.encode_prompt if compress else str)
+                  links.encode_prompt if compress else str, typed=True)
 
 
 def many(name: str, label: str, options: Sequence[Any], default: Sequence[Any] = (), *, key: str | None = None,
