@@ -9,7 +9,7 @@ import streamlit as st
 
 from explainer import ExplainerError, exports, heads, snippets, ui
 from explainer.figures import attention as fa
-from explainer.figures.common import show_token
+from explainer.figures.common import axis_labels, show_token
 from explainer.positions import Learned, positions
 
 ss = st.session_state
@@ -79,14 +79,20 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
     """The head the user chose (layer, head), drawn up close."""
     L, H = lm.n_layers, lm.n_heads
     st.subheader("2 · One head up close")
-    c1, c2 = st.columns(2)
+    T = tr.n_tokens
+    labels = axis_labels(tr.tokens)
+    c1, c2, c3 = st.columns(3)
     with c1:
         layer = ui.slider("layer", "Layer", 0, L - 1, default[0], key="att_layer")
     with c2:
         head = ui.slider("head", "Head", 0, H - 1, default[1], key="att_head")
+    with c3:   # the selected token of every page (MLP neurons, the logit lens, the map): here, the query row
+        pos = ui.select("token", "Query token (row)", range(T), T - 1, format_func=lambda p: labels[p],
+                        key="att_pos", help="The token whose row is outlined and read out beside the chart; it "
+                                            "stays selected on the MLP, logit-lens and map pages.")
     left, right = st.columns([3, 2], gap="large")
     with left:
-        ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}"),
+        ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}", row=pos),
                  key="att_head_map")
         ui.table_download("Download this pattern (CSV)",
                           lambda: exports.pattern(tr.attn[layer, head], list(tr.tokens), layer, head),
@@ -96,9 +102,10 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
     with right:
         st.markdown("**How to read it.** Row = a token asking *“which earlier tokens matter to me?”*; "
                     "its weights over the columns add up to 1. Grey cells are the future: a GPT cannot look ahead.")
-        top = heads.top_attended(tr.attn[layer, head, -1], 3)              # the last token's row
+        top = heads.top_attended(tr.attn[layer, head, pos], 3)             # the selected token's row
         lines = "\n".join(f"- {w:.0%} on {fa.token_label(tr.tokens, j)}" for j, w in top)
-        st.markdown(f"The last token, “{show_token(tr.tokens[-1])}”, puts\n{lines}")
+        who = "The last token" if pos == T - 1 else f"Token {pos}"
+        st.markdown(f"{who}, “{show_token(tr.tokens[pos])}” (the outlined row), puts\n{lines}")
         if scores is not None:
             st.markdown("**Its role scores** (0 – 1, on random text): "
                         + ", ".join(f"{r.replace('_', '-')} **{scores[r][layer, head]:.2f}**" for r in heads.ROLES))

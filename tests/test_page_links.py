@@ -4,11 +4,13 @@ The names are the contract in explainer/links.py (and ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import explainer as ex
 from explainer import generation as gen
-from tests.conftest import EIFFEL, page_ok
+from tests.conftest import EIFFEL, chart, page_ok
 
 # page -> [(URL name, widget kind, widget key, value in a URL, what the widget then shows, a new widget
 #           value, how the URL then writes it)]
@@ -32,6 +34,7 @@ PARAMS = {
     "2_Attention": [
         ("layer", "slider", "att_layer", "5", 5, 6, "6"),
         ("head", "slider", "att_head", "3", 3, 2, "2"),
+        ("token", "selectbox", "att_pos", "2", 2, 3, "3"),
     ],
     "3_MLP_neurons": [
         ("layer", "slider", "mlp_layer", "5", 5, 6, "6"),
@@ -198,6 +201,33 @@ def test_controls_survive_page_switches(offline):
     page_ok(at)
     assert (at.slider(key="mlp_layer").value, at.toggle(key="mlp_skip").value, at.selectbox(key="mlp_pos").value,
             at.slider(key="mlp_n").value) == (11, False, 3, 30)
+
+
+def test_one_selected_token_follows_the_user_across_pages(offline, bundled):
+    """Pick a token on MLP neurons: it is the query row on Attention (outlined, and read out), the position on the
+    logit lens and on the model map; moved on the lens, it is moved everywhere."""
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=300)
+    at.switch_page("pages/3_MLP_neurons.py").run()
+    at.selectbox(key="mlp_pos").set_value(3).run()                     # ' Tower'
+    assert _url(at)["token"] == "3"
+    at.switch_page("pages/2_Attention.py").run()
+    page_ok(at)
+    assert at.selectbox(key="att_pos").value == 3
+    layer, head = at.slider(key="att_layer").value, at.slider(key="att_head").value
+    tr = ex.trace(bundled, at.session_state._prompt)
+    j = int(np.argmax(tr.attn[layer, head, 3]))                        # by hand: where row 3 looks most
+    md = " ".join(m.value for m in at.markdown)
+    assert f"Token 3, “{tr.tokens[3].replace(' ', '␣')}” (the outlined row), puts\n- " \
+           f"{tr.attn[layer, head, 3, j]:.0%} on" in md
+    box = chart(at, "att_head_map")["layout"]["shapes"][-1]
+    assert (box["y0"], box["y1"], box["x1"]) == (2.5, 3.5, 3.5)
+    at.switch_page("pages/4_Logit_lens.py").run()
+    assert at.selectbox(key="lens_pos").value == 3
+    at.selectbox(key="lens_pos").set_value(5).run()
+    at.switch_page("pages/0_Model_map.py").run()
+    assert at.selectbox(key="mm_pos").value == 5
+    at.switch_page("pages/2_Attention.py").run()
+    assert at.selectbox(key="att_pos").value == 5
 
 
 # Bad values on every page: a notice each, the control on a sensible value, never an exception.

@@ -117,11 +117,16 @@ def token_matrix(z: np.ndarray, tokens, title: str | None = None, *, value_name:
     return style(fig, title, height=height or int(np.clip(170 + 34 * T, 420, 900)))
 
 
-def head_heatmap(pattern: np.ndarray, tokens, title: str | None = None, **kw: Any) -> go.Figure:
-    """One head's attention pattern [T, T]; the future (above the diagonal) is grey."""
+def head_heatmap(pattern: np.ndarray, tokens, title: str | None = None, *, row: int | None = None,
+                 **kw: Any) -> go.Figure:
+    """One head's attention pattern [T, T]; the future (above the diagonal) is grey; `row` (a query position)
+    is outlined across the keys it can see."""
     T = pattern.shape[0]
     z = np.where(np.tril(np.ones((T, T), dtype=bool)), pattern, np.nan)   # [T, T]
-    return token_matrix(z, tokens, title, value_name="weight", row_sums=True, **kw)
+    fig = token_matrix(z, tokens, title, value_name="weight", row_sums=True, **kw)
+    if row is not None and 0 <= row < T:       # category axes place shapes by index
+        fig.add_shape(type="rect", x0=-0.5, x1=row + 0.5, y0=row - 0.5, y1=row + 0.5, line=dict(color=PICK, width=3))
+    return fig
 
 
 def head_zoom(pattern: np.ndarray, tokens, lo: int, hi: int, title: str | None = None) -> go.Figure:
