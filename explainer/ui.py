@@ -22,6 +22,7 @@ from explainer import (
     anatomy,
     attention_out,
     budget,
+    defaults,
     generation,
     glove,
     heads,
@@ -38,7 +39,7 @@ from explainer.model_map import part_values
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, ModelPolicy, bundled_ready, prepare_bundled
 from explainer.tokens import encode
 
-DEFAULT_MAX_TOKENS = 256
+DEFAULT_MAX_TOKENS = defaults.MAX_TOKENS   # the sidebar's token limit
 _OTHER = "Other: a Hub id or a local folder…"
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 ss = st.session_state
