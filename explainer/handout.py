@@ -51,6 +51,7 @@ from .figures import lens as f_lens
 from .figures import makemore as f_mm
 from .figures import mlp as f_mlp
 from .figures import model_map as f_map
+from .figures.common import show_token
 from .figures.sampling import distribution_chart, settings_text
 from .figures.tokens import top_next_tokens
 from .model_map import model_map
@@ -342,6 +343,11 @@ details.answer p { margin-top: 6px; }
 figure { margin: 18px 0 0; }
 figure figcaption { color: var(--muted); font-size: .85em; margin-top: 4px; }
 .plot { border: 1px solid var(--line); border-radius: 6px; padding: 4px; }
+.prompt h3 { font-size: .8em; letter-spacing: .06em; text-transform: uppercase; color: var(--muted);
+            margin: 16px 0 6px; }
+.toks { display: flex; flex-wrap: wrap; gap: 6px; }
+.tok { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .9em; background: #ddf4ff;
+       border: 1px solid #b6e3ff; border-radius: 5px; padding: 1px 7px; white-space: pre; }
 .missing { color: #9a6700; }
 footer { color: var(--muted); font-size: .85em; margin-top: 48px; border-top: 1px solid var(--line);
          padding-top: 12px; }
@@ -367,6 +373,20 @@ def _figure_html(fig: go.Figure, n: int) -> str:
                        default_width="100%")
 
 
+def _prompt_html(lm: LoadedModel, step: lessons.Step) -> str:
+    """The text the step's figure reads, as the model's tokens (␣ for a leading space), or "" when none."""
+    tmpl = content.TEMPLATES.get(step.state.get("template", defaults.GENERATE["template"]))
+    if not ("prompt" in lessons.VIEW_PARAMS[step.view] or (step.view == "Generate" and not (tmpl and tmpl.chat))):
+        return ""
+    try:
+        enc = encode(lm, step.prompt, _max_tokens(step.state))
+    except ExplainerError:
+        return ""
+    chips = "".join(f'<span class="tok">{html.escape(show_token(t))}</span>' for t in enc.tokens)
+    return (f'<div class="prompt"><h3>The text the model reads here: {len(enc.ids)} tokens</h3>'
+            f'<div class="toks">{chips}</div></div>')
+
+
 def _step_html(lm: LoadedModel, step: lessons.Step, memo: MutableMapping) -> str:
     e = html.escape
     parts = [f'<section class="step" id="step-{step.number}">',
@@ -383,6 +403,7 @@ def _step_html(lm: LoadedModel, step: lessons.Step, memo: MutableMapping) -> str
     if step.tries:
         items = "".join(f"<li>{e(t)}</li>" for t in step.tries)
         parts.append(f'<div class="box tries"><h3>Try this</h3><ul>{items}</ul></div>')
+    parts.append(_prompt_html(lm, step))
     try:
         fig = step_figure(lm, step, memo)
     except ExplainerError as err:
