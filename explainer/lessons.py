@@ -282,6 +282,7 @@ class Lesson:
     model: str
     steps: tuple[Step, ...]
     order: int = 100
+    text: str = field(default="", repr=False, compare=False)   # the TOML source as loaded (to download)
 
     def step(self, number: int) -> Step:
         """Step `number` (1-based), clamped to the lesson's steps."""
@@ -780,7 +781,7 @@ def parse(data: bytes | str, name: str, source: str | None = None) -> Lesson:
                       "Split a long lesson into two." if steps else "Add a [[steps]] table.")
     parsed = tuple(_step(w, i + 1, s) for i, s in enumerate(steps))
     return Lesson(name=name, source=source, title=title, summary=summary, level=level, minutes=minutes,
-                  model=model, steps=parsed, order=order)
+                  model=model, steps=parsed, order=order, text=raw.decode("utf-8"))
 
 
 def load(path: str | Path) -> Lesson:

@@ -22,8 +22,10 @@ from explainer import (
     anatomy,
     attention_out,
     budget,
+    defaults,
     generation,
     glove,
+    handout,
     heads,
     interventions,
     lens,
@@ -38,7 +40,7 @@ from explainer.model_map import part_values
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, ModelPolicy, bundled_ready, prepare_bundled
 from explainer.tokens import encode
 
-DEFAULT_MAX_TOKENS = 256
+DEFAULT_MAX_TOKENS = defaults.MAX_TOKENS   # the sidebar's token limit
 _OTHER = "Other: a Hub id or a local folder…"
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 ss = st.session_state
@@ -503,6 +505,38 @@ def trace_download(tr: ex.Trace, max_tokens: int) -> None:
     # the data is a callable, run on the click (Streamlit ≥ 1.52): a 256-token trace is 155 MB
     where.download_button(label, lambda: get_trace(name, text, max_tokens).to_npz(), file_name=file_name,
                           mime="application/zip", key="trace_download", on_click="ignore", help=help_)
+
+def handout_download(lesson, lm: ex.LoadedModel, key: str | None = None) -> None:
+    """"Download the handout (HTML)": the lesson as one self-contained HTML file (`explainer.handout.build`:
+    every step's text, question, answer and interactive figure, plotly.js inside, so it opens with no network).
+    The file is built on the click (Streamlit ≥ 1.52 runs the callable then; Streamlit commands inside it are
+    ignored, so the button's own busy state is the progress shown), once per lesson and model, within the
+    memory budget."""
+    name, text = lm.name, lesson.text
+
+    def make() -> bytes:
+        import numpy as np
+
+        def build():
+            return np.frombuffer(handout.build(lesson, get_model(name)).encode("utf-8"), dtype=np.uint8)
+        return _shared(("handout", name, lesson.name, text), build).tobytes()
+
+    st.download_button("Download the handout (HTML)", make, file_name=f"{lesson.name}-handout.html",
+                       mime="text/html", key=key or f"handout_{lesson.name}", icon=":material/download:",
+                       on_click="ignore",
+                       help=f"One HTML file with every step of “{lesson.title}”: the narration, the questions with "
+                            "their answers, and each step's chart, interactive, computed with "
+                            f"{lm.label}. It opens offline in any browser and prints one step a page. Building it "
+                            "runs every step (up to half a minute).")
+
+
+def lesson_download(lesson, key: str | None = None) -> None:
+    """"Download the lesson file (.toml)": the lesson's source as it was loaded, to edit and load again."""
+    st.download_button("Download the lesson file (.toml)", handout.lesson_file(lesson), file_name=f"{lesson.name}.toml",
+                       mime="application/toml", key=key or f"lesson_file_{lesson.name}", icon=":material/download:",
+                       on_click="ignore", help="The lesson as a TOML file: edit it in any text editor "
+                                               "(the format is in explainer/lessons.py) and share it.")
+
 
 def chart(fig, key: str | None = None, **kw) -> None:
     """A plotly chart as wide as its column; its camera button saves `<page>-<title>.png` at EXPORT_SCALE."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from explainer import ExplainerError, mlp, ui
+from explainer import ExplainerError, defaults, mlp, ui
 from explainer.figures import model_map as fm
 from explainer.figures.common import axis_labels
 from explainer.figures.mlp import top_neurons_bar
@@ -43,9 +43,10 @@ def controls(lm, tr) -> tuple[int | None, int]:
     """Which block is open (None: all collapsed) and the selected token."""
     L, T = lm.n_layers, tr.n_tokens
     c1, c2, c3 = st.columns([2, 3, 3])
-    opened = ui.flag("open_block", "Open one block", False, key="mm_open", where=c1,
+    opened = ui.flag("open_block", "Open one block", defaults.MODEL_MAP["open_block"], key="mm_open", where=c1,
                      help="Draw one block's insides: its norm, attention and MLP.")
-    layer = ui.slider("layer", "Block (layer)", 0, L - 1, 0, key="mm_layer", where=c2, disabled=not opened,
+    layer = ui.slider("layer", "Block (layer)", 0, L - 1, defaults.MODEL_MAP["layer"], key="mm_layer", where=c2,
+                      disabled=not opened,
                       help="Switch on “Open one block” to walk through the blocks.")
     labels = axis_labels(tr.tokens)
     pos = ui.select("token", "Token whose values are shown", range(T), T - 1, format_func=lambda p: labels[p],
@@ -65,7 +66,7 @@ def diagram(mm, layer: int | None) -> str:
     if layer is not None:
         names |= {fm.box_id(p): f"{p.name} (block {layer})" for p in mm.block(layer)}
     names[fm.BLOCK_BOX] = f"The {mm.n_layers} blocks"
-    box = ui.select("box", "Box", boxes, "embed", key="mm_box", format_func=lambda b: names.get(b, b),
+    box = ui.select("box", "Box", boxes, defaults.MODEL_MAP["box"], key="mm_box", format_func=lambda b: names.get(b, b),
                     help="Or click a box in the diagram.")
     st.subheader("1 · The whole model, in the order it runs")
     ui.chart(fm.diagram(mm, layer, box), key=KEY, on_select=on_click, selection_mode="points")

@@ -8,7 +8,7 @@ import re
 
 import streamlit as st
 
-from explainer import content, exports, glove, residual, ui, vectors, wordmaps, words
+from explainer import content, defaults, exports, glove, residual, ui, vectors, wordmaps, words
 from explainer.errors import ExplainerError
 from explainer.figures import embeddings as figs
 from explainer.figures.common import show_token
@@ -27,7 +27,7 @@ if lm is None:
     st.stop()
 
 ss = st.session_state
-SIM_WORDS = "king, queen, man, woman, cat, dog, zebra, banana, Paris, the, and"
+D = defaults.EMBEDDINGS   # the page's defaults; the link overrides them
 
 
 def _preset(name: str, label: str, presets: dict, depends: tuple[str, ...]) -> str:
@@ -65,8 +65,9 @@ def map_tab() -> None:
                 key="emb_map_words", height=250,
                      help="Separate words with commas or new lines. `man → woman` (or `man -> woman`) draws "
                           "an arrow; `one → two → three` a chain.")
-        ui.select("map_dims", "View", ["2-D", "3-D"], "2-D", widget="radio", key="emb_map_dims", horizontal=True)
-        ui.flag("map_align", "First axis = the average arrow", False, widget="checkbox", key="emb_map_align",
+        ui.select("map_dims", "View", ["2-D", "3-D"], D["map_dims"], widget="radio", key="emb_map_dims",
+                  horizontal=True)
+        ui.flag("map_align", "First axis = the average arrow", D["map_align"], widget="checkbox", key="emb_map_align",
                     help="Instead of plain PCA: put the average of the arrows (e.g. man → woman, king → queen) "
                          "on the first axis, and the principal components of what is left on the others.")
         st.markdown(f"Each word's vector has {lm.d_model} numbers. " + ui.term("PCA") + " picks the 2 or 3 "
@@ -108,8 +109,8 @@ def analogy_tab() -> None:
     ui.text("an_a", "a", preset[0], key="emb_an_a", where=c1)
     ui.text("an_b", "minus b", preset[1], key="emb_an_b", where=c2)
     ui.text("an_c", "plus c", preset[2], key="emb_an_c", where=c3)
-    ui.slider("an_k", "Show", 3, 20, 10, key="emb_an_k", where=c4, help="How many nearest tokens to list.")
-    ui.flag("an_variants", "Also hide other spellings of the input words (King, ␣King, KING)", True,
+    ui.slider("an_k", "Show", 3, 20, D["an_k"], key="emb_an_k", where=c4, help="How many nearest tokens to list.")
+    ui.flag("an_variants", "Also hide other spellings of the input words (King, ␣King, KING)", D["an_variants"],
             widget="checkbox", key="emb_an_variants",
                 help="The input words' own tokens are always left out of the answer; this also leaves out "
                      "their capitalised and space-less twins.")
@@ -157,7 +158,7 @@ def analogy_tab() -> None:
 @st.fragment
 def neighbours_view() -> None:
     st.markdown("#### Nearest neighbours of one word")
-    ui.text("nb_word", "Word", "Paris", key="emb_nb_word",
+    ui.text("nb_word", "Word", D["nb_word"], key="emb_nb_word",
             help="The tokens whose vectors point most nearly the same way.")
     try:
         wt, nb = vectors.neighbours(lm, ss.emb_nb_word, k=10)
@@ -256,7 +257,7 @@ def _similarity_story(labels, sim) -> str:
 
 @st.fragment
 def similarity_tab() -> None:
-    ui.text("sim_words", "Words", SIM_WORDS, area=True, key="emb_sim_words", height=80,
+    ui.text("sim_words", "Words", D["sim_words"], area=True, key="emb_sim_words", height=80,
             help="Separate words with commas.")
     try:
         wv = vectors.word_vectors(lm, words.split_words(ss.emb_sim_words), max_words=30)
@@ -303,7 +304,7 @@ def context_tab() -> None:
         ui.text("ctx_word", "Word to follow", preset[0], key="emb_ctx_word")
         ui.text("ctx_sentences", "Sentences, one per line (2–8)", "\n".join(preset[1]), area=True,
                 key="emb_ctx_sentences", height=170)
-        ui.flag("ctx_center", "Centre each layer", True, widget="checkbox", key="emb_ctx_center",
+        ui.flag("ctx_center", "Centre each layer", D["ctx_center"], widget="checkbox", key="emb_ctx_center",
                     help="Subtracts, at each layer, the mean vector over all tokens of these sentences (their "
                          "first tokens left out). A large "
                          "part of every residual vector is common to all tokens; removing it makes the "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import mlp, snippets, ui
+from explainer import defaults, mlp, snippets, ui
 from explainer.errors import ExplainerError
 from explainer.figures import mlp as figs
 from explainer.figures.common import axis_labels, show_token
@@ -49,10 +49,11 @@ def controls(tr) -> tuple[int, int, bool]:
     """The layer, how many neurons to rank, and whether the first token is left out."""
     L, T, _ = tr.mlp.shape
     c1, c2, c3 = st.columns([3, 2, 2])
-    layer = ui.slider("layer", "Layer", 0, L - 1, min(L - 1, L // 2), key="mlp_layer", where=c1,
+    layer = ui.slider("layer", "Layer", 0, L - 1, defaults.mlp_layer(L), key="mlp_layer", where=c1,
                       resets=("neuron",))  # a new layer starts on its strongest neuron
-    n_show = ui.slider("mlp_n", "Neurons shown", 5, 40, 20, step=5, key="mlp_n", where=c2)
-    skip = ui.flag("skip_first", "Leave out the first token", True, key="mlp_skip", where=c3, disabled=T < 2,
+    n_show = ui.slider("mlp_n", "Neurons shown", 5, 40, defaults.MLP["mlp_n"], step=5, key="mlp_n", where=c2)
+    skip = ui.flag("skip_first", "Leave out the first token", defaults.MLP["skip_first"], key="mlp_skip", where=c3,
+                   disabled=T < 2,
                    help="Many models park huge activations on the very first token, which would crowd out "
                         "everything else in the ranking and the colours.")
     return layer, n_show, skip

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import exports, heads, residual, snippets, ui, words
+from explainer import defaults, exports, heads, residual, snippets, ui, words
 from explainer.errors import ExplainerError
 from explainer.figures import lens as figs
 from explainer.figures.common import axis_labels, show_token
 from explainer.sampling import softmax, top_k
 from explainer.tokens import token_strings
 
-WINDOW = 16  # positions shown at once in the grid by default
+WINDOW = defaults.LENS_WINDOW  # positions shown at once in the grid by default
 
 
 def _row_name(row: int) -> str:
@@ -30,12 +30,12 @@ def guesses(lm, tr, max_tokens: int):
         "raw token embeddings. Rows are named by the " + ui.term("layer", "block (layer)") + " they come after.")
     positions = range(T)
     if T > WINDOW:
-        lo, hi = ui.range_slider("window", "Positions shown", 0, T - 1, (T - WINDOW, T - 1), key="lens_window",
+        lo, hi = ui.range_slider("window", "Positions shown", 0, T - 1, defaults.lens_window(T), key="lens_window",
                                  help="The grid shows a window of positions; drag it to see other parts of the "
                                       "prompt.")
         positions = range(lo, hi + 1)
     with st.spinner("Decoding every layer…"):
-        res = ui.lens_of(lm.name, tr.text, max_tokens, 5, tuple(sorted({*positions, T - 1})))
+        res = ui.lens_of(lm.name, tr.text, max_tokens, defaults.LENS_TOP, tuple(sorted({*positions, T - 1})))
     ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
     ui.table_download("Download the grid (CSV)", lambda: exports.lens_grid(res, list(tr.tokens), list(positions)),
                       "lens grid", key="lens_csv")
@@ -70,7 +70,7 @@ def follow_token(lm, tr, max_tokens: int) -> None:
                      help="The model's final top 5 at this position.")
     word = ui.text("word", "…or type a word", key="lens_word", where=c3, placeholder="e.g. London",
                    help="A word the tokenizer splits is tracked by its first token.")
-    space = ui.flag("space", "with a leading space", True, key="lens_space", where=c3,
+    space = ui.flag("space", "with a leading space", defaults.LENS["space"], key="lens_space", where=c3,
                     help="Inside a sentence a word's token starts with a space: ' London', not 'London'.")
     token_id = pick
     if word.strip():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import exports, links, snippets, ui
+from explainer import defaults, exports, links, snippets, ui
 from explainer import generation as gen
 from explainer.errors import ExplainerError
 from explainer.figures.common import show_token
@@ -21,8 +21,7 @@ from explainer.sampling import Settings, probabilities
 from explainer.tokens import token_strings
 
 ss = st.session_state
-TEMPERATURE, TOP_K, TOP_P, SHOW, SEED = 1.0, 10, 0.9, 12, 42   # defaults; the link overrides them
-MIN_P, PENALTY = 0.0, 1.0                                      # off
+D = defaults.NEXT_TOKEN   # the page's defaults; the link overrides them
 
 def _fresh_state(lm, tr, max_tokens: int) -> gen.StepState:
     # The cached trace already holds the prompt's logits: no extra model call until a token is taken.
@@ -105,7 +104,7 @@ def grow_text(lm, tr, state: gen.StepState, max_tokens: int) -> int:
     b3.button("↩ Undo", key="nt_undo", on_click=_undo, args=(state,), width="stretch", disabled=not state.steps)
     b4.button("⟲ Start over", key="nt_restart", on_click=_restart, args=(lm, tr, max_tokens), width="stretch",
               disabled=not state.steps)
-    ui.number("seed", "Seed", 0, 2**31 - 1, SEED, key="nt_seed", where=b5,
+    ui.number("seed", "Seed", 0, 2**31 - 1, D["seed"], key="nt_seed", where=b5,
               help="Same seed and the same clicks give the same tokens, so a demo repeats exactly.")
     if "nt_msg" in ss:
         st.warning(ss.pop("nt_msg"))
@@ -123,18 +122,19 @@ def explorer(lm, state: gen.StepState, view: int, prompt: str) -> None:
     st.subheader("2 · The next-token distribution" if view == n_steps
                  else f"2 · The distribution at step {view} (looking back)")
     c1, c2, c3, c4 = st.columns(4)
-    ui.slider("temperature", "Temperature", 0.0, 5.0, TEMPERATURE, step=0.01, key="nt_temp", where=c1,
+    ui.slider("temperature", "Temperature", 0.0, 5.0, D["temperature"], step=0.01, key="nt_temp", where=c1,
               help="Logits are divided by it. Below 1 sharpens, above 1 flattens; 0 is greedy.")
-    ui.number("top_k", "Top-k (0 = off)", 0, 10_000_000, TOP_K, key="nt_top_k", where=c2,
+    ui.number("top_k", "Top-k (0 = off)", 0, 10_000_000, D["top_k"], key="nt_top_k", where=c2,
               help="Keep only the k most likely tokens.")
-    ui.slider("top_p", "Top-p (1 = off)", 0.0, 1.0, TOP_P, step=0.01, key="nt_top_p", where=c3,
+    ui.slider("top_p", "Top-p (1 = off)", 0.0, 1.0, D["top_p"], step=0.01, key="nt_top_p", where=c3,
               help="After temperature and top-k: keep the smallest set of most likely tokens whose probabilities "
                    "add up to at least p.")
-    ui.slider("show", "Tokens shown", 5, 40, SHOW, key="nt_show", where=c4)
+    ui.slider("show", "Tokens shown", 5, 40, D["show"], key="nt_show", where=c4)
     c5, c6, _ = st.columns([1, 1, 2])
-    ui.slider("min_p", "Min-p (0 = off)", 0.0, 1.0, MIN_P, step=0.01, key="nt_min_p", where=c5,
+    ui.slider("min_p", "Min-p (0 = off)", 0.0, 1.0, D["min_p"], step=0.01, key="nt_min_p", where=c5,
               help="After top-p: drop every token less likely than min-p × the top token's probability.")
-    ui.slider("repetition_penalty", "Repetition penalty (1 = off)", 1.0, 3.0, PENALTY, step=0.05, key="nt_penalty",
+    ui.slider("repetition_penalty", "Repetition penalty (1 = off)", 1.0, 3.0, D["repetition_penalty"], step=0.05,
+              key="nt_penalty",
               where=c6, help="Before everything else: tokens already in the text get their logit divided by it "
                              "(multiplied, if negative), so repeating is less likely.")
     so_far = state.ids[:len(state.prompt_ids) + view]             # the text before the step looked at

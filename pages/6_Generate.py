@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import content, snippets, ui
+from explainer import content, defaults, snippets, ui
 from explainer import generation as gen
 from explainer.errors import ExplainerError
 from explainer.figures.common import show_token
@@ -16,8 +16,7 @@ from explainer.tokens import encode
 ss = st.session_state
 SHARED = "shared"
 CHOICES = [*content.TEMPLATES, SHARED]
-MAX_NEW, TEMPERATURE, TOP_K, TOP_P, SEED = 40, 0.7, 50, 0.95, 0   # defaults; a template or the link override
-BATCH = "The cat sat on the\nOnce upon a time, in a land far away, there lived a\nHello"
+D = defaults.GENERATE   # the page's defaults; a template or the link override them
 
 
 def _md_escape(s: str) -> str:
@@ -38,7 +37,7 @@ def _stop_text(stops) -> str:
 def _template_defaults(k: str) -> tuple[str, str, float]:
     """(prompt, stop strings, temperature) a template starts from."""
     if k == SHARED:
-        return ss.get("_prompt") or ui.DEFAULT_PROMPT, "", TEMPERATURE
+        return ss.get("_prompt") or ui.DEFAULT_PROMPT, "", D["temperature"]
     t = content.TEMPLATES[k]
     return t.text, _stop_text(t.stop), t.temperature
 
@@ -82,7 +81,7 @@ def prompt_and_controls():
     left, right = st.columns([3, 2], gap="large")
     with left:
         # Choosing a template drops the prompt, stop strings and temperature it fills in from the link.
-        template = ui.select("template", "Start from a template", CHOICES, "qa", key="gen_template",
+        template = ui.select("template", "Start from a template", CHOICES, D["template"], key="gen_template",
                              resets=("gen_text", "stop", "temperature"),
                              format_func=lambda k: "Your prompt from the other pages" if k == SHARED
                              else content.TEMPLATES[k].label)
@@ -99,19 +98,20 @@ def prompt_and_controls():
             ss.gen_text = text0
     with right:
         a, b = st.columns(2)
-        ui.slider("max_new", "Max new tokens", 1, 256, MAX_NEW, key="gen_max_new", where=a)
+        ui.slider("max_new", "Max new tokens", 1, 256, D["max_new"], key="gen_max_new", where=a)
         ui.slider("temperature", "Temperature", 0.0, 5.0, temp0, step=0.05, key="gen_temp", where=b,
                   help="0 = greedy: always the top token.")
-        ui.number("top_k", "Top-k (0 = off)", 0, 10_000_000, TOP_K, key="gen_top_k", where=a)
-        ui.slider("top_p", "Top-p (1 = off)", 0.0, 1.0, TOP_P, step=0.01, key="gen_top_p", where=b)
-        ui.slider("min_p", "Min-p (0 = off)", 0.0, 1.0, 0.0, step=0.01, key="gen_min_p", where=a,
+        ui.number("top_k", "Top-k (0 = off)", 0, 10_000_000, D["top_k"], key="gen_top_k", where=a)
+        ui.slider("top_p", "Top-p (1 = off)", 0.0, 1.0, D["top_p"], step=0.01, key="gen_top_p", where=b)
+        ui.slider("min_p", "Min-p (0 = off)", 0.0, 1.0, D["min_p"], step=0.01, key="gen_min_p", where=a,
                   help="Drop every token less likely than min-p × the top token's probability.")
-        ui.slider("repetition_penalty", "Repetition penalty (1 = off)", 1.0, 3.0, 1.0, step=0.05, key="gen_penalty",
+        ui.slider("repetition_penalty", "Repetition penalty (1 = off)", 1.0, 3.0, D["repetition_penalty"], step=0.05,
+                  key="gen_penalty",
                   where=b, help="Tokens already in the text (prompt included) get their logit divided by it "
                                 "(multiplied, if negative), so greedy text loops less.")
         ui.text("stop", "Stop at", stop0, key="gen_stop", where=a,
                 help=r"Stop strings, separated by | ; write \n for a new line.")
-        ui.number("seed", "Seed", 0, 2**31 - 1, SEED, key="gen_seed", where=b,
+        ui.number("seed", "Seed", 0, 2**31 - 1, D["seed"], key="gen_seed", where=b,
                   help="The same seed gives the same text. Next token, with the same prompt, settings and "
                        "seed, gives it too, one Sample press at a time.")
     return tmpl
@@ -212,8 +212,9 @@ def batches(lm) -> None:
              "longest, and an **attention mask** (1 = real token, 0 = padding) tells the model to ignore the padding. "
              "For generation the padding goes on the **left**, so every prompt's last token sits in the same column.")
     c1, c2 = st.columns([3, 1])
-    ui.text("batch", "Prompts, one per line", BATCH, area=True, compress=True, key="gen_batch", where=c1, height=110)
-    ui.select("pad_side", "Pad on the", ["left", "right"], "left", widget="radio", key="gen_pad_side", where=c2,
+    ui.text("batch", "Prompts, one per line", D["batch"], area=True, compress=True, key="gen_batch", where=c1,
+            height=110)
+    ui.select("pad_side", "Pad on the", ["left", "right"], D["pad_side"], widget="radio", key="gen_pad_side", where=c2,
               horizontal=True)
     prompts = tuple(p for p in ss.gen_batch.splitlines() if p.strip())
     try:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explainer import defaults, ui
 from explainer import interventions as iv
-from explainer import ui
 from explainer.errors import ExplainerError
 from explainer.figures import interventions as figs
 from explainer.figures.common import show_token
 
 ss = st.session_state
-N_SUGGEST = 3
+N_SUGGEST = defaults.N_SUGGEST
 
 
 def _set(name: str, value: str) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import exports, ui
+from explainer import defaults, exports, ui
 from explainer import makemore as mm
 from explainer.errors import ExplainerError
 from explainer.figures import makemore as figs
 from explainer.figures.palette import TINT_NO, TINT_YES
 
 ss = st.session_state
+D = defaults.LAB   # the page's defaults; the link overrides them
 
 def new_run(cfg: mm.MLPConfig, seed: int) -> dict:
     """A fresh, untrained model with its history (kept in session state, so reruns keep it)."""
@@ -29,14 +30,15 @@ def data_and_model() -> tuple[mm.MLPConfig, mm.Dataset, int, bool]:
     (a first model is then trained at once, so there are curves to look at)."""
     st.subheader("1 · The data and the model")
     c1, c2, c3, c4 = st.columns(4)
-    block = ui.slider("lab_block", "Context length (characters)", 1, 8, 3, key="lab_block", where=c1,
+    block = ui.slider("lab_block", "Context length (characters)", 1, 8, D["lab_block"], key="lab_block", where=c1,
                       help="How many previous characters the model sees.")
-    n_embd = ui.select("lab_embd", "Embedding size", [2, 3, 4, 5, 6, 8, 10, 16, 24], 2, widget="select_slider",
+    n_embd = ui.select("lab_embd", "Embedding size", [2, 3, 4, 5, 6, 8, 10, 16, 24], D["lab_embd"],
+                       widget="select_slider",
                        key="lab_embd", where=c2,
                        help="Numbers per character in the embedding table. With 2 we can draw it as is.")
-    n_hidden = ui.select("lab_hidden", "Hidden units", [10, 25, 50, 100, 200, 300, 500], 100,
+    n_hidden = ui.select("lab_hidden", "Hidden units", [10, 25, 50, 100, 200, 300, 500], D["lab_hidden"],
                          widget="select_slider", key="lab_hidden", where=c3, help="tanh units in the one hidden layer.")
-    seed = ui.number("lab_seed", "Seed (initial weights, batches)", 0, 10_000, 0, key="lab_seed", where=c4)
+    seed = ui.number("lab_seed", "Seed (initial weights, batches)", 0, 10_000, D["lab_seed"], key="lab_seed", where=c4)
     cfg = mm.MLPConfig(int(block), int(n_embd), int(n_hidden))
     with st.spinner("Reading the names…"):
         data = ui.names_data(cfg.block_size)
@@ -84,7 +86,7 @@ def learning_rate(cfg: mm.MLPConfig) -> float:
         st.metric("Suggested learning rate", f"{sw.suggested:.2g}",
                   help="A third of the rate where the smoothed loss was lowest.")
         rates = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0]
-        lr = ui.select("lab_lr", "Learning rate for training", rates, 0.1, widget="select_slider", key="lab_lr",
+        lr = ui.select("lab_lr", "Learning rate for training", rates, D["lab_lr"], widget="select_slider", key="lab_lr",
                        show=lambda r: f"{r:g}",
                        help="Drops tenfold for the last quarter of the steps (learning-rate decay).")
     return float(lr)
@@ -95,9 +97,9 @@ def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_vi
     run = ss.lab_run
     st.subheader("3 · Train it")
     c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 1.4, 1.4])
-    steps = ui.number("lab_steps", "Steps", 10, 50_000, 3000, step=500, key="lab_steps", where=c1)
-    every = ui.number("lab_every", "Redraw every N steps", 10, 5000, 200, step=50, key="lab_every", where=c2)
-    batch = ui.select("lab_batch", "Minibatch size", [8, 16, 32, 64, 128, 256], 32, widget="select_slider",
+    steps = ui.number("lab_steps", "Steps", 10, 50_000, D["lab_steps"], step=500, key="lab_steps", where=c1)
+    every = ui.number("lab_every", "Redraw every N steps", 10, 5000, D["lab_every"], step=50, key="lab_every", where=c2)
+    batch = ui.select("lab_batch", "Minibatch size", [8, 16, 32, 64, 128, 256], D["lab_batch"], widget="select_slider",
                       key="lab_batch", where=c3)
     c4.write("")
     c5.write("")
@@ -185,9 +187,10 @@ def new_names(run: dict, data: mm.Dataset) -> None:
     left, right = st.columns([3, 2], gap="large")
     with left:
         c1, c2, c3 = st.columns(3)
-        n = ui.slider("lab_n", "How many", 5, 40, 20, key="lab_n", where=c1)
-        temp = ui.slider("lab_temp", "Temperature", 0.1, 2.0, 1.0, step=0.1, key="lab_temp", where=c2)
-        sseed = ui.number("lab_sample_seed", "Sampling seed", 0, 10_000, 0, key="lab_sample_seed", where=c3,
+        n = ui.slider("lab_n", "How many", 5, 40, D["lab_n"], key="lab_n", where=c1)
+        temp = ui.slider("lab_temp", "Temperature", 0.1, 2.0, D["lab_temp"], step=0.1, key="lab_temp", where=c2)
+        sseed = ui.number("lab_sample_seed", "Sampling seed", 0, 10_000, D["lab_sample_seed"], key="lab_sample_seed",
+                          where=c3,
                           help="Same seed, same names.")
         names = mm.sample(run["model"], int(n), seed=int(sseed), temperature=float(temp))
         known = set(data.train.words)
@@ -199,7 +202,7 @@ def new_names(run: dict, data: mm.Dataset) -> None:
                    f"Pink: {new} new names; green: names it saw in training."
                    + (" An untrained model spells gibberish." if last.step == 0 else ""))
     with right:
-        prefix = ui.text("lab_prefix", "Start of a name", "em", key="lab_prefix", max_chars=20)
+        prefix = ui.text("lab_prefix", "Start of a name", D["lab_prefix"], key="lab_prefix", max_chars=20)
         try:
             ui.chart(figs.next_char_bars(mm.next_char_probs(run["model"], prefix), prefix), key="lab_next")
         except ExplainerError as e:
@@ -210,8 +213,10 @@ def overfitting(cfg: mm.MLPConfig) -> None:
     st.subheader("5 · Too big a model, too little data: overfitting")
     st.markdown("A big network trained on a handful of names shows " + ui.term("overfitting") + ".")
     c1, c2, c3 = st.columns([2, 2, 1])
-    of_names = ui.slider("lab_of_names", "Training names", 10, 400, 60, step=10, key="lab_of_names", where=c1)
-    of_hidden = ui.select("lab_of_hidden", "Hidden units", [50, 100, 200, 300, 500], 300, widget="select_slider",
+    of_names = ui.slider("lab_of_names", "Training names", 10, 400, D["lab_of_names"], step=10, key="lab_of_names",
+                         where=c1)
+    of_hidden = ui.select("lab_of_hidden", "Hidden units", [50, 100, 200, 300, 500], D["lab_of_hidden"],
+                          widget="select_slider",
                           key="lab_of_hidden", where=c2)
     c3.write("")
     if c3.button("Run it", key="lab_overfit") or "lab_of" not in ss:  # the defaults run once on their own

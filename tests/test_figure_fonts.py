@@ -30,7 +30,7 @@ import pytest
 
 import explainer as ex
 from explainer import anatomy as an
-from explainer import attention_out, content, figures, heads, lens, mlp, residual, vectors, wordmaps, words
+from explainer import attention_out, content, defaults, figures, heads, lens, mlp, residual, vectors, wordmaps, words
 from explainer import generation as gen
 from explainer import interventions as iv
 from explainer import makemore as mm
@@ -146,7 +146,7 @@ def small_fonts(fig: go.Figure) -> list[str]:
 # -- the inputs: real engine outputs, each computed once for the module -------------------------------
 
 LAYER, HEAD = 3, 2
-SIM_WORDS = "king, queen, man, woman, cat, dog, zebra, banana, Paris, the, and"   # the Embeddings page's
+SIM_WORDS = defaults.EMBEDDINGS["sim_words"]   # the Embeddings page's
 
 
 class Inputs:
