@@ -127,9 +127,8 @@ def whole_layer(tr, layer: int, skip: bool) -> None:
 lm, tr = ui.traced_page(
     "MLP neurons",
     "Much of what a model knows (that Paris is in France, say) is thought to sit in its MLPs. After attention "
-    "mixes information between tokens, every block's " + ui.term("MLP") + " works on each token alone: a "
-    "layer of " + ui.term("neuron", "neurons") + " (1,536 per block in the bundled SmolLM2, 3,072 in GPT-2 "
-    "small), each firing on particular patterns.",
+    "has mixed information between tokens, each block's " + ui.term("MLP") + " transforms every token's vector. "
+    "Its " + ui.term("neuron", "neurons") + " each respond to particular patterns.",
     icon="🧩",
 )
 intro(lm, tr)

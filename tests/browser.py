@@ -146,16 +146,17 @@ def cell_sizes(page) -> dict[str, float]:
     return dict(page.evaluate(CELLS_JS))
 
 
-# Text the page cut short with an ellipsis (a metric's label or number in a column too narrow for it): any
-# element inside a metric whose content is wider than its box.
+# Text the page cut short with an ellipsis (a metric's label or number, or a control's label, in a column too
+# narrow for it): any element inside a metric or a widget label whose content is wider than its box.
 TRUNCATED_JS = """() => [...document.querySelectorAll(
-    '[data-testid="stMetricValue"], [data-testid="stMetricValue"] *, [data-testid="stMetricLabel"] *')]
+    '[data-testid="stMetricValue"], [data-testid="stMetricValue"] *, [data-testid="stMetricLabel"] *, '
+    + '[data-testid="stWidgetLabel"] *')]
   .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.trim())
   .filter((t, i, all) => t && all.indexOf(t) === i)"""
 
 
 def truncated_text(page) -> list[str]:
-    """The metric labels and numbers shown cut short on the page, in full."""
+    """The metric labels and numbers and the control labels shown cut short on the page, in full."""
     return page.evaluate(TRUNCATED_JS)
 
 
