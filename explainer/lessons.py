@@ -122,6 +122,9 @@ FORBIDDEN = {
     "steps": "it holds token ids of one model; ask a `sample_with_seed` or `next_token` question instead",
     "view": "it is a step number of a text made by clicking on Next token",
     "track": "it holds a token id of one model; use `word` to follow a word instead",
+    "lesson": "it is the lesson player's own: the lesson is the file itself",
+    "step": "it is the lesson player's own: the step is the step's place in the file",
+    "present": "it is the lesson player's own: the teacher switches the presenter view",
 }
 
 
