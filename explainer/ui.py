@@ -895,16 +895,19 @@ def _player(panel, lm: ex.LoadedModel | None, pos: player.Position) -> None:
         st.markdown(_PLAYER_CSS + (_PRESENT_CSS if pos.present else ""), unsafe_allow_html=True)
         st.html(_KEYS_JS % json.dumps(PLAYER_KEYS), unsafe_allow_javascript=True)
     with panel, st.container(border=True, key="player"):
-        head, back, nxt, pres, end = st.columns([4.4, 1, 1, 2, 1.2], vertical_alignment="center")
-        head.markdown(f"**Step {step.number} of {pos.total} · {html.escape(step.title)}**  \n"
-                      f'<span class="player-lesson">{html.escape(lesson.title)}</span>', unsafe_allow_html=True)
+        # one row that wraps: the step's name takes what the buttons (at their own width) leave
+        row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+        row.markdown(f"**Step {step.number} of {pos.total} · {html.escape(step.title)}**  \n"
+                     f'<span class="player-lesson">{html.escape(lesson.title)}</span>', unsafe_allow_html=True,
+                     width="stretch")
+        back = nxt = pres = end = row
         back.button("◀ Back", key="player_back", disabled=not pos.has_back(), on_click=_go,
-                    args=(step.number - 1,), width="stretch", help="Previous step (← or Page Up)")
+                    args=(step.number - 1,), help="Previous step (← or Page Up)")
         nxt.button("Next ▶", key="player_next", disabled=not pos.has_next(), on_click=_go, args=(step.number + 1,),
-                   type="primary", width="stretch", help="Next step (→ or Page Down)")
+                   type="primary", help="Next step (→ or Page Down)")
         flag("present", "Presenter view", False, key="player_present", where=pres,
              help="For a projector: no sidebar, large type. Keys: → next, ← back, R reveals.")
-        end.button("End lesson", key="player_end", on_click=_end_lesson, width="stretch")
+        end.button("End lesson", key="player_end", on_click=_end_lesson)
         st.markdown(step.narration)
         if elsewhere:
             st.info(f"This step is on the {_view_title(elsewhere)} page.", icon=":material/info:")
