@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import re
 import runpy
 import threading
 from collections.abc import Callable, Sequence
@@ -925,7 +926,7 @@ def _player(panel, lm: ex.LoadedModel | None, pos: player.Position) -> None:
                 try:
                     with st.spinner("Working out the answer on this model…"):
                         a = lesson_answer(lm.name, lesson.name, step.number)
-                    st.success(f"**Answer:** {a.text}")
+                    st.success(f"**Answer:** {md_escape(a.text)}")   # model text: shown as it is, not as Markdown
                 except ex.ExplainerError as e:
                     st.info(f"This model cannot answer that: {e}")
         if step.tries:
@@ -935,6 +936,14 @@ def _player(panel, lm: ex.LoadedModel | None, pos: player.Position) -> None:
         if _step_changed(pos) or elsewhere:
             st.button("Back to the step's settings", key="player_restore", on_click=_go, args=(step.number,),
                       icon=":material/restart_alt:")
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!$<>|~])")
+
+
+def md_escape(text: str) -> str:
+    """Text as Streamlit's Markdown shows it literally (a sampled `*`, `#` or `$…$` is not formatting)."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def _step_changed(pos: player.Position) -> bool:
