@@ -53,13 +53,31 @@ def home() -> None:
     )
     if lm is None:
         st.error("No model is loaded. Pick the bundled model in the sidebar; it works offline.")
-        return
-    if lm.name == BUNDLED:
+    elif lm.name == BUNDLED and not ui.presenting():
         st.caption("The bundled model is SmolLM2-135M-Instruct (Hugging Face, 2024). It ships as a GGUF file with "
                    "its matrices in 4 bits (Q4_1) and its embedding in 8 bits (Q8_0), which this app de-quantised "
                    "once to ordinary 32-bit numbers: what you see are that file's weights, a close copy of the "
                    "original release's.")
 
+    prompt_and_prediction(lm)
+    if ui.lesson_running():    # the player's Next is the path now
+        return
+    st.divider()
+    ui.lesson_picker()
+    st.divider()
+    st.subheader("The guided tour")
+    st.write("Follow the prompt through the model, one page at a time:")
+    cols = st.columns(3)
+    for i, (path, icon, label, _, blurb) in enumerate(TOUR):
+        with cols[i % 3]:
+            st.page_link(path, label=f"**{i + 1}. {label}**", icon=icon)
+            st.caption(blurb)
+
+
+def prompt_and_prediction(lm) -> None:
+    """The prompt, its tokens and the model's guess for the next one (nothing without a model or a prompt)."""
+    if lm is None:
+        return
     text = ui.prompt_box("Your prompt", help="Every page uses this prompt. Try your own!")
     tr = ui.current_trace(lm, text)
     if tr is None:
@@ -84,23 +102,18 @@ def home() -> None:
         ui.chart(fig, key="home_top")
         st.caption("Probabilities over the whole vocabulary, from one forward pass. Hover a bar for its id and logit.")
 
-    st.divider()
-    st.subheader("The guided tour")
-    st.write("Follow the prompt through the model, one page at a time:")
-    cols = st.columns(3)
-    for i, (path, icon, label, _, blurb) in enumerate(TOUR):
-        with cols[i % 3]:
-            st.page_link(path, label=f"**{i + 1}. {label}**", icon=icon)
-            st.caption(blurb)
-
 
 def navigation() -> None:
     """Titles a teacher can read in the sidebar (not file names), grouped in the order of the tour."""
-    sections: dict[str, list] = {"": [st.Page(home, title="Home", icon=":material/home:", default=True)]}
+    by_view = {"Home": st.Page(home, title="Home", icon=":material/home:", default=True)}
+    sections: dict[str, list] = {"": [by_view["Home"]]}
     for path, icon, label, section, _ in TOUR:
         url = Path(path).stem.split("_", 1)[1]
-        sections.setdefault(section, []).append(st.Page(path, title=label, icon=icon, url_path=url))
-    st.navigation(sections).run()
+        by_view[url] = st.Page(path, title=label, icon=icon, url_path=url)
+        sections.setdefault(section, []).append(by_view[url])
+    current = st.navigation(sections)
+    ui.in_navigation(by_view, current.url_path or "Home")   # the lesson player opens a step on its own page
+    current.run()
 
 
 navigation()

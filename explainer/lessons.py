@@ -100,7 +100,7 @@ VIEW_PARAMS: dict[str, frozenset[str]] = {
     "Embeddings": frozenset({"tab", "map_preset", "map_words", "map_dims", "map_align", "an_preset", "an_a", "an_b",
                              "an_c", "an_k", "an_variants", "nb_word", "dir_preset", "dir_axis", "dir_words",
                              "sim_words", "ctx_preset", "ctx_word", "ctx_sentences", "ctx_center"}),
-    "Attention": frozenset({"prompt", "layer", "head"}),
+    "Attention": frozenset({"prompt", "layer", "head", "att_window"}),
     "MLP_neurons": frozenset({"prompt", "layer", "mlp_n", "skip_first", "token", "neuron"}),
     "Logit_lens": frozenset({"prompt", "window", "token", "word", "space"}),
     "Next_token": frozenset({"prompt", "seed", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
@@ -122,6 +122,9 @@ FORBIDDEN = {
     "steps": "it holds token ids of one model; ask a `sample_with_seed` or `next_token` question instead",
     "view": "it is a step number of a text made by clicking on Next token",
     "track": "it holds a token id of one model; use `word` to follow a word instead",
+    "lesson": "it is the lesson player's own: the lesson is the file itself",
+    "step": "it is the lesson player's own: the step is the step's place in the file",
+    "present": "it is the lesson player's own: the teacher switches the presenter view",
 }
 
 
@@ -166,7 +169,8 @@ RULES: dict[str, Rule] = {
                     "attn.k", "attn.v", "attn.rotary", "attn.pattern", "attn.z", "attn.out", "add_attn", "mlp_norm",
                     "mlp.gate", "mlp.up", "mlp.act", "mlp.down", "add_mlp"]),
     # MLP neurons, Logit lens, Next token
-    "mlp_n": _num(5, 40), "skip_first": _FLAG, "window": Rule("range"), "word": _TEXT, "space": _FLAG,
+    "mlp_n": _num(5, 40), "skip_first": _FLAG, "window": Rule("range"), "att_window": Rule("range"), "word": _TEXT,
+    "space": _FLAG,
     "show": _num(5, 40),
     # Generate
     "template": _choice([*content.TEMPLATES, "shared"]), "gen_text": _TEXT, "max_new": _num(1, 256), "stop": _TEXT,
@@ -854,10 +858,11 @@ def validate_for(lesson: Lesson, lm: LoadedModel) -> tuple[LessonError, ...]:
             check("state.token", int(st["token"]) < n_tokens,
                   f"position {st['token']} is past the end of the prompt ({n_tokens} tokens here)",
                   f"Use 0 to {n_tokens - 1}.")
-        if n_tokens is not None and "window" in st:
-            first, last = links.int_range("window", st["window"], 0, 10**9, (0, 0)).value
-            check("state.window", last < n_tokens, f"goes past the end of the prompt ({n_tokens} tokens here)",
-                  f"Use positions 0 to {n_tokens - 1}.")
+        for name in ("window", "att_window"):
+            if n_tokens is not None and name in st:
+                first, last = links.int_range(name, st[name], 0, 10**9, (0, 0)).value
+                check(f"state.{name}", last < n_tokens, f"goes past the end of the prompt ({n_tokens} tokens here)",
+                      f"Use positions 0 to {n_tokens - 1}.")
         for name in ("ablate_heads", "ablate_neurons"):
             if st.get(name):
                 parse = interventions.parse_heads if name == "ablate_heads" else interventions.parse_neurons

@@ -33,6 +33,10 @@ SHARED = {
     "seed": "random seed for sampling",
     "steps": "token ids taken so far on Next token, comma-separated, so a link replays the same text",
     "tab": "the open tab of a page with tabs (a short name per tab)",
+    # The lesson player (explainer/player.py): a running lesson crosses pages with the link
+    "lesson": "the running lesson: its file's stem in assets/lessons/",
+    "step": "the lesson's step shown, 1-based",
+    "present": "presenter view for a projector (1 = on)",
 }
 
 # Used by one page each; prefixed by the page so that no two pages mean different things by one name.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import re
 import runpy
 import threading
 from collections.abc import Callable, Sequence
@@ -29,9 +30,11 @@ from explainer import (
     heads,
     interventions,
     lens,
+    lessons,
     links,
     makemore,
     mlp,
+    player,
 )
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import export_name, figure_title, show_token
@@ -288,17 +291,23 @@ def page(title: str, intro: str = "", icon: str = "🔎") -> ex.LoadedModel | No
     except st.errors.StreamlitAPIException:
         pass  # already set by an including page
     st.markdown(_CSS, unsafe_allow_html=True)
-    st.title(title)
-    ss._page_title = title    # names the files a chart or table is saved as
-    if intro:
-        st.markdown(intro)   # body text, not a grey caption: the class reads it from the back of the room
+    panel = st.container()                   # the lesson player, above the title, when a lesson runs
+    heading = st.container()
     _run.box, _run.said = st.container(), set()
     for message in ss.get("_notices", []):   # still shown after a rerun, until the user moves a control
         notice(message)
     link_in()
+    pos = _run.position = _lesson_position()
+    with heading:
+        st.title(title)
+        ss._page_title = title    # names the files a chart or table is saved as
+        if intro and not pos.present:        # presenter view: the step's narration says what the page is for
+            st.markdown(intro)   # body text, not a grey caption: the class reads it from the back of the room
     lm = sidebar_model()
     if lm is not None and getattr(lm, "notice", None):   # e.g. a read-only cache: the model runs from memory
         st.warning(lm.notice)
+    if pos.running:
+        _player(panel, lm, pos)
     return lm
 
 
@@ -785,3 +794,298 @@ def tabs(labels: dict[str, str], name: str = "tab") -> Sequence:
         return links.Mended(first, f"`{name}={raw[:40]}` is not a tab here: showing “{first}”.")
 
     return _bound(name, None, lambda **a: st.tabs(list(labels.values()), **a), mend, first, lambda v: short[v])
+
+
+# -- the lesson player: a running lesson in the link (`lesson`, `step`, `present`), drawn above the page ------
+# The logic (which lesson and step a link names, the link that opens a step, each view's page file) is
+# explainer/player.py; this only renders it. Moving to a step puts the step's link in the URL, so the next run
+# adopts it as a link from outside: every control shows the step's value, names left out take the page's
+# default, and a step on another page is opened there with st.switch_page.
+
+_LESSONS: dict[str, Any] = {}
+_LESSONS_LOCK = threading.Lock()
+PLAYER_KEYS = {"player_next": ("ArrowRight", "PageDown"), "player_back": ("ArrowLeft", "PageUp"),
+               "player_reveal": ("r", "R")}
+
+
+def lessons_folder() -> Path:
+    """The lessons' folder: assets/lessons/, or EXPLAINER_LESSONS."""
+    import os
+
+    return Path(os.environ.get("EXPLAINER_LESSONS") or lessons.LESSONS_DIR)
+
+
+def lessons_loaded() -> lessons.Loaded:
+    """Every lesson of the folder (and the errors of those that did not load), parsed again only when a file
+    changes (its name, size or time)."""
+    folder = lessons_folder()
+    try:
+        sig = (str(folder), *((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.glob("*.toml"))))
+    except OSError:
+        sig = (str(folder), "unreadable")
+    with _LESSONS_LOCK:
+        if _LESSONS.get("sig") != sig:
+            _LESSONS.update(sig=sig, loaded=lessons.load_all(folder))
+        return _LESSONS["loaded"]
+
+
+def lesson_answer(model_name: str, lesson_name: str, number: int) -> lessons.Answer:
+    """A step's answer, computed live from the model and shared like every other result, per (model, lesson,
+    step); the head-role scores are the Attention page's own cached ones."""
+    step = lessons_loaded().get(lesson_name).step(number)
+    q = step.question
+
+    def make() -> lessons.Answer:
+        memo: dict = {}
+        if q.kind in ("induction_head", "strongest_head") or (q.kind == "ablation_effect" and
+                                                              q.inputs.get("heads") == "induction"):
+            memo[("head_scores",)] = head_roles(model_name)
+        return lessons.answer(q, get_model(model_name), memo)
+    return _shared(("answer", model_name, lesson_name, number, repr(q)), make)
+
+
+def lesson_problems(model_name: str, lesson_name: str) -> tuple:
+    """What of the lesson the model in use does not have (lessons.validate_for), once per model and lesson."""
+    lesson = lessons_loaded().get(lesson_name)
+    return _shared(("lesson_fit", model_name, lesson_name, repr(lesson.steps)),
+                   lambda: lessons.validate_for(lesson, get_model(model_name)))
+
+
+def in_navigation(pages: dict[str, Any], current: str) -> None:
+    """Called by streamlit_app.py's navigation before it runs a page: the pages by view, and the view running."""
+    _run.nav = (pages, current)
+
+
+def current_view() -> str:
+    """The view this run draws: the navigation's page, or the page file run on its own (as AppTest runs one)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    main = Path(ctx.main_script_path) if ctx is not None else APP
+    if main.name == APP.name and getattr(_run, "nav", None):
+        return _run.nav[1]
+    return player.view_of_file(main)
+
+
+def _lesson_position() -> player.Position:
+    """The link's lesson position, its bad values mended with a notice; a link from outside that names a step
+    opens it: on its own page with the step's state (a link naming only the step), or there with st.switch_page."""
+    link = _link()
+    if not any(n in link for n in player.PARAMS):
+        return player.Position()
+    pos = player.position(lessons_loaded(), link)
+    for message in pos.notices:
+        notice(message)
+    mended = pos.mended()
+    if any(link.get(k) != v for k, v in mended.items()):
+        update_link(mended)
+    if pos.running and link_is_new():
+        view, target = current_view(), pos.step.view
+        if view != target or player.only_player(_link()):
+            _open_step(pos, pos.number, view)
+    return pos
+
+
+def _open_step(pos: player.Position, number: int, view: str | None = None) -> None:
+    """Put step `number`'s link in place: this run's link when the step is on this page, else switch there."""
+    link = player.step_link(pos.lesson, number, pos.present, model=_link().get("model"))
+    target = pos.lesson.step(number).view
+    view = view or current_view()
+    if target == view:
+        ss._link = link
+        _write_link()
+        _run.new_link = True
+        return
+    pages = getattr(_run, "nav", None)
+    if pages and target in pages[0]:
+        ss._link_written = None             # whatever the next page's URL holds is a link from outside
+        st.switch_page(pages[0][target], query_params=link)
+    ss._player_elsewhere = target           # a page run on its own cannot switch: say where the step is
+
+
+def _go(number: int) -> None:
+    """Next, Back, or the step's own settings again: the step's link in the URL, adopted by the next run."""
+    pos = player.position(lessons_loaded(), _link())
+    if not pos.running:
+        return
+    ss._notices = []
+    ss._player_shown = None
+    st.query_params.from_dict(player.step_link(pos.lesson, number, pos.present, model=_link().get("model")))
+
+
+def _end_lesson() -> None:
+    ss._notices = []
+    update_link(dict.fromkeys(player.PARAMS))
+
+
+def _reveal(key: tuple) -> None:
+    ss._player_shown = key
+
+
+_PRESENT_CSS = """
+<style>
+  /* Presenter view: no sidebar, large type, the step at the top. 20 px body text at 1280 px, 24 px from 1600 px. */
+  [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],
+  header[data-testid="stHeader"] { display: none !important; }
+  html, body, [class*="css"] { font-size: 20px; }
+  @media (min-width: 1600px) { html, body, [class*="css"] { font-size: 24px; } }
+  [data-testid="stMainBlockContainer"] { padding: 0.5rem 1.5rem 2rem 1.5rem; max-width: 100%; }
+  [data-testid="stElementContainer"]:has([data-testid="stMarkdownContainer"] > style):not(:has(p)) { display: none; }
+  [data-testid="stMain"] h1 { font-size: 1.6rem; padding: 0.2rem 0 0.2rem 0; }
+  .st-key-player [data-testid="stMarkdownContainer"] p { margin-bottom: 0.2rem; }
+  .st-key-player { gap: 0.5rem; }
+  [data-testid="stMain"] textarea, [data-testid="stMain"] input { font-size: 1rem; }
+  [data-testid="stWidgetLabel"] p { font-size: 0.9rem; }
+</style>
+"""
+
+_PLAYER_CSS = """
+<style>
+  .st-key-player_keys { display: none; }
+  .player-lesson { color: #555; font-size: 0.85em; display: inline-block; margin-bottom: 0.3rem; }
+</style>
+"""
+
+_KEYS_JS = """
+<script>
+(() => {
+  if (window.__lessonKeys) return;
+  window.__lessonKeys = true;
+  const KEYS = %s;
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const button = Object.keys(KEYS).find(k => KEYS[k].includes(e.key));
+    if (!button) return;
+    const t = e.target;
+    // keys typed into a box or moving a slider stay theirs (a toggle or checkbox keeps the focus: not those)
+    if (t && t.closest && t.closest('input:not([type="checkbox"]):not([type="radio"]), textarea, select, ' +
+        '[contenteditable="true"], [role="slider"], [role="combobox"], [role="listbox"], [role="spinbutton"]')) return;
+    const b = document.querySelector(`.st-key-${button} button`);
+    if (!b || b.disabled) return;
+    e.preventDefault();
+    b.click();
+  }, true);
+})();
+</script>
+"""
+
+
+def _player(panel, lm: ex.LoadedModel | None, pos: player.Position) -> None:
+    """The running lesson's panel: where we are, Back / Next, the narration, the question and its reveal, the
+    suggestions, the presenter toggle and End lesson. Compact: the step's page comes right below it."""
+    import json
+
+    lesson, step = pos.lesson, pos.step
+    view = current_view()
+    elsewhere = ss.pop("_player_elsewhere", None) or (step.view if step.view != view else None)
+    shown_key = (lesson.name, step.number)
+    with panel, st.container(key="player_keys"):    # hidden (display: none): the styles and the script take no room
+        st.markdown(_PLAYER_CSS + (_PRESENT_CSS if pos.present else ""), unsafe_allow_html=True)
+        st.html(_KEYS_JS % json.dumps(PLAYER_KEYS), unsafe_allow_javascript=True)
+    with panel, st.container(border=True, key="player"):
+        # one row that wraps: the step's name takes what the buttons (at their own width) leave
+        row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+        row.markdown(f"**Step {step.number} of {pos.total} · {html.escape(step.title)}**  \n"
+                     f'<span class="player-lesson">{html.escape(lesson.title)}</span>', unsafe_allow_html=True,
+                     width="stretch")
+        back = nxt = pres = end = row
+        back.button("◀ Back", key="player_back", disabled=not pos.has_back(), on_click=_go,
+                    args=(step.number - 1,), help="Previous step (← or Page Up)")
+        nxt.button("Next ▶", key="player_next", disabled=not pos.has_next(), on_click=_go, args=(step.number + 1,),
+                   type="primary", help="Next step (→ or Page Down)")
+        flag("present", "Presenter view", False, key="player_present", where=pres,
+             help="For a projector: no sidebar, large type. Keys: → next, ← back, R reveals.")
+        end.button("End lesson", key="player_end", on_click=_end_lesson)
+        st.markdown(step.narration)
+        if elsewhere:
+            st.info(f"This step is on the {_view_title(elsewhere)} page.", icon=":material/info:")
+        if lm is not None:
+            for problem in lesson_problems(lm.name, lesson.name):
+                if problem.step == step.number:
+                    st.warning(str(problem))
+        q, tail = step.question, []
+        if q is not None:
+            qcol, rcol = st.columns([6, 1.6], vertical_alignment="center")
+            qcol.markdown(f"**Question:** {q.text}")
+            rcol.button("Reveal (R)", key="player_reveal", on_click=_reveal, args=(shown_key,), width="stretch",
+                        disabled=ss.get("_player_shown") == shown_key or lm is None)
+            if ss.get("_player_shown") == shown_key and lm is not None:
+                try:
+                    with st.spinner("Working out the answer on this model…"):
+                        a = lesson_answer(lm.name, lesson.name, step.number)
+                    st.success(f"**Answer:** {md_escape(a.text)}")   # model text: shown as it is, not as Markdown
+                except ex.ExplainerError as e:
+                    st.info(f"This model cannot answer that: {e}")
+        if step.tries:
+            tail.append("**Try this:** " + " · ".join(step.tries))
+        if tail:
+            st.markdown("  \n".join(tail))
+        if _step_changed(pos) or elsewhere:
+            st.button("Back to the step's settings", key="player_restore", on_click=_go, args=(step.number,),
+                      icon=":material/restart_alt:")
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!$<>|~])")
+
+
+def md_escape(text: str) -> str:
+    """Text as Streamlit's Markdown shows it literally (a sampled `*`, `#` or `$…$` is not formatting)."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _step_changed(pos: player.Position) -> bool:
+    """Whether the link's state differs from the step's own (a control moved during the step)."""
+    want = player.step_link(pos.lesson, pos.number, pos.present, model=_link().get("model"))
+    return {k: v for k, v in _link().items() if k != "present"} != {k: v for k, v in want.items() if k != "present"}
+
+
+def _view_title(view: str) -> str:
+    pages = getattr(_run, "nav", None)
+    if pages and view in pages[0]:
+        return pages[0][view].title
+    return view.replace("_", " ")
+
+
+def lesson_picker() -> None:
+    """The home page's lessons: title, level, minutes, summary and a Start button each; files that failed to
+    load are listed with their message (the others still work)."""
+    loaded = lessons_loaded()
+    st.subheader("Lessons for a class")
+    st.write("A guided path through the pages, step by step: what to say, a question for the class, and the "
+             "answer worked out live on the model. Presenter view is for a projector.")
+    cols = st.columns(3)
+    for i, lesson in enumerate(loaded.lessons):
+        with cols[i % 3], st.container(border=True):
+            st.markdown(f"**{html.escape(lesson.title)}**  \n{html.escape(lesson.level)} · {lesson.minutes} min · "
+                        f"{len(lesson.steps)} steps")
+            st.caption(lesson.summary)
+            a, b = st.columns(2)
+            a.button("Start", key=f"start_{lesson.name}", on_click=_start, args=(lesson.name, False),
+                     width="stretch", type="primary")
+            b.button("Present", key=f"present_{lesson.name}", on_click=_start, args=(lesson.name, True),
+                     width="stretch", help="Start in presenter view (for a projector)")
+    if not loaded.lessons:
+        st.info(f"No lessons found in {lessons_folder()}.")
+    for e in loaded.errors:
+        st.warning(f"A lesson could not be loaded: {e}", icon=":material/error:")
+
+
+def _start(name: str, present: bool) -> None:
+    lesson = lessons_loaded().get(name)
+    if lesson is None:
+        return
+    ss._notices = []
+    ss._player_shown = None
+    link = player.step_link(lesson, 1, present, model=player.start_model(lesson, _link().get("model")))
+    st.query_params.from_dict(link)
+
+
+def lesson_running() -> bool:
+    """Whether a lesson is running in this run (ui.page has read the link)."""
+    return getattr(_run, "position", player.Position()).running
+
+
+def presenting() -> bool:
+    """Whether this run draws the presenter view (a lesson running with present=1)."""
+    pos = getattr(_run, "position", player.Position())
+    return pos.running and pos.present

@@ -55,6 +55,11 @@ NUMBERS = {"max_tokens": "99999999", "seed": "-1", "top_k": "1e12", "temperature
            "lab_sample_seed": "3.5", "lab_n": "1e9", "lab_block": "0x10", "lab_of_names": "∞"}
 # (lab_steps and lab_every go out of range on the cheap side: the lab trains on a first visit, so a link with
 # lab_steps=50000&lab_every=10 draws 5,000 redraws, minutes of server time: a page matter, noted in the report)
+# the lesson player's names (every page): a lesson that is not there, a step and a presenter flag that are not
+# numbers or flags, with a real lesson so that the step is read
+PLAYER = {"lesson": "how-a-gpt-writes", "step": "1e9", "present": "2"}
+for _names in URL_TEXT.values():
+    _names.append("lesson")       # free text as a lesson name: a notice that no such lesson is here
 MAX_CHARS = {"lab_prefix": 20}
 PAGES = list(BOXES)
 
@@ -140,11 +145,13 @@ def test_bad_text_and_numbers_in_the_url(offline, page):
         at.run()
         _no_crash(at, label)
     at = AppTest.from_file(_path(page), default_timeout=300)
-    for n, v in NUMBERS.items():
+    for n, v in {**NUMBERS, **PLAYER}.items():
         at.query_params[n] = v
     at.run()
     _no_crash(at, "numbers")
     assert not at.error, [e.value for e in at.error]
+    notes = " ".join(w.value for w in at.warning)
+    assert "`step=1e9`" in notes and "`present=2`" in notes, notes
 
 
 def test_bad_model_names_typed_in_the_picker(offline):

@@ -164,3 +164,67 @@ def test_clicking_a_tab_writes_it_to_the_link_and_the_link_reopens_it(app_and_br
         assert not page.locator("[data-testid='stException']").all_inner_texts()
     finally:
         context.close()
+
+
+# The page scrolls when some scrolling container (Streamlit's main area, or the document) holds more than it shows.
+SCROLL_JS = """() => {
+  const els = [document.scrollingElement, ...document.querySelectorAll('[data-testid="stMain"], section.main, '
+               + '[data-testid="stAppViewContainer"], [data-testid="stAppScrollToBottomContainer"]')];
+  let most = 0;
+  for (const e of els) if (e) most = Math.max(most, e.scrollHeight - e.clientHeight);
+  return most;
+}"""
+BODY_PX_JS = """() => { const p = document.querySelector('.st-key-player [data-testid="stMarkdownContainer"] p');
+  return p ? parseFloat(getComputedStyle(p).fontSize) : 0; }"""
+
+
+def test_lesson_one_in_presenter_view_by_the_keyboard(app_and_browser, capsys):
+    """Lesson one (order = 1) in presenter view at 1280×720, driven only by → from the first step to the last: no
+    exception on any step, the step's page each time, a screenshot of every step (lesson_NN.png, what the
+    projector shows), and per step whether the page scrolls (printed; the goal is none at 1280×720)."""
+    from explainer import lessons
+
+    base, b = app_and_browser
+    lesson = min(lessons.load_all().lessons, key=lambda x: x.order)
+    page = b.new_page(viewport={"width": 1280, "height": 720})
+    rows = []
+    try:
+        page.goto(f"{base}/?lesson={lesson.name}&step=1&present=1", wait_until="domcontentloaded")
+        br.wait_idle(page)
+        for s in lesson.steps:
+            if s.number > 1:
+                page.keyboard.press("ArrowRight")
+                page.get_by_text(f"Step {s.number} of {len(lesson.steps)}").first.wait_for(timeout=240_000)
+                br.wait_idle(page)
+            head = page.locator(".st-key-player").first.inner_text()
+            assert f"Step {s.number} of {len(lesson.steps)}" in head, (s.number, head)
+            assert f"step={s.number}" in page.url and "present=1" in page.url, page.url
+            assert not page.locator("[data-testid='stSidebar']").is_visible()
+            exceptions = page.locator("[data-testid='stException']").all_inner_texts()
+            assert not exceptions, (s.number, exceptions)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(br.SHOTS / f"lesson_{s.number:02d}.png"))
+            over = page.evaluate(SCROLL_JS)
+            rows.append((s.number, s.view, over, page.evaluate(BODY_PX_JS)))
+        n = len(lesson.steps)
+        for key, to in (("ArrowLeft", n - 1), ("PageUp", n - 2), ("PageDown", n - 1)):   # a clicker sends PageUp/Down
+            page.keyboard.press(key)
+            page.get_by_text(f"Step {to} of {n}").first.wait_for(timeout=240_000)
+            br.wait_idle(page)
+        page.keyboard.press("r")                                         # R reveals the step's answer
+        page.locator("[data-testid='stAlertContentSuccess']").first.wait_for(timeout=240_000)
+        assert "Answer:" in page.locator("[data-testid='stAlertContentSuccess']").first.inner_text()
+        br.wait_idle(page)
+        page.set_viewport_size({"width": 1920, "height": 1080})
+        page.wait_for_timeout(1000)
+        big = page.evaluate(BODY_PX_JS)
+        page.screenshot(path=str(br.SHOTS / "lesson_1920x1080.png"))
+    finally:
+        page.close()
+    with capsys.disabled():
+        print(f"\n{lesson.name} in presenter view at 1280×720 (scroll: px of the page below the window)")
+        for n, view, over, px in rows:
+            print(f"  step {n:2d} {view:12s} {'scrolls ' + str(over) + ' px' if over > 2 else 'fits'}  body {px:g} px")
+        print(f"  at 1920×1080: body text {big:g} px")
+    assert all(px >= 20 for *_, px in rows), rows
+    assert big >= 24, big

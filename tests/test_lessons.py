@@ -117,7 +117,7 @@ MALFORMED = [
      ["step 1 (“Intro”)", "`view`", "'Atention' is not a view", "Next_token"]),
     ("unknown parameter", _with("layer = 1", "layr = 1"), ["`state.layr`", "not a URL parameter"]),
     ("parameter of another view", _with("layer = 1", 'tab = "map"'),
-     ["`state.tab`", "not used by the Attention view", "It reads: head, layer, max_tokens, prompt"]),
+     ["`state.tab`", "not used by the Attention view", "It reads: att_window, head, layer, max_tokens, prompt"]),
     ("forbidden model", _with("layer = 1", 'model = "gpt2"'), ["`state.model`", "lesson's own `model` field"]),
     ("forbidden steps", _with("layer = 1", 'steps = "1,2"'), ["`state.steps`"]),
     ("negative layer", _with("layer = 1", "layer = -1"), ["`state.layer`", "not a whole number"]),

@@ -15,7 +15,8 @@ def test_contract_names_are_the_published_ones():
     published = {"model", "prompt", "max_tokens", "layer", "head", "neuron", "token", "temperature", "top_k",
                  "top_p", "seed", "steps", "tab"}                          # the links issue's contract
     shared_since = {"min_p", "repetition_penalty"}                        # Next token and Generate share them
-    assert set(links.SHARED) == published | shared_since
+    player = {"lesson", "step", "present"}                                # the lesson player's, across pages
+    assert set(links.SHARED) == published | shared_since | player
     assert not set(links.SHARED) & set(links.PAGE)
 
 
