@@ -63,7 +63,7 @@ def home() -> None:
     if ui.lesson_running():    # the player's Next is the path now
         return
     st.divider()
-    ui.lesson_picker()
+    ui.lesson_picker(lm)
     st.divider()
     st.subheader("The guided tour")
     st.write("Follow the prompt through the model, one page at a time:")

@@ -1046,9 +1046,10 @@ def _view_title(view: str) -> str:
     return view.replace("_", " ")
 
 
-def lesson_picker() -> None:
-    """The home page's lessons: title, level, minutes, summary and a Start button each; files that failed to
-    load are listed with their message (the others still work)."""
+def lesson_picker(lm: ex.LoadedModel | None = None) -> None:
+    """The home page's lessons: title, level, minutes, summary, Start and Present, and (with a model) the
+    handout and the lesson file to take home; files that failed to load are listed with their message (the
+    others still work)."""
     loaded = lessons_loaded()
     st.subheader("Lessons for a class")
     st.write("A guided path through the pages, step by step: what to say, a question for the class, and the "
@@ -1064,6 +1065,10 @@ def lesson_picker() -> None:
                      width="stretch", type="primary")
             b.button("Present", key=f"present_{lesson.name}", on_click=_start, args=(lesson.name, True),
                      width="stretch", help="Start in presenter view (for a projector)")
+            with st.popover("Handout and lesson file", icon=":material/download:", width="stretch"):
+                if lm is not None:
+                    handout_download(lesson, lm)
+                lesson_download(lesson)
     if not loaded.lessons:
         st.info(f"No lessons found in {lessons_folder()}.")
     for e in loaded.errors:

@@ -239,6 +239,9 @@ def test_the_picker_lists_every_lesson_and_the_ones_that_failed(offline, tmp_pat
         assert lesson.summary in text
     assert any("broken.toml" in w.value and "could not be loaded" in w.value for w in at.warning)
     assert any("predicts" in s.value for s in at.subheader)          # the app still works
+    labels = [b.label for b in at.get("download_button")]            # each lesson's handout and file to take home
+    assert labels.count("Download the handout (HTML)") == labels.count("Download the lesson file (.toml)") \
+        == len(BUILTIN.lessons)
     first = BUILTIN.lessons[0]
     at.button(key=f"present_{first.name}").click().run()
     _check_step(at, first, first.steps[0], present=True)
