@@ -67,7 +67,7 @@ def map_tab() -> None:
                           "an arrow; `one → two → three` a chain.")
         ui.select("map_dims", "View", ["2-D", "3-D"], D["map_dims"], widget="radio", key="emb_map_dims",
                   horizontal=True)
-        ui.flag("map_align", "First axis = the average arrow", D["map_align"], widget="checkbox", key="emb_map_align",
+        ui.flag("map_align", "Align to arrows", D["map_align"], widget="checkbox", key="emb_map_align",
                     help="Instead of plain PCA: put the average of the arrows (e.g. man → woman, king → queen) "
                          "on the first axis, and the principal components of what is left on the others.")
         st.markdown(f"Each word's vector has {lm.d_model} numbers. " + ui.term("PCA") + " picks the 2 or 3 "

@@ -48,7 +48,7 @@ def neuron_with_a_job(lm) -> None:
 def controls(tr) -> tuple[int, int, bool]:
     """The layer, how many neurons to rank, and whether the first token is left out."""
     L, T, _ = tr.mlp.shape
-    c1, c2, c3 = st.columns([3, 2, 2])
+    c1, c2, c3 = st.columns([5, 4, 5])   # the toggle's label needs the room at 1280 px
     layer = ui.slider("layer", "Layer", 0, L - 1, defaults.mlp_layer(L), key="mlp_layer", where=c1,
                       resets=("neuron",))  # a new layer starts on its strongest neuron
     n_show = ui.slider("mlp_n", "Neurons shown", 5, 40, defaults.MLP["mlp_n"], step=5, key="mlp_n", where=c2)
