@@ -61,8 +61,9 @@ ZOOM_OVER = 40   # a longer prompt's pattern has cells under 8 px at 1280 px: ad
 ZOOM_SIZE = 20
 
 
-def head_zoom(tr, layer: int, head: int) -> None:
-    """A window of the open head's pattern, for prompts whose cells are too small to read."""
+def head_zoom(tr, layer: int, head: int) -> tuple[int, int]:
+    """A window of the open head's pattern, for prompts whose cells are too small to read; returns it (first,
+    last), which the Q·K steps show too."""
     T = tr.n_tokens
     lo, hi = ui.range_slider("att_window", "Zoom into positions", 0, T - 1, (T - ZOOM_SIZE, T - 1),
                              key="att_window", help="Queries and keys from the first to the last position chosen, "
@@ -73,10 +74,11 @@ def head_zoom(tr, layer: int, head: int) -> None:
     rest = "; the rest goes to earlier tokens, left of it" if share < 0.995 else ""
     st.caption(f"These queries put {share:.0%} of their weight, on average, on keys inside the window{rest}. The "
                "row sums in the hover count the window only.")
+    return lo, hi
 
 
-def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
-    """The head the user chose (layer, head), drawn up close."""
+def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int, tuple[int, int] | None]:
+    """The head the user chose (layer, head), drawn up close, and the zoomed window of a long prompt (or None)."""
     L, H = lm.n_layers, lm.n_heads
     st.subheader("2 · One head up close")
     T = tr.n_tokens
@@ -97,8 +99,7 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
         ui.table_download("Download this pattern (CSV)",
                           lambda: exports.pattern(tr.attn[layer, head], list(tr.tokens), layer, head),
                           f"layer {layer} head {head} pattern", key="att_csv")
-        if tr.n_tokens > ZOOM_OVER:
-            head_zoom(tr, layer, head)
+        window = head_zoom(tr, layer, head) if tr.n_tokens > ZOOM_OVER else None
     with right:
         st.markdown("**How to read it.** Row = a token asking *“which earlier tokens matter to me?”*; "
                     "its weights over the columns add up to 1. Grey cells are the future: a GPT cannot look ahead.")
@@ -116,10 +117,10 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int]:
                         f"key/value heads. Head {head} reads key/value head **{kv}**, together with query heads "
                         f"{', '.join(str(h) for h in group if h != head)}.")
     ui.code_expander(f"Layer {layer}, head {head}'s pattern.", snippets.attention_head(lm, tr, layer, head))
-    return layer, head
+    return layer, head, window
 
 
-def qk_step_by_step(lm, tr, layer: int, head: int) -> None:
+def qk_step_by_step(lm, tr, layer: int, head: int, window: tuple[int, int] | None = None) -> None:
     H = lm.n_heads
     st.subheader("3 · Where the weights come from: Q·K, step by step")
     try:
@@ -146,23 +147,32 @@ def qk_step_by_step(lm, tr, layer: int, head: int) -> None:
                 f"{' and '.join(map(str, others))} use. Their patterns still differ because their queries differ.")
         else:
             st.markdown(f"Every one of the {H} query heads has its own key/value head (no grouping).")
+    lo, hi = window or (0, tr.n_tokens - 1)
+    if window:
+        st.markdown(f"Your prompt has {tr.n_tokens} tokens, too many to read as cells: the four steps show positions "
+                    f"{lo} to {hi}, the window zoomed into above. Each row's weights add up to 1 over all "
+                    f"{tr.n_tokens} keys, those left of the window included.")
+
+    def shown(m):
+        return m[lo:hi + 1, lo:hi + 1]
+
     s1, s2 = st.columns(2)
     with s1:
-        ui.chart(fa.qk_step(steps.raw, tr.tokens, "raw"), key="att_step_raw")
+        ui.chart(fa.qk_step(shown(steps.raw), tr.tokens[lo:hi + 1], "raw", first=lo), key="att_step_raw")
         st.caption("Every query is compared with every key, even later ones: a big positive number means "
                    "“this key answers my question”.")
-        ui.chart(fa.qk_step(steps.masked, tr.tokens, "masked"), key="att_step_masked")
+        ui.chart(fa.qk_step(shown(steps.masked), tr.tokens[lo:hi + 1], "masked", first=lo), key="att_step_masked")
         st.caption("A token may not look at the future: scores above the diagonal become −∞, which softmax turns "
                    "into 0.")
     with s2:
-        ui.chart(fa.qk_step(steps.scaled, tr.tokens, "scaled",
-                            f"2 · Scaled: × 1/√{steps.d_head} = {steps.scale:.4g}"), key="att_step_scaled")
+        ui.chart(fa.qk_step(shown(steps.scaled), tr.tokens[lo:hi + 1], "scaled",
+                            f"2 · Scaled: × 1/√{steps.d_head} = {steps.scale:.4g}", first=lo), key="att_step_scaled")
         raw_sd, scaled_sd = steps.score_spread
         st.caption(f"A dot product adds up d_head = {steps.d_head} products, so for random vectors it grows like "
                    f"√{steps.d_head} = {steps.d_head ** 0.5:g}. Dividing by √d_head undoes that, so a wide head does "
                    "not push softmax into giving one key everything. Here the scores' spread goes from "
                    f"{raw_sd:.2f} to {scaled_sd:.2f}.")
-        ui.chart(fa.qk_step(steps.pattern, tr.tokens, "pattern"), key="att_step_pattern")
+        ui.chart(fa.qk_step(shown(steps.pattern), tr.tokens[lo:hi + 1], "pattern", first=lo), key="att_step_pattern")
         st.caption(f"softmax(x)ᵢ = eˣⁱ / Σⱼ eˣʲ along each row: every row sums to 1 (largest deviation "
                    f"{steps.row_sum_error:.1e}). This equals the pattern the model itself used to within "
                    f"{steps.max_error:.1e}.")
@@ -332,8 +342,8 @@ if "_att_note" in ss:
     st.toast(ss.pop("_att_note"))
 scores = role_scores(lm)
 all_heads(lm, tr, shown, scores)
-layer, head = one_head(lm, tr, default, scores)
-qk_step_by_step(lm, tr, layer, head)
+layer, head, window = one_head(lm, tr, default, scores)
+qk_step_by_step(lm, tr, layer, head, window)
 head_writes(lm, tr, layer, head, int(ss.max_tokens))
 word_order(lm)
 if scores is not None:

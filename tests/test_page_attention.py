@@ -153,8 +153,8 @@ def test_empty_prompt_gets_a_message(app):
 def test_a_128_token_prompt_sends_every_head_in_under_a_megabyte(app, bundled):
     """Issue 13 item 4: the page's figures at 128 tokens are ≤ 1 MB as sent, and still carry every head's
     pattern: the all-heads image within one of its 255 colour levels of the trace's pooled tiles, the open
-    head's matrix and the Q·K steps within half a colour step (the rounding explainer/figures/attention.py
-    documents)."""
+    head's matrix, its zoomed window and the Q·K steps over that window within half a colour step (the rounding
+    explainer/figures/attention.py documents)."""
     app.text_area(key="prompt_widget").set_value(_text_of(bundled, 128)).run()
     page_ok(app)
     sizes = chart_bytes(app)
@@ -184,10 +184,13 @@ def test_a_128_token_prompt_sends_every_head_in_under_a_megabyte(app, bundled):
     assert np.isnan(z[~past]).all()
     np.testing.assert_allclose(z[past], tr.attn[layer, head][past], atol=1 / 256 / 2)
     steps = heads.qk_steps(bundled, tr, layer, head)
-    for key, want, cells in (("att_step_raw", steps.raw, np.ones_like(past)),
-                             ("att_step_scaled", steps.scaled, np.ones_like(past)),
-                             ("att_step_masked", steps.masked, past), ("att_step_pattern", steps.pattern, past)):
+    w = slice(lo, hi + 1)                    # a long prompt's Q·K steps show the zoomed window, on the diagonal
+    for key, want, cells in (("att_step_raw", steps.raw, np.ones_like(inside)),
+                             ("att_step_scaled", steps.scaled, np.ones_like(inside)),
+                             ("att_step_masked", steps.masked, inside), ("att_step_pattern", steps.pattern, inside)):
         heat = chart(app, key)["data"][0]
-        got = plotly_array(heat["z"])                                   # [T, T]
+        got = plotly_array(heat["z"])                                   # [20, 20]
+        assert heat["y"][0] == zoom["y"][0] and len(heat["y"]) == hi - lo + 1
         assert np.isnan(got[~cells]).all()
-        np.testing.assert_allclose(got[cells], want[cells], atol=(heat["zmax"] - heat["zmin"]) / 256 / 2)
+        np.testing.assert_allclose(got[cells], want[w, w][cells], atol=(heat["zmax"] - heat["zmin"]) / 256 / 2)
+    assert f"the four steps show positions {lo} to {hi}" in " ".join(m.value for m in app.markdown)

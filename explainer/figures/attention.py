@@ -139,19 +139,21 @@ def head_zoom(pattern: np.ndarray, tokens, lo: int, hi: int, title: str | None =
     return head_heatmap(block, list(tokens)[lo:hi + 1], title, first=lo)
 
 
-def qk_step(matrix: np.ndarray, tokens, step: str, title: str | None = None) -> go.Figure:
+def qk_step(matrix: np.ndarray, tokens, step: str, title: str | None = None, *, first: int = 0) -> go.Figure:
     """One stage of Q·K: 'raw' or 'scaled' (diverging colours around 0), 'masked' (−∞ cells grey),
-    'pattern' (weights 0 to 1, rows sum to 1)."""
+    'pattern' (weights 0 to 1, rows sum to 1); `first` is the prompt position of row and column 0 when the
+    matrix is a window on the diagonal of a longer prompt's (its labels carry the real positions)."""
     if step not in STEP_INFO:
         raise ValueError(f"Unknown step '{step}'; choose one of {list(STEP_INFO)}.")
     head, value_name = STEP_INFO[step]
     title = title or head
     if step == "pattern":
-        return head_heatmap(matrix, tokens, title, height=_step_height(matrix))
+        return head_heatmap(matrix, tokens, title, height=_step_height(matrix), first=first)
     finite = np.asarray(matrix)[np.isfinite(matrix)]
     lim = float(np.abs(finite).max()) if finite.size else 1.0
     return token_matrix(matrix, tokens, title, value_name=value_name, colorscale=DIVERGING, zmin=-lim, zmax=lim,
-                        fmt=".1f", masked_text="−∞" if step == "masked" else "", height=_step_height(matrix))
+                        fmt=".1f", masked_text="−∞" if step == "masked" else "", height=_step_height(matrix),
+                        first=first)
 
 
 def _step_height(m: np.ndarray) -> int:
