@@ -100,7 +100,7 @@ VIEW_PARAMS: dict[str, frozenset[str]] = {
     "Embeddings": frozenset({"tab", "map_preset", "map_words", "map_dims", "map_align", "an_preset", "an_a", "an_b",
                              "an_c", "an_k", "an_variants", "nb_word", "dir_preset", "dir_axis", "dir_words",
                              "sim_words", "ctx_preset", "ctx_word", "ctx_sentences", "ctx_center"}),
-    "Attention": frozenset({"prompt", "layer", "head", "att_window"}),
+    "Attention": frozenset({"prompt", "layer", "head", "token", "att_window"}),
     "MLP_neurons": frozenset({"prompt", "layer", "mlp_n", "skip_first", "token", "neuron"}),
     "Logit_lens": frozenset({"prompt", "window", "token", "word", "space"}),
     "Next_token": frozenset({"prompt", "seed", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",

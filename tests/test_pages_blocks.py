@@ -68,7 +68,7 @@ def test_logit_lens_page(offline, bundled, tr):
     assert cells[-1][-1] == "<b>␣Paris</b>"                      # the model's output row, last position
     np.testing.assert_allclose(plotly_array(grid["data"][0]["z"]), res.probs[:, :, 0], rtol=1e-5)
     # the bottom row's echo, counted here from the embeddings through the final norm and the unembedding
-    x = torch.as_tensor(tr.resid[0])
+    x = torch.from_numpy(np.array(tr.resid[0]))                  # a writable copy
     with torch.inference_mode():
         first = bundled.model.lm_head(bundled.model.model.norm(x)).argmax(-1).numpy()
     echo, n = int((first == tr.token_ids).sum()), tr.n_tokens
