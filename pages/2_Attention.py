@@ -329,7 +329,7 @@ lm, tr = ui.traced_page(
     "Attention",
     "Attention is how a model uses what came earlier: in “The animal didn't cross the street because it was "
     "tired”, it is what lets the model connect “it” to “animal”. In " + ui.term("attention") + ", every "
-    + ui.term("block") + " does this with several " + ui.term("attention head", "heads") + " side by side, "
+    + ui.term("block") + " does this with several " + ui.term("attention head", "heads") + ", "
     "each with its own idea of what is worth looking at.",
     icon="👀",
 )
