@@ -41,6 +41,9 @@ TOUR = [
     ("pages/10_Glossary.py", ":material/menu_book:", "Glossary", REFERENCE,
      "Every technical word the pages use, in plain words."),
 ]
+# The student's page of a class poll (explainer/poll.py): opened from the QR code the lesson player shows, so it is
+# hidden from the sidebar and the tour (on its own, with no room, it has nothing to teach) and is no lesson view.
+JOIN = ("pages/11_Join.py", ":material/how_to_vote:", "Class poll", "Join")
 
 
 def home() -> None:
@@ -111,6 +114,8 @@ def navigation() -> None:
         url = Path(path).stem.split("_", 1)[1]
         by_view[url] = st.Page(path, title=label, icon=icon, url_path=url)
         sections.setdefault(section, []).append(by_view[url])
+    path, icon, label, url = JOIN
+    sections[""].append(st.Page(path, title=label, icon=icon, url_path=url, visibility="hidden"))
     current = st.navigation(sections)
     ui.in_navigation(by_view, current.url_path or "Home")   # the lesson player opens a step on its own page
     current.run()

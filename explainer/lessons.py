@@ -125,6 +125,7 @@ FORBIDDEN = {
     "lesson": "it is the lesson player's own: the lesson is the file itself",
     "step": "it is the lesson player's own: the step is the step's place in the file",
     "present": "it is the lesson player's own: the teacher switches the presenter view",
+    "room": "it is a class poll's room code, which lives only while the teacher's poll is open",
 }
 
 

@@ -71,6 +71,8 @@ PAGE = {
     "lab_every": "redraw every N steps", "lab_batch": "minibatch size", "lab_n": "names sampled",
     "lab_temp": "sampling temperature", "lab_sample_seed": "sampling seed", "lab_prefix": "start of a name",
     "lab_of_names": "overfitting: training names", "lab_of_hidden": "overfitting: hidden units",
+    # Join (a class poll's student page, explainer/poll.py)
+    "room": "class poll room code",
 }
 
 NAMES = {**SHARED, **PAGE}

@@ -35,6 +35,7 @@ from explainer import (
     makemore,
     mlp,
     player,
+    poll,
 )
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import export_name, figure_title, show_token
@@ -915,11 +916,18 @@ def _go(number: int) -> None:
 
 def _end_lesson() -> None:
     ss._notices = []
+    _close_poll()
     update_link(dict.fromkeys(player.PARAMS))
 
 
 def _reveal(key: tuple) -> None:
     ss._player_shown = key
+    room = ss.get(_POLL_KEY)
+    if room is not None:
+        try:
+            poll.STORE.reveal(room["code"], room["secret"])
+        except poll.PollError:
+            pass          # the panel's next run says what happened to the room
 
 
 _PRESENT_CSS = """
@@ -943,6 +951,8 @@ _PLAYER_CSS = """
 <style>
   .st-key-player_keys { display: none; }
   .player-lesson { color: #555; font-size: 0.85em; display: inline-block; margin-bottom: 0.3rem; }
+  .poll-code { font-size: 2.2rem; line-height: 1.2; }
+  .poll-code b { font-size: 3.4rem; letter-spacing: 0.18em; font-family: ui-monospace, Menlo, monospace; }
 </style>
 """
 
@@ -1009,13 +1019,24 @@ def _player(panel, lm: ex.LoadedModel | None, pos: player.Position) -> None:
             qcol.markdown(f"**Question:** {q.text}")
             rcol.button("Reveal (R)", key="player_reveal", on_click=_reveal, args=(shown_key,), width="stretch",
                         disabled=ss.get("_player_shown") == shown_key or lm is None)
-            if ss.get("_player_shown") == shown_key and lm is not None:
+            if ss.get(_POLL_KEY) is None:
+                rcol.button("Open a class poll", key="player_poll_open", on_click=_open_poll, width="stretch",
+                            icon=":material/how_to_vote:",
+                            help="Students join on their phones by a code or a QR code and guess; the tally "
+                                 "shows here, and beside the answer after Reveal.")
+            shown = ss.get("_player_shown") == shown_key and lm is not None
+            answer_at, tally_at = (st.columns([1, 1]) if shown and ss.get(_POLL_KEY) else (st.container(), None))
+            if shown:
                 try:
-                    with st.spinner("Working out the answer on this model…"):
+                    with answer_at, st.spinner("Working out the answer on this model…"):
                         a = lesson_answer(lm.name, lesson.name, step.number)
-                    st.success(f"**Answer:** {md_escape(a.text)}")   # model text: shown as it is, not as Markdown
+                    answer_at.success(f"**Answer:** {md_escape(a.text)}")   # model text: as it is, not as Markdown
                 except ex.ExplainerError as e:
-                    st.info(f"This model cannot answer that: {e}")
+                    answer_at.info(f"This model cannot answer that: {e}")
+        if ss.get(_POLL_KEY) is not None:
+            _poll_panel(lesson.name, step.number, q.text if q is not None else None,
+                        revealed=q is not None and ss.get("_player_shown") == shown_key,
+                        tally_at=tally_at if q is not None else None)
         if step.tries:
             tail.append("**Try this:** " + " · ".join(step.tries))
         if tail:
@@ -1023,6 +1044,222 @@ def _player(panel, lm: ex.LoadedModel | None, pos: player.Position) -> None:
         if _step_changed(pos) or elsewhere:
             st.button("Back to the step's settings", key="player_restore", on_click=_go, args=(step.number,),
                       icon=":material/restart_alt:")
+
+
+# -- the class poll (explainer/poll.py): the teacher's side in the player, the student's page (pages/11_Join.py) ---
+# The room's secret lives only in the teacher's session (ss[_POLL_KEY]); a student's page holds a random id of its
+# own and the room code from its link, never the secret. Both sides poll the store with a run_every fragment.
+
+_POLL_KEY = "_poll_teacher"          # {"code": ..., "secret": ...}: the teacher's session only
+_STUDENT_KEY = "_poll_student"       # a random id per browser session: anonymous, no account
+POLL_EVERY = 2                       # seconds between the fragments' reads of the store
+TALLY_ROWS = 10                      # guesses listed; the rest are counted on one line
+
+
+def _open_poll() -> None:
+    try:
+        code, secret = poll.STORE.open_room()
+    except poll.PollError as e:
+        ss._poll_error = str(e)
+        return
+    ss[_POLL_KEY] = {"code": code, "secret": secret}
+
+
+def _close_poll() -> None:
+    room = ss.pop(_POLL_KEY, None)
+    if room is not None:
+        try:
+            poll.STORE.close(room["code"], room["secret"])
+        except poll.PollError:
+            pass           # already gone (expired): nothing to close
+
+
+def app_base_url() -> str:
+    """The app's address as the browser sees it (scheme, host, port, any base path), without the page's path:
+    st.context.url (Streamlit ≥ 1.45) where there is a browser, else the Host header, else localhost."""
+    url = None
+    try:
+        url = st.context.url
+    except Exception:  # noqa: BLE001 - no script context (a test): the fallbacks below
+        url = None
+    if url:
+        url = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+        view = current_view()
+        if view != "Home" and url.endswith("/" + view):
+            url = url[: -len(view) - 1]
+        return url
+    try:
+        host = st.context.headers.get("Host")
+    except Exception:  # noqa: BLE001
+        host = None
+    return f"http://{host or 'localhost:%s' % st.get_option('server.port')}"
+
+
+def join_url(code: str) -> str:
+    return f"{app_base_url()}/Join?room={code}"
+
+
+_QR_CACHE: dict[str, bytes] = {}
+_QR_LOCK = threading.Lock()
+
+
+def qr_png(url: str) -> bytes:
+    """A QR code of `url` as PNG bytes (segno: pure Python), a few per process kept."""
+    import io
+
+    import segno
+
+    with _QR_LOCK:
+        if url not in _QR_CACHE:
+            buf = io.BytesIO()
+            segno.make(url, error="m").save(buf, kind="png", scale=8, border=2)
+            if len(_QR_CACHE) > 32:
+                _QR_CACHE.clear()
+            _QR_CACHE[url] = buf.getvalue()
+        return _QR_CACHE[url]
+
+
+def _poll_panel(lesson_name: str, number: int, question: str | None, revealed: bool, tally_at=None) -> None:
+    """The teacher's poll in the player: the room code in large type, the join link's QR code, the live tally
+    (beside the answer once revealed). The step's question is put to the room on every run (the same one again
+    changes nothing; the next step's starts a new round)."""
+    room = ss[_POLL_KEY]
+    code, secret = room["code"], room["secret"]
+    try:
+        poll.STORE.set_question(code, secret, lesson_name, number, question)
+        if revealed:
+            poll.STORE.reveal(code, secret)
+    except poll.PollError as e:
+        ss.pop(_POLL_KEY, None)
+        st.warning(f"The class poll has closed: {e}", icon=":material/how_to_vote:")
+        return
+    url = join_url(code)
+    left, right = st.columns([1, 2], vertical_alignment="top")
+    with left, st.container(key="poll_room"):
+        st.image(qr_png(url), width=200, caption="Scan to join")
+    with right:
+        st.markdown(f'<div class="poll-code">Room <b>{html.escape(code)}</b></div>', unsafe_allow_html=True)
+        st.markdown(f"Join at **{md_escape(url.split('?', 1)[0])}** with the code, or scan the QR code. "
+                    "One guess each; a new guess replaces yours.")
+        host = url.split("//", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        if host in ("localhost", "127.0.0.1", "::1"):
+            st.caption("Phones cannot open localhost: start the server with `--server.address 0.0.0.0` and open "
+                       "the app by this computer's network address.")
+        st.button("Close the poll", key="player_poll_close", on_click=_close_poll, icon=":material/close:")
+    if question is None:
+        st.caption("This step asks nothing: students see “wait for the next question”.")
+        return
+    where = tally_at if tally_at is not None else st.container()
+    with where:
+        _teacher_tally(code, secret)
+
+
+@st.fragment(run_every=POLL_EVERY)
+def _teacher_tally(code: str, secret: str) -> None:
+    try:
+        rows = poll.STORE.tally(code, secret)
+        view = poll.STORE.view(code)
+    except poll.PollError as e:
+        st.warning(str(e))
+        return
+    st.markdown(f"**The class's guesses** ({view.guesses} {'student' if view.guesses == 1 else 'students'}"
+                f"{', closed' if view.revealed else ', live'})")
+    tally_rows(rows)
+
+
+def tally_rows(rows: Sequence[tuple[str, int]]) -> None:
+    """A tally as text (a guess is data: escaped, never Markdown or HTML), with a bar each."""
+    if not rows:
+        st.caption("No guesses yet.")
+        return
+    total = sum(n for _, n in rows)
+    for guess, n in rows[:TALLY_ROWS]:
+        a, b = st.columns([3, 2], vertical_alignment="center")
+        a.markdown(f"{md_escape(guess)} · **{n}**")
+        b.progress(n / total)
+    rest = rows[TALLY_ROWS:]
+    if rest:
+        st.caption(f"…and {len(rest)} other guesses ({sum(n for _, n in rest)} students).")
+
+
+def student_page(title: str, icon: str = "🗳️") -> None:
+    """A page for a student's phone: the app's navigation and the link, no model, no sidebar picker, no player."""
+    _through_app_navigation()
+    try:
+        st.set_page_config(page_title=f"{title} · Inside a GPT", page_icon=icon, layout="centered")
+    except st.errors.StreamlitAPIException:
+        pass
+    st.markdown(_CSS, unsafe_allow_html=True)
+    _run.box, _run.said = st.container(), set()
+    link_in()
+    st.title(title)
+
+
+def student_id() -> str:
+    import secrets
+
+    if _STUDENT_KEY not in ss:
+        ss[_STUDENT_KEY] = secrets.token_urlsafe(12)
+    return ss[_STUDENT_KEY]
+
+
+def join_room_box() -> None:
+    """No room in the link: a box for the code the projector shows."""
+    with st.form("join_code", border=False):
+        typed = st.text_input("Room code", max_chars=12, placeholder="five letters, as on the projector")
+        if st.form_submit_button("Join", type="primary"):
+            try:
+                set_link("room", poll.clean_code(typed))
+                st.rerun()
+            except poll.PollError as e:
+                st.error(str(e))
+
+
+def student_room(code: str) -> None:
+    """The room's question, a box for one guess, and the student's guess; a fragment watches for a new question
+    or the reveal and redraws the page then (the box is not redrawn under the student's fingers meanwhile)."""
+    sid = student_id()
+    try:
+        view = poll.STORE.view(code)
+    except poll.PollError as e:
+        st.error(str(e))
+        return
+    ss._join_seen = (code, view.round, view.revealed)
+    q = view.question
+    if q is None or q.text is None:
+        st.info("Waiting for the teacher's question…", icon=":material/hourglass_top:")
+    else:
+        st.markdown(f"**Question:** {q.text}")       # the lesson's own text, as the player shows it
+        if view.revealed:
+            st.success("The answer is on the projector.")
+            tally_rows(poll.STORE.tally(code))
+        else:
+            with st.form(f"join_guess_{view.round}", clear_on_submit=True, border=False):
+                guess = st.text_input("Your guess", max_chars=poll.MAX_GUESS, key=f"join_box_{view.round}")
+                sent = st.form_submit_button("Submit", type="primary")
+            if sent:
+                try:
+                    poll.STORE.submit(code, sid, guess)
+                except poll.PollError as e:
+                    st.error(str(e))
+        mine = poll.STORE.guess_of(code, sid)
+        if mine:
+            st.markdown(f"Your guess: **{md_escape(mine)}**")
+    _student_watch(code)
+
+
+@st.fragment(run_every=POLL_EVERY)
+def _student_watch(code: str) -> None:
+    try:
+        view = poll.STORE.view(code)
+    except poll.PollError:
+        if (ss.get("_join_seen") or (None,))[0] == code:
+            ss._join_seen = None
+            st.rerun(scope="app")
+        return
+    if ss.get("_join_seen") != (code, view.round, view.revealed):
+        st.rerun(scope="app")
+    st.caption(f"Room {code} · {view.guesses} {'guess' if view.guesses == 1 else 'guesses'} in")
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!$<>|~])")

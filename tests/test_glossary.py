@@ -35,7 +35,8 @@ def test_every_marked_term_is_in_the_glossary():
 
 def test_every_page_marks_a_term_in_its_opening():
     files = {f for fs in marked_terms().values() for f in fs}
-    pages = {f.name for f in (ROOT / "pages").glob("*.py")} - {"10_Glossary.py", "6_Generate.py"}
+    # the Glossary itself, Generate, and the class poll's student page (a question and a box, on a phone)
+    pages = {f.name for f in (ROOT / "pages").glob("*.py")} - {"10_Glossary.py", "6_Generate.py", "11_Join.py"}
     assert pages <= files, pages - files
 
 

@@ -29,8 +29,10 @@ from explainer.errors import ExplainerError, LessonError
 from explainer.tokens import encode
 
 ROOT = Path(__file__).resolve().parents[1]
+STUDENT_PAGE = "11_Join.py"     # the class poll's student page (streamlit_app.JOIN): hidden, and no lesson's view
 PAGES = {p.stem.split("_", 1)[1]: p for p in sorted((ROOT / "pages").glob("*.py"),
-                                                    key=lambda p: int(p.stem.split("_", 1)[0]))}
+                                                    key=lambda p: int(p.stem.split("_", 1)[0]))
+         if p.name != STUDENT_PAGE}
 
 GOOD = '''
 title = "A lesson"
@@ -280,6 +282,13 @@ def test_value_rules_are_the_pages_ranges_and_choices():
 
 def test_every_link_name_has_a_rule():
     assert set(lessons.RULES) | set(lessons.FORBIDDEN) == set(links.NAMES)
+
+
+def test_a_lesson_cannot_set_a_poll_room():
+    assert "room" in links.PAGE and "room" in lessons.FORBIDDEN
+    assert f'"{STUDENT_PAGE}"' in (ROOT / "streamlit_app.py").read_text(encoding="utf-8").replace("pages/", "")
+    with pytest.raises(LessonError, match="`state.room`: cannot be set by a lesson"):
+        lessons.parse(GOOD.replace("layer = 1", 'room = "ABCDE"'), "x")
 
 
 # -- the built-in lessons ------------------------------------------------------------------------------------

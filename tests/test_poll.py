@@ -181,3 +181,128 @@ def test_the_caps_on_rooms_and_students():
     clock.t += poll.RATE_SECONDS
     store.submit(code, "s4", "b")
     assert store.tally(code, secret) == [("b", 1)]
+
+
+# -- the student's page and the teacher's panel (AppTest) --------------------------------------------------------
+
+def _join(query: dict[str, str]):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("../pages/11_Join.py", default_timeout=120)
+    at.query_params.update(query)
+    return at.run()
+
+
+def _submit(at, guess: str):
+    box = next(t for t in at.text_input if t.key and t.key.startswith("join_box_"))
+    box.set_value(guess)          # as a websocket client may send it: the server does not enforce max_chars
+    next(b for b in at.button if b.label == "Submit").click()
+    return at.run()
+
+
+def _markdown(at) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def test_a_students_page_shows_the_question_and_never_the_teachers_controls():
+    from tests.conftest import page_ok
+
+    code, secret = poll.STORE.open_room()
+    try:
+        at = _join({"room": code.lower()})
+        page_ok(at)
+        assert any("Waiting for the teacher" in i.value for i in at.info)
+        poll.STORE.set_question(code, secret, "how-a-gpt-writes", 1, "How many tokens?")
+        at.run()
+        page_ok(at)
+        assert "**Question:** How many tokens?" in _markdown(at)
+        at = _submit(at, "  Nine ")
+        page_ok(at)
+        assert "Your guess: **nine**" in _markdown(at)
+        at = _submit(at, "9")                                           # replaces it
+        assert "Your guess: **9**" in _markdown(at) and poll.STORE.tally(code, secret) == [("9", 1)]
+        assert not [b for b in at.button if b.key and b.key.startswith("player_")]
+        assert not {"Reveal (R)", "Open a class poll", "Close the poll", "Next ▶"} & {b.label for b in at.button}
+        assert "_poll_teacher" not in at.session_state and "_poll_student" in at.session_state
+        assert secret not in repr(at.session_state)                   # every key and value the session holds
+        poll.STORE.reveal(code, secret)
+        at.run()
+        page_ok(at)
+        assert any("answer is on the projector" in s.value for s in at.success)
+        assert not [t for t in at.text_input if t.key and t.key.startswith("join_box_")]    # guesses closed
+    finally:
+        poll.STORE.close(code, secret)
+
+
+def test_html_and_oversized_guesses_are_text_and_bounded():
+    from explainer import ui
+    from tests.conftest import page_ok
+
+    code, secret = poll.STORE.open_room()
+    try:
+        poll.STORE.set_question(code, secret, "x", 1, "Guess?")
+        at = _submit(_join({"room": code}), "<script>alert(1)</script>")
+        shown = [m for m in at.markdown if m.value.startswith("Your guess")]
+        assert len(shown) == 1 and shown[0].value == "Your guess: **" + ui.md_escape("<script>alert(1)</script>") + "**"
+        assert shown[0].value == r"Your guess: **\<script\>alert\(1\)\</script\>**"
+        assert not shown[0].proto.allow_html                          # Markdown with HTML off, the tags escaped
+        box = next(t for t in at.text_input if t.key and t.key.startswith("join_box_"))
+        assert box.proto.max_chars == poll.MAX_GUESS                   # a browser cannot even type more
+        assert poll.STORE.tally(code, secret) == [("<script>alert(1)</script>", 1)]
+        at = _submit(at, "x" * 100_000)      # sent past the box: Streamlit's server keeps max_chars of it
+        page_ok(at)
+        assert poll.STORE.tally(code, secret) == [("x" * poll.MAX_GUESS, 1)]
+        assert f"Your guess: **{'x' * poll.MAX_GUESS}**" in _markdown(at)
+        with pytest.raises(GuessRefused, match="100,000 characters"):    # and the store refuses it on its own
+            poll.STORE.submit(code, "past-the-page", "x" * 100_000)
+        assert _join({"room": "NOPE1"}).error[0].value.startswith("“NOPE1” is not a room code")
+        assert "There is no room" in _join({"room": "ZZZZZ" if code != "ZZZZZ" else "YYYYY"}).error[0].value
+    finally:
+        poll.STORE.close(code, secret)
+
+
+def test_the_teachers_panel_opens_a_poll_and_shows_the_tally(offline):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import page_ok
+
+    at = AppTest.from_file("../pages/8_Anatomy.py", default_timeout=600)
+    at.query_params.update({"lesson": "two-files", "step": "1"})
+    at.run()
+    page_ok(at)
+    at.button(key="player_poll_open").click().run()
+    page_ok(at)
+    room = at.session_state["_poll_teacher"]
+    code, secret = room["code"], room["secret"]
+    try:
+        assert any(f"Room <b>{code}</b>" in m for m in _markdown(at))
+        assert len(at.get("image")) == 1                                  # the QR code
+        assert any("http://localhost:8501/Join" in m for m in _markdown(at))   # no browser: the fallback
+        v = poll.STORE.view(code)
+        assert (v.question.lesson, v.question.step, v.revealed) == ("two-files", 1, False)
+        assert v.question.text.startswith("How many parameters")
+        for i, g in enumerate(["135m", "135M", "100 million", "<b>1</b>"]):
+            poll.STORE.submit(code, f"s{i}", g)
+        at.run()
+        page_ok(at)
+        md = _markdown(at)
+        assert "135m · **2**" in md and "100 million · **1**" in md and r"\<b\>1\</b\> · **1**" in md
+        assert any("4 students, live" in m for m in md)
+        at.button(key="player_reveal").click().run()
+        page_ok(at)
+        assert poll.STORE.view(code).revealed
+        assert at.success and at.success[0].value.startswith("**Answer:**")
+        assert any("4 students, closed" in m for m in _markdown(at))
+        at.button(key="player_next").click().run()                       # the next step's question: a new round
+        page_ok(at)
+        v = poll.STORE.view(code)
+        assert (v.question.step, v.revealed, v.guesses) == (2, False, 0)
+        at.button(key="player_poll_close").click().run()
+        assert "_poll_teacher" not in at.session_state
+        with pytest.raises(NoSuchRoom):
+            poll.STORE.view(code)
+    finally:
+        try:
+            poll.STORE.close(code, secret)
+        except NoSuchRoom:
+            pass
