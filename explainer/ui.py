@@ -1236,7 +1236,7 @@ def student_room(code: str) -> None:
         else:
             with st.form(f"join_guess_{view.round}", clear_on_submit=True, border=False):
                 guess = st.text_input("Your guess", max_chars=poll.MAX_GUESS, key=f"join_box_{view.round}")
-                sent = st.form_submit_button("Submit", type="primary")
+                sent = st.form_submit_button("Submit", type="primary", key=f"join_send_{view.round}")
             if sent:
                 try:
                     poll.STORE.submit(code, sid, guess)
