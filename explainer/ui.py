@@ -1139,7 +1139,8 @@ def _poll_panel(lesson_name: str, number: int, question: str | None, revealed: b
         st.image(qr_png(url), width=200, caption="Scan to join")
     with right:
         st.markdown(f'<div class="poll-code">Room <b>{html.escape(code)}</b></div>', unsafe_allow_html=True)
-        st.markdown(f"Join at **{md_escape(url.split('?', 1)[0])}** with the code, or scan the QR code. "
+        join = url.split("?", 1)[0].replace("`", "")   # a code span: shown as is, no Markdown escapes in sight
+        st.markdown(f"Join at `{join}` with the code, or scan the QR code. "
                     "One guess each; a new guess replaces yours.")
         host = url.split("//", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
         if host in ("localhost", "127.0.0.1", "::1"):
