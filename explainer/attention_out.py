@@ -90,11 +90,16 @@ class HeadOutputs:
         return float(np.abs(self.out.astype(np.float64) - self.model_out).max())
 
 
+class _Reached(Exception):
+    """Raised by the check's hook once it has what it needs, to end the forward pass there."""
+
+
 def head_outputs(lm: LoadedModel, tr: Trace, layer: int, check: bool = True) -> HeadOutputs:
     """Values, weighted sums, concatenation and output projection of one layer (module docstring).
 
     Cheap: one norm, the value projection and the output projection of one layer; `check` adds one
-    forward pass of the whole model.
+    forward pass of the model up to this layer's output projection (the pass stops there: the blocks after it
+    cannot change what it computed).
     """
     if not 0 <= layer < lm.n_layers:
         raise RangeError(f"Layer {layer} does not exist.", f"Choose a layer from 0 to {lm.n_layers - 1}.")
@@ -124,10 +129,14 @@ def head_outputs(lm: LoadedModel, tr: Trace, layer: int, check: bool = True) -> 
 
         def keep(mod, args, output):
             got["in"], got["out"] = args[0].detach()[0].clone(), output.detach()[0].clone()
+            raise _Reached    # the rest of the pass would only cost time (up to a whole forward's worth)
 
         ids = torch.tensor(np.asarray(tr.token_ids, dtype=np.int64), device=lm.device)[None]  # [1, T]
-        with hooks([(proj, "post", keep)]), torch.inference_mode():
-            lm.model(input_ids=ids, use_cache=False)
+        try:
+            with hooks([(proj, "post", keep)]), torch.inference_mode():
+                lm.model(input_ids=ids, use_cache=False)
+        except _Reached:
+            pass
         model_z, model_out = (readonly(got[k].float().cpu().numpy()) for k in ("in", "out"))
 
     def np_(t: torch.Tensor) -> np.ndarray:

@@ -58,8 +58,8 @@ class TokenTrajectory:
 
     token_id: int
     token: str
-    probs: np.ndarray           # [L+1, T] float32
-    ranks: np.ndarray           # [L+1, T] int64 (0 = most likely)
+    probs: np.ndarray           # [L+1, T] float32 (NaN at a position not decoded)
+    ranks: np.ndarray           # [L+1, T] int64 (0 = most likely; -1 at a position not decoded)
 
     def first_top_row(self, position: int) -> int | None:
         """The first row at which the token is the top guess at `position` (None if it never is)."""
@@ -202,20 +202,25 @@ def residual_norm(tr: Trace) -> np.ndarray:
     return readonly(np.linalg.norm(tr.resid, axis=-1).astype(np.float32))
 
 
-def token_trajectory(lm: LoadedModel, tr: Trace, token_id: int) -> TokenTrajectory:
-    """Probability and rank of one token at every layer and position ("when does it settle on ' Paris'?")."""
+def token_trajectory(lm: LoadedModel, tr: Trace, token_id: int, positions=None) -> TokenTrajectory:
+    """Probability and rank of one token at every layer and position ("when does it settle on ' Paris'?").
+
+    `positions` (0..T-1) decodes only those positions, every layer (the Logit lens page shows one): the result
+    keeps its [L+1, T] shape, with NaN probabilities and rank -1 at the positions not decoded. A cell decoded
+    gets the same numbers either way: each row's logits are its own product (tests/test_lens.py)."""
     token_id = int(token_id)
     if not 0 <= token_id < lm.vocab_size:
         raise RangeError(f"Token id {token_id} is not in the vocabulary.",
                           f"Choose an id from 0 to {lm.vocab_size - 1}.")
     L1, T, _ = tr.resid.shape
-    probs = np.empty(L1 * T, dtype=np.float32)
-    ranks = np.empty(L1 * T, dtype=np.int64)
+    rows = _rows(lm, tr, None, positions)[0]
+    probs = np.full(L1 * T, np.nan, dtype=np.float32)
+    ranks = np.full(L1 * T, -1, dtype=np.int64)
     with torch.inference_mode():
-        for sl, logits in _chunks(lm, tr):
+        for sl, logits in _chunks(lm, tr, rows):
             mine = logits[:, token_id]                                   # [n]
-            probs[sl] = (mine - torch.logsumexp(logits, dim=-1)).exp().cpu().numpy()
-            ranks[sl] = (logits > mine[:, None]).sum(-1).cpu().numpy()
+            probs[rows[sl]] = (mine - torch.logsumexp(logits, dim=-1)).exp().cpu().numpy()
+            ranks[rows[sl]] = (logits > mine[:, None]).sum(-1).cpu().numpy()
     return TokenTrajectory(token_id=token_id, token=token_strings(lm.tokenizer, [token_id])[0],
                            probs=readonly(probs.reshape(L1, T)), ranks=readonly(ranks.reshape(L1, T)))
 

@@ -142,10 +142,12 @@ def lens_of(model_name: str, text: str, max_tokens: int, k: int, positions: tupl
                    lambda: _pass_of(model_name, text, max_tokens))
 
 
-def trajectory_of(model_name: str, text: str, max_tokens: int, token_id: int):
-    return _shared(("trajectory", model_name, text, max_tokens, token_id),
+def trajectory_of(model_name: str, text: str, max_tokens: int, token_id: int, position: int | None = None):
+    """One token's probability and rank through the layers: at `position` only (what the page shows: one
+    chunk of rows, not the whole grid's (L+1)·T), or at every position."""
+    return _shared(("trajectory", model_name, text, max_tokens, token_id, position),
                    lambda: lens.token_trajectory(get_model(model_name), get_trace(model_name, text, max_tokens),
-                                                 token_id),
+                                                 token_id, None if position is None else [position]),
                    lambda: _pass_of(model_name, text, max_tokens))
 
 

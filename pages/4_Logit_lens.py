@@ -82,7 +82,7 @@ def follow_token(lm, tr, max_tokens: int) -> None:
         if choice.notice:
             st.caption(choice.notice)
         token_id = choice.token_id
-    tj = ui.trajectory_of(lm.name, tr.text, max_tokens, int(token_id))
+    tj = ui.trajectory_of(lm.name, tr.text, max_tokens, int(token_id), int(pos))   # the position shown only
     ui.chart(figs.trajectory(tj, tr.tokens, pos), key="lens_traj")
     first = tj.first_top_row(pos)
     when = f"first becomes the top guess {_row_name(first)}" if first is not None else "is never the top guess"

@@ -258,3 +258,20 @@ def test_first_top_row_by_hand(bundled):
     assert tj.first_top_row(tr.n_tokens - 1) == rows[0]
     never = lens.token_trajectory(bundled, tr, int(np.argmin(tr.logits[-1])))
     assert never.first_top_row(tr.n_tokens - 1) is None
+
+
+def test_trajectory_of_one_position_is_the_full_one_there(bundled):
+    # the Logit lens page decodes only the position it shows: the same numbers there, nothing elsewhere
+    tr = ex.trace(bundled, PROMPT)
+    T, tok = tr.n_tokens, int(np.argmax(tr.logits[-1]))
+    full = lens.token_trajectory(bundled, tr, tok)
+    for p in (0, 3, T - 1):
+        one = lens.token_trajectory(bundled, tr, tok, positions=[p])
+        np.testing.assert_allclose(one.probs[:, p], full.probs[:, p], rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(one.ranks[:, p], full.ranks[:, p])
+        assert one.first_top_row(p) == full.first_top_row(p)
+        others = np.arange(T) != p
+        assert np.isnan(one.probs[:, others]).all() and (one.ranks[:, others] == -1).all()
+    for bad in ([T], []):
+        with pytest.raises(ex.PromptError):
+            lens.token_trajectory(bundled, tr, tok, positions=bad)
