@@ -99,8 +99,9 @@ def announce() -> str:
 # -- what things weigh ------------------------------------------------------------------------------
 
 def arrays_in(x: Any) -> Iterator[Any]:
-    """Every numpy array and torch tensor reachable from x (dataclass fields, items of tuples, lists and
-    dicts), each object once: what a cached result holds (`nbytes_of`) and what sharing it must freeze."""
+    """Every numpy array, torch tensor and bytes object reachable from x (dataclass fields, items of tuples,
+    lists and dicts), each object once: what a cached result holds (`nbytes_of`) and what sharing it must freeze
+    (bytes are immutable already)."""
     seen: set[int] = set()
     todo = [x]
     while todo:
@@ -108,7 +109,8 @@ def arrays_in(x: Any) -> Iterator[Any]:
         if id(v) in seen:
             continue
         seen.add(id(v))
-        if isinstance(v, np.ndarray) or (type(v).__module__.startswith("torch") and hasattr(v, "untyped_storage")):
+        if isinstance(v, (np.ndarray, bytes)) or (type(v).__module__.startswith("torch")
+                                                  and hasattr(v, "untyped_storage")):
             yield v
         elif isinstance(v, dict):
             todo.extend(v.values())
@@ -119,12 +121,14 @@ def arrays_in(x: Any) -> Iterator[Any]:
 
 
 def nbytes_of(x: Any) -> int:
-    """Bytes of every numpy array and torch tensor reachable from x (dataclass fields, tuples, lists, dicts),
-    each buffer counted once."""
+    """Bytes of every numpy array, torch tensor and bytes object reachable from x (dataclass fields, tuples,
+    lists, dicts), each buffer counted once."""
     seen_buf: set[tuple[int, int]] = set()
     total = 0
     for v in arrays_in(x):
-        if isinstance(v, np.ndarray):
+        if isinstance(v, bytes):
+            key = (id(v), len(v))
+        elif isinstance(v, np.ndarray):
             key = (v.__array_interface__["data"][0], v.nbytes)
         else:
             key = (v.data_ptr(), v.nelement() * v.element_size())

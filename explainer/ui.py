@@ -527,11 +527,8 @@ def handout_download(lesson, lm: ex.LoadedModel, key: str | None = None) -> None
     name, text = lm.name, lesson.text
 
     def make() -> bytes:
-        import numpy as np
-
-        def build():
-            return np.frombuffer(handout.build(lesson, get_model(name)).encode("utf-8"), dtype=np.uint8)
-        return _shared(("handout", name, lesson.name, text), build).tobytes()
+        return _shared(("handout", name, lesson.name, text),
+                       lambda: handout.build(lesson, get_model(name)).encode("utf-8"))   # weighed by its length
 
     st.download_button("Download the handout (HTML)", make, file_name=f"{lesson.name}-handout.html",
                        mime="text/html", key=key or f"handout_{lesson.name}", icon=":material/download:",

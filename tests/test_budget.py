@@ -63,6 +63,15 @@ def test_the_budget_comes_from_the_environment(monkeypatch):
         assert b.total == int(budget.machine_ram() * budget.DEFAULT_SHARE) and "half of this machine" in b.source
 
 
+def test_a_cached_file_weighs_its_bytes():
+    """A result that is a file (the lesson handout's HTML) is weighed by its length, each object once."""
+    import numpy as np
+
+    html = b"<p>" * 1000
+    assert budget.nbytes_of(html) == 3000
+    assert budget.nbytes_of((html, [html], {"a": np.zeros(10, np.float32)})) == 3000 + 40
+
+
 def test_the_size_of_a_trace_is_known_before_tracing(bundled):
     import explainer as ex
 
