@@ -5,10 +5,14 @@ Imported as `from _bench import ...` by scripts run as `python benchmarks/<name>
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,3 +51,31 @@ def text_of(lm, n_tokens: int) -> str:
     text = lm.tokenizer.decode(ids)
     assert len(lm.tokenizer(text)["input_ids"]) == n_tokens, "round-trip changed the token count"
     return text
+
+
+@contextmanager
+def streamlit_server(port: int, env: dict[str, str] | None = None, log=subprocess.DEVNULL):
+    """The app served offline on 127.0.0.1:port (extra `env` for the server), ready when this yields
+    (url, process); stopped on exit, killed if it does not stop within 20 s."""
+    full = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env or {})}
+    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    server = subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise SystemExit("the server exited") from None
+                time.sleep(0.5)
+        yield url, server
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()

@@ -23,18 +23,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import os
 import random
 import statistics
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from _bench import ROOT
+from _bench import ROOT, streamlit_server
 
 SENTENCES = [
     "The Eiffel Tower is in the city of", "My favourite fruit is the", "The capital of Japan is",
@@ -231,23 +228,8 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8765)
     args = ap.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "EXPLAINER_MEMORY_GB": f"{args.memory_gb:g}",
-           "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-           "--server.port", str(args.port), "--server.address", "127.0.0.1",
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
     log = open(ROOT / "artifacts" / "load-server.log", "w") if (ROOT / "artifacts").is_dir() else subprocess.DEVNULL
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise SystemExit("the server exited") from None
-                time.sleep(0.5)
+    with streamlit_server(args.port, {"EXPLAINER_MEMORY_GB": f"{args.memory_gb:g}"}, log) as (url, server):
         rss: list[int] = []
         stop = threading.Event()
         threading.Thread(target=watch_rss, args=(server.pid, stop, rss), daemon=True).start()
@@ -285,12 +267,6 @@ def main() -> None:
                     first = next((k for k, (a, b) in enumerate(zip(alone.digests, r.digests)) if a != b), None)
                     mismatched.append((i, first, p[first] if first is not None else None))
         stop.set()
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
     lat = {k: [x for r in results for x in r.latencies[k]] for k in ("slider", "prompt", "page", "open")}
     problems = [p for r in results for p in r.problems]

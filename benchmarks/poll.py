@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 
-from _bench import ROOT
+from _bench import streamlit_server
 from load import Session, pct
 
 from explainer import poll
@@ -168,25 +164,8 @@ def main() -> None:
     store_bench(args.students, args.rounds)
     if args.no_server:
         return
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-           "--server.port", str(args.port), "--server.address", "127.0.0.1",
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise SystemExit("the server exited") from None
-                time.sleep(0.5)
+    with streamlit_server(args.port) as (url, _):
         asyncio.run(server_bench(url, args.students, args.rounds))
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 if __name__ == "__main__":
