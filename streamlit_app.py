@@ -86,24 +86,35 @@ def prompt_and_prediction(lm) -> None:
     if tr is None:
         return
 
-    left, right = st.columns([3, 2], gap="large")
+    # side by side; in the presenter view of one of them, that one alone
+    left, right = st.columns([3, 2], gap="large") if ui.reading_only() else (st.container(), st.container())
     with left:
-        st.subheader(f"1 · The model reads {tr.n_tokens} tokens")
-        st.write("Text is cut into **tokens**: whole words, pieces of words, punctuation. Each has an id, "
-                 "its row in the vocabulary. A leading space is part of the token (shown as ␣).")
-        ui.token_chips(tr.tokens, [int(i) for i in tr.token_ids])
-        frac = tr.n_tokens / lm.n_ctx
-        st.progress(min(frac, 1.0), f"Context window: {tr.n_tokens:,} of {lm.n_ctx:,} tokens used ({frac:.2%})")
-        st.caption(f"Vocabulary: {lm.vocab_size:,} tokens. The model can attend to at most {lm.n_ctx:,} "
-                   "tokens at once: its context window.")
+        tokens_read(lm, tr)
     with right:
-        st.subheader("2 · …and predicts the next one")
-        probs = softmax(tr.next_token_logits())
-        top = top_k(probs, 10)
-        fig = top_next_tokens(list(token_strings(lm.tokenizer, top)), [int(i) for i in top], probs[top],
-                              tr.next_token_logits()[top])
-        ui.chart(fig, key="home_top")
-        st.caption("Probabilities over the whole vocabulary, from one forward pass. Hover a bar for its id and logit.")
+        next_one(lm, tr)
+
+
+@ui.section("tokens")
+def tokens_read(lm, tr) -> None:
+    st.subheader(f"1 · The model reads {tr.n_tokens} tokens")
+    st.write("Text is cut into **tokens**: whole words, pieces of words, punctuation. Each has an id, "
+             "its row in the vocabulary. A leading space is part of the token (shown as ␣).")
+    ui.token_chips(tr.tokens, [int(i) for i in tr.token_ids])
+    frac = tr.n_tokens / lm.n_ctx
+    st.progress(min(frac, 1.0), f"Context window: {tr.n_tokens:,} of {lm.n_ctx:,} tokens used ({frac:.2%})")
+    st.caption(f"Vocabulary: {lm.vocab_size:,} tokens. The model can attend to at most {lm.n_ctx:,} "
+               "tokens at once: its context window.")
+
+
+@ui.section("prediction")
+def next_one(lm, tr) -> None:
+    st.subheader("2 · …and predicts the next one")
+    probs = softmax(tr.next_token_logits())
+    top = top_k(probs, 10)
+    fig = top_next_tokens(list(token_strings(lm.tokenizer, top)), [int(i) for i in top], probs[top],
+                          tr.next_token_logits()[top])
+    ui.chart(fig, key="home_top")
+    st.caption("Probabilities over the whole vocabulary, from one forward pass. Hover a bar for its id and logit.")
 
 
 def navigation() -> None:

@@ -15,6 +15,9 @@ The format (every field is required unless marked optional)::
     [[steps]]
     title = "Text becomes tokens"
     view = "Home"                       # a page's URL name: Home, Attention, Next_token, ... (VIEWS)
+    section = "tokens"                  # optional: the part of the page the presenter view shows (SECTIONS),
+                                        # or a list of parts: section = ["choose", "before_after"]
+    controls = ["prompt"]               # optional: the controls it shows there (default: the state's, but the prompt)
     narration = \"\"\"What the teacher says: Markdown, 2 to 6 sentences.\"\"\"
     state = { prompt = "The Eiffel Tower is in the city of", layer = 5 }   # optional: URL parameters
     try = ["Type your own sentence."]   # optional: "try this" suggestions
@@ -32,6 +35,11 @@ only the names its page reads (`VIEW_PARAMS`), plus `max_tokens` from the sideba
 field, never a step's; `steps`, `view` and `track` hold token ids or step numbers of one model, so a
 lesson cannot use them. What depends on the model (a layer below its number of layers, a head, a neuron, a
 token position within the prompt, a word the analogy can read) is checked by `validate_for(lesson, lm)`.
+
+`section` names the part of the page a step is about: in the presenter view only that part is drawn (with the
+controls in `controls`, by default the names the state sets but the prompt and the tab), beside the narration,
+which is what fits a projector's screen without scrolling. Write it so it also reads in the normal view (never
+"scroll down" or "at the bottom").
 
 A question names what to compute (`kind`), never the answer. Its inputs default to the step's state where
 the view shows the same thing (the prompt, the analogy's words, the heads switched off, the sampling
@@ -116,6 +124,23 @@ VIEW_PARAMS: dict[str, frozenset[str]] = {
     "Glossary": frozenset(),
 }
 VIEW_TABS: dict[str, tuple[str, ...]] = {"Embeddings": ("map", "analogies", "directions", "similarity", "context")}
+# The sections of each view's page, in the order the page draws them (each is a `@ui.section(name)` function of
+# the page; tests/test_lessons.py checks the two agree). A step that names one is drawn alone in the presenter
+# view: its chart or charts and the controls the step names, which is what fits a projector without scrolling.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "Home": ("tokens", "prediction"),
+    "Model_map": ("map", "part"),
+    "Embeddings": ("map", "analogies", "neighbours", "directions", "similarity", "context"),
+    "Attention": ("overview", "head", "qk", "values", "order", "roles", "induction"),
+    "MLP_neurons": ("job", "top", "token", "all"),
+    "Logit_lens": ("grid", "follow", "norms"),
+    "Next_token": ("grow", "distribution", "timeline"),
+    "Generate": ("controls", "output", "batch"),
+    "Interventions": ("experiment", "choose", "before_after", "attribution"),
+    "Anatomy": ("counts", "bytes", "files", "scale"),
+    "Tiny_LM_lab": ("data", "lr", "train", "sample", "overfit"),
+    "Glossary": (),
+}
 # Names a lesson cannot set, and why.
 FORBIDDEN = {
     "model": "the model is the lesson's own `model` field, not a step's",
@@ -265,6 +290,17 @@ class Step:
     narration: str
     question: Question | None = None
     tries: tuple[str, ...] = ()
+    section: tuple[str, ...] | None = None  # the sections of its page the presenter view draws (SECTIONS)
+    controls: tuple[str, ...] | None = None  # the controls the presenter view shows; None: the state's, but the prompt
+
+    @property
+    def shown_controls(self) -> frozenset[str]:
+        """The link names whose controls the presenter view draws: `controls`, else every name the step sets
+        except the prompt (the charts show its tokens; a teacher who wants to type leaves the presenter view)
+        and the tab (its section is drawn alone)."""
+        if self.controls is not None:
+            return frozenset(self.controls)
+        return frozenset(self.state) - {"prompt", "tab"}     # the tab: the section shows it
 
     def link(self) -> dict[str, str]:
         """The step's URL parameters exactly as the page reads them (long prompts compressed)."""
@@ -711,7 +747,7 @@ def _question(w: _Where, raw: Any, view: str, state: Mapping[str, str]) -> Quest
     return Question(text=text, kind=kind, inputs=inputs, given=frozenset(k for k in raw if k in spec))
 
 
-STEP_FIELDS = {"title", "view", "state", "narration", "question", "try"}
+STEP_FIELDS = {"title", "view", "section", "controls", "state", "narration", "question", "try"}
 LESSON_FIELDS = {"title", "summary", "level", "minutes", "model", "order", "steps"}
 
 
@@ -729,6 +765,26 @@ def _step(w: _Where, n: int, raw: Any) -> Step:
     if view not in VIEWS:
         raise w.error("view", f"{view!r} is not a view of the app", f"Use one of: {', '.join(VIEWS)}.")
     state = _state(w, view, raw.get("state", {}))
+    section = raw.get("section")
+    if section is not None:
+        names = [section] if isinstance(section, str) else section
+        if not isinstance(names, list) or not names or not all(isinstance(x, str) for x in names):
+            raise w.error("section", "should be a section's name or a list of them", 'Write section = "head".')
+        for x in names:
+            if x not in SECTIONS[view]:
+                raise w.error("section", f"{x!r} is not a section of {view}",
+                              f"Use one of: {', '.join(SECTIONS[view])}." if SECTIONS[view]
+                              else f"{view} has no sections.")
+        section = tuple(names)
+    controls = raw.get("controls")
+    if controls is not None:
+        if not isinstance(controls, list) or not all(isinstance(c, str) for c in controls):
+            raise w.error("controls", "should be a list of link names", 'Write controls = ["temperature"].')
+        bad = [c for c in controls if c not in VIEW_PARAMS[view] | _SIDEBAR]
+        if bad:
+            raise w.error("controls", f"{bad[0]!r} is not a control of {view}",
+                          f"Use the names of its link: {', '.join(sorted(VIEW_PARAMS[view]))}.")
+        controls = tuple(controls)
     narration = _text(w, raw, "narration", MAX_NARRATION_CHARS)
     question = _question(w, raw["question"], view, state) if "question" in raw else None
     tries = raw.get("try", [])
@@ -740,7 +796,7 @@ def _step(w: _Where, n: int, raw: Any) -> Step:
         if len(t) > MAX_TRY_CHARS:
             raise w.error("try", f"a suggestion is {len(t)} characters long; at most {MAX_TRY_CHARS}")
     return Step(number=n, title=title, view=view, state=state, narration=narration, question=question,
-                tries=tuple(t.strip() for t in tries))
+                tries=tuple(t.strip() for t in tries), section=section, controls=controls)
 
 
 def parse(data: bytes | str, name: str, source: str | None = None) -> Lesson:

@@ -7,6 +7,7 @@ Pages stay thin: `lm = ui.page("Title", "one-line intro")`, then widgets -> expl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import re
 import runpy
@@ -294,15 +295,25 @@ def page(title: str, intro: str = "", icon: str = "🔎") -> ex.LoadedModel | No
     except st.errors.StreamlitAPIException:
         pass  # already set by an including page
     st.markdown(_CSS, unsafe_allow_html=True)
-    panel = st.container()                   # the lesson player, above the title, when a lesson runs
-    heading = st.container()
+    top = st.container()                     # the lesson player and the title
     _run.box, _run.said = st.container(), set()
     for message in ss.get("_notices", []):   # still shown after a rerun, until the user moves a control
         notice(message)
     link_in()
     pos = _run.position = _lesson_position()
+    if shown_section() is not None:
+        # The presenter view of one section: the player on the left, the section on the right, where every
+        # later element of this run goes (Streamlit starts each run on the main area again).
+        panel, right = top.columns([5, 7], gap="medium")
+        right.__enter__()
+        st.container(key="present_section").__enter__()    # scaled to the screen's height by _FIT_JS
+        heading = st.container()
+    else:
+        panel = top.container()              # the lesson player, above the title, when a lesson runs
+        heading = top.container()
     with heading:
-        st.title(title)
+        if reading_only():
+            st.title(title)       # the presenter view of a section: the step's title says it
         ss._page_title = title    # names the files a chart or table is saved as
         if intro and not pos.present:        # presenter view: the step's narration says what the page is for
             st.markdown(intro)   # body text, not a grey caption: the class reads it from the back of the room
@@ -470,6 +481,8 @@ def _prompt_moved() -> None:
 
 def prompt_box(label: str = "Prompt", height: int = 90, help: str | None = None) -> str:
     """One prompt shared by every page and the link (long prompts are compressed there)."""
+    if not control_shown("prompt"):
+        return ss._prompt
     ss.prompt_widget = ss._prompt
     st.text_area(label, key="prompt_widget", height=height, on_change=_prompt_moved, help=help)
     return ss._prompt
@@ -547,11 +560,15 @@ def lesson_download(lesson, key: str | None = None) -> None:
                                                "(the format is in explainer/lessons.py) and share it.")
 
 
-def chart(fig, key: str | None = None, **kw) -> None:
-    """A plotly chart as wide as its column; its camera button saves `<page>-<title>.png` at EXPORT_SCALE."""
+def chart(fig, key: str | None = None, present_height: int = 0, **kw) -> None:
+    """A plotly chart as wide as its column; its camera button saves `<page>-<title>.png` at EXPORT_SCALE. In the
+    presenter view of a section it is at most PRESENT_CHART_HEIGHT (or `present_height`) high."""
     config = {"toImageButtonOptions": {"format": "png", "scale": EXPORT_SCALE,
                                        "filename": export_name(_page_name(), figure_title(fig), key)},
               "displaylogo": False}
+    cap = present_height or PRESENT_CHART_HEIGHT
+    if shown_section() is not None and (fig.layout.height or 450) > cap:
+        fig.update_layout(height=cap)       # the presenter view: the chart fits beside the narration
     st.plotly_chart(fig, width="stretch", key=key, config=config, **kw)
 
 
@@ -695,6 +712,7 @@ def _bound(name: str, key: str | None, draw: Callable[..., Any], mend: Callable[
     key = key or name
     raw = _link().get(name)
     value = default
+    drawn = control_shown(name)
     own = ss.get(key) if typed else None
     if raw is not None and isinstance(own, str) and "\x00" not in own and show(own) == raw:
         value = own
@@ -705,6 +723,8 @@ def _bound(name: str, key: str | None, draw: Callable[..., Any], mend: Callable[
             notice(m.notice)
             set_link(name, None if value == default else show(value))
     ss[key] = value
+    if not drawn:        # the presenter view of a section that does not name it: the value without the control
+        return value
     return draw(key=key, on_change=_moved, args=(name, key, show, tuple(resets)))
 
 
@@ -793,6 +813,9 @@ def tabs(labels: dict[str, str], name: str = "tab") -> Sequence:
             return links.Mended(first)
         return links.Mended(first, f"`{name}={raw[:40]}` is not a tab here: showing “{first}”.")
 
+    if shown_section() is not None:      # the presenter view of one tab's section: that one, with no tab bar
+        _bound(name, None, lambda **a: None, mend, first, lambda v: short[v])   # the link's tab, mended
+        return [st.container()] * len(labels)
     return _bound(name, None, lambda **a: st.tabs(list(labels.values()), **a), mend, first, lambda v: short[v])
 
 
@@ -946,6 +969,24 @@ _PRESENT_CSS = """
 </style>
 """
 
+_SECTION_CSS = """
+<style>
+  /* The presenter view of one section: the narration says what the page's own explanations say (captions,
+     headings, notes), and what is for working alone (the code, the CSV files) waits for the normal view. */
+  [data-testid="stMain"] [class*="st-key-section-"] [data-testid="stCaptionContainer"],
+  [data-testid="stMain"] [class*="st-key-section-"] [data-testid="stHeading"],
+  [data-testid="stMain"] [class*="st-key-section-"] [data-testid="stExpander"],
+  [data-testid="stMain"] [class*="st-key-section-"] [data-testid="stDownloadButton"],
+  [data-testid="stMain"] [class*="st-key-section-"] hr { display: none; }
+  [data-testid="stMain"] [class*="st-key-section-"] [data-testid="stElementContainer"]:has(
+      > [data-testid="stCaptionContainer"], > [data-testid="stHeading"], > [data-testid="stExpander"],
+      > [data-testid="stDownloadButton"], > div > hr) { display: none; }
+  [class*="st-key-section-silent-"] { display: none; }
+  [data-testid="stMain"] [data-testid="stMetricValue"] { font-size: 1.6rem; }
+  [data-testid="stMainBlockContainer"] { padding-top: 0.6rem; padding-bottom: 0.4rem; }
+</style>
+"""
+
 _PLAYER_CSS = """
 <style>
   .st-key-player_keys { display: none; }
@@ -979,6 +1020,37 @@ _KEYS_JS = """
 """
 
 
+# The presenter view of a section fits the screen's height like a slide: when the section is taller than the
+# room under its top, it is scaled down (CSS zoom) to fit, never below FIT_FLOOR; the sections are laid out so
+# that on the built-in steps it rarely needs to (tests/test_e2e.py measures the scale of every step).
+FIT_FLOOR = 0.6
+_FIT_JS = """
+<script>
+(() => {
+  if (window.__presentFit) return;
+  window.__presentFit = true;
+  const FLOOR = %s;
+  let busy = false;
+  const fit = () => {
+    const el = document.querySelector('.st-key-present_section');
+    if (!el || busy) return;
+    busy = true;
+    const zoom = parseFloat(el.style.zoom || '1');
+    const box = el.getBoundingClientRect();
+    const natural = box.height / zoom, room = window.innerHeight - box.top - 24;
+    const want = Math.max(FLOOR, Math.min(1, room / natural));
+    if (Math.abs(want - zoom) > 0.01) { el.style.zoom = String(want); el.dataset.fit = want.toFixed(2); }
+    else el.dataset.fit = zoom.toFixed(2);
+    busy = false;
+  };
+  new ResizeObserver(fit).observe(document.body);
+  new MutationObserver(() => requestAnimationFrame(fit)).observe(document.body, {childList: true, subtree: true});
+  setInterval(fit, 500);
+})();
+</script>
+"""
+
+
 def _player(panel, lm: ex.LoadedModel | None, pos: player.Position) -> None:
     """The running lesson's panel: where we are, Back / Next, the narration, the question and its reveal, the
     suggestions, the presenter toggle and End lesson. Compact: the step's page comes right below it."""
@@ -989,14 +1061,19 @@ def _player(panel, lm: ex.LoadedModel | None, pos: player.Position) -> None:
     elsewhere = ss.pop("_player_elsewhere", None) or (step.view if step.view != view else None)
     shown_key = (lesson.name, step.number)
     with panel, st.container(key="player_keys"):    # hidden (display: none): the styles and the script take no room
-        st.markdown(_PLAYER_CSS + (_PRESENT_CSS if pos.present else ""), unsafe_allow_html=True)
+        st.markdown(_PLAYER_CSS + (_PRESENT_CSS if pos.present else "")
+                    + (_SECTION_CSS if shown_section() is not None else ""), unsafe_allow_html=True)
         st.html(_KEYS_JS % json.dumps(PLAYER_KEYS), unsafe_allow_javascript=True)
+        if shown_section() is not None:
+            st.html(_FIT_JS % FIT_FLOOR, unsafe_allow_javascript=True)
     with panel, st.container(border=True, key="player"):
-        # one row that wraps: the step's name takes what the buttons (at their own width) leave
+        # one row that wraps: the step's name takes what the buttons (at their own width) leave; beside a
+        # section, the name above the buttons
+        title = st.container() if shown_section() is not None else None
         row = st.container(horizontal=True, vertical_alignment="center", gap="small")
-        row.markdown(f"**Step {step.number} of {pos.total} · {html.escape(step.title)}**  \n"
-                     f'<span class="player-lesson">{html.escape(lesson.title)}</span>', unsafe_allow_html=True,
-                     width="stretch")
+        (title or row).markdown(f"**Step {step.number} of {pos.total} · {html.escape(step.title)}**  \n"
+                                f'<span class="player-lesson">{html.escape(lesson.title)}</span>',
+                                unsafe_allow_html=True, width="stretch")
         back = nxt = pres = end = row
         back.button("◀ Back", key="player_back", disabled=not pos.has_back(), on_click=_go,
                     args=(step.number - 1,), help="Previous step (← or Page Up)")
@@ -1013,18 +1090,26 @@ def _player(panel, lm: ex.LoadedModel | None, pos: player.Position) -> None:
                 if problem.step == step.number:
                     st.warning(str(problem))
         q, tail = step.question, []
+        narrow = shown_section() is not None      # the player beside a section: buttons under the question
         if q is not None:
-            qcol, rcol = st.columns([6, 1.6], vertical_alignment="center")
+            if narrow:
+                qcol, rcol = st.container(), st.container(horizontal=True, gap="small")
+            else:
+                qcol, rcol = st.columns([6, 1.6], vertical_alignment="center")
             qcol.markdown(f"**Question:** {q.text}")
-            rcol.button("Reveal (R)", key="player_reveal", on_click=_reveal, args=(shown_key,), width="stretch",
+            rcol.button("Reveal (R)", key="player_reveal", on_click=_reveal, args=(shown_key,),
+                        width="content" if narrow else "stretch",
                         disabled=ss.get("_player_shown") == shown_key or lm is None)
             if ss.get(_POLL_KEY) is None:
-                rcol.button("Open a class poll", key="player_poll_open", on_click=_open_poll, width="stretch",
+                rcol.button("Open a class poll", key="player_poll_open", on_click=_open_poll,
+                            width="content" if narrow else "stretch",
                             icon=":material/how_to_vote:",
                             help="Students join on their phones by a code or a QR code and guess; the tally "
                                  "shows here, and beside the answer after Reveal.")
             shown = ss.get("_player_shown") == shown_key and lm is not None
-            answer_at, tally_at = (st.columns([1, 1]) if shown and ss.get(_POLL_KEY) else (st.container(), None))
+            answer_at, tally_at = st.container(), None
+            if shown and ss.get(_POLL_KEY):      # the answer beside the class's guesses (narrow: under them)
+                answer_at, tally_at = (st.container(), st.container()) if narrow else st.columns([1, 1])
             if shown:
                 try:
                     with answer_at, st.spinner("Working out the answer on this model…"):
@@ -1331,3 +1416,73 @@ def presenting() -> bool:
     """Whether this run draws the presenter view (a lesson running with present=1)."""
     pos = getattr(_run, "position", player.Position())
     return pos.running and pos.present
+
+
+# -- the presenter view draws one section: the step's chart or charts and the controls it names -------------
+# A page's sections are its `@section(name)` functions (names in lessons.SECTIONS). In the presenter view of a
+# step that names a section of this page, only that one runs and the others are not drawn (nor computed); its
+# controls are drawn only where the step names them (Step.shown_controls), the rest keep the step's values;
+# explanations written for reading alone (captions, the sections' headings) give way to the step's narration;
+# charts are at most PRESENT_CHART_HEIGHT high. Together that fits a projector's 1280 × 720 without scrolling.
+
+PRESENT_CHART_HEIGHT = 600
+
+
+def shown_section() -> tuple[str, ...] | None:
+    """The sections this run draws: the step's, in the presenter view of a step on this page; else None
+    (every section)."""
+    pos = getattr(_run, "position", player.Position())
+    if not (pos.running and pos.present) or pos.step.section is None or pos.step.view != current_view():
+        return None
+    return pos.step.section
+
+
+SILENT = "silent"
+
+
+def section(name: str, hidden: Callable[..., Any] | str | None = None) -> Callable:
+    """Mark a page function as its section `name`: drawn inside a container keyed `section-<name>`, and not run
+    at all in a presenter view that shows another section; then it returns `hidden(*args)` (default None), so a
+    later section still gets what it needs from it (a layer and head chosen in the link, say). `hidden=SILENT`
+    (for a section of settings that later ones read from the session): run it, with no control drawn, in a
+    container nobody sees."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(*args: Any, **kw: Any) -> Any:
+            shown = shown_section()
+            if shown is not None and name not in shown:
+                if hidden == SILENT:
+                    _run.silent = True
+                    try:
+                        with st.container(key=f"section-silent-{name}"):
+                            return fn(*args, **kw)
+                    finally:
+                        _run.silent = False
+                return hidden(*args, **kw) if hidden is not None else None
+            with st.container(key=f"section-{name}"):
+                return fn(*args, **kw)
+        run.section = name
+        return run
+    return wrap
+
+
+def control_shown(name: str) -> bool:
+    """Whether the control of link name `name` is drawn: always, except in the presenter view of a section,
+    which draws only the controls its step names."""
+    if getattr(_run, "silent", False):
+        return False
+    if name in player.PARAMS or shown_section() is None:
+        return True
+    return name in _run.position.step.shown_controls
+
+
+def divider() -> None:
+    """st.divider() between sections, except in the presenter view of one section."""
+    if reading_only():
+        st.divider()
+
+
+def reading_only() -> bool:
+    """Whether to draw what is written for reading alone (the page's own explanations), not for a projector
+    where the teacher narrates: False in the presenter view of a section."""
+    return shown_section() is None

@@ -54,6 +54,7 @@ def controls(lm, tr) -> tuple[int | None, int]:
     return (layer if opened else None), pos
 
 
+@ui.section("map", hidden=ui.SILENT)
 def diagram(mm, layer: int | None) -> str:
     """The diagram and the box picker; returns the picked box's id."""
     inside = {fm.box_id(p) for p in mm.block(0)}
@@ -73,6 +74,7 @@ def diagram(mm, layer: int | None) -> str:
     return box
 
 
+@ui.section("part")
 def box_values(lm, tr, mm, layer: int | None, box: str, pos: int) -> None:
     if box == fm.BLOCK_BOX:
         part = mm.block(mm.n_layers - 1)[-1]               # what the blocks hand on: the last block's output

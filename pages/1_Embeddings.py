@@ -47,8 +47,9 @@ def _show_word_problems(notes, skipped) -> None:
         st.warning("Left out: " + " · ".join(f"**{w}**: {why}" for w, why in skipped))
 
 
-st.info(vectors.matrix_note(lm) + " A typed word is looked up as the token it becomes mid-sentence, with its "
-        "leading space (␣king); a word split into several tokens gets the mean of its pieces, marked *.")
+if ui.reading_only():    # the presenter view: the narration says what a step needs of it
+    st.info(vectors.matrix_note(lm) + " A typed word is looked up as the token it becomes mid-sentence, with its "
+            "leading space (␣king); a word split into several tokens gets the mean of its pieces, marked *.")
 
 tabs = ui.tabs({"map": "Word map", "analogies": "Analogies", "directions": "Directions",
                 "similarity": "Dot vs cosine", "context": "In context"})
@@ -56,9 +57,10 @@ tabs = ui.tabs({"map": "Word map", "analogies": "Analogies", "directions": "Dire
 
 # -- 1. PCA map ------------------------------------------------------------------------------------
 
+@ui.section("map")
 @st.fragment
 def map_tab() -> None:
-    left, right = st.columns([1, 3], gap="large")
+    left, right = st.columns([1, 3] if ui.reading_only() else [1, 2], gap="large")
     with left:
         preset = _preset("map_preset", "Word set", content.MAP_PRESETS, ("map_words",))
         ui.text("map_words", "Words — `a → b` draws an arrow", content.MAP_PRESETS[preset], area=True,
@@ -70,9 +72,10 @@ def map_tab() -> None:
         ui.flag("map_align", "Align to arrows", D["map_align"], widget="checkbox", key="emb_map_align",
                     help="Instead of plain PCA: put the average of the arrows (e.g. man → woman, king → queen) "
                          "on the first axis, and the principal components of what is left on the others.")
-        st.markdown(f"Each word's vector has {lm.d_model} numbers. " + ui.term("PCA") + " picks the 2 or 3 "
-                    "directions along which these words differ most and draws them as the axes; the % says how "
-                    "much of the spread each axis shows.")
+        if ui.reading_only():
+            st.markdown(f"Each word's vector has {lm.d_model} numbers. " + ui.term("PCA") + " picks the 2 or 3 "
+                        "directions along which these words differ most and draws them as the axes; the % says "
+                        "how much of the spread each axis shows.")
     with right:
         try:
             wm = wordmaps.word_map(lm, ss.emb_map_words, 3 if ss.emb_map_dims == "3-D" else 2,
@@ -101,6 +104,7 @@ with tabs[0]:
 
 # -- 2. analogies --------------------------------------------------------------------------------
 
+@ui.section("analogies")
 @st.fragment
 def analogy_tab() -> None:
     picked = _preset("an_preset", "Example", content.ANALOGY_PRESETS, ("an_a", "an_b", "an_c"))
@@ -144,6 +148,8 @@ def analogy_tab() -> None:
             st.caption("GloVe (2014) fits its vectors to global co-occurrence counts (how often two words "
                        "appear near each other in a large corpus): one fixed vector per lower-case word. The "
                        "language model's input vectors come from training to predict the next token.")
+    if not ui.reading_only():       # the presenter view: the answer and the two lists of neighbours
+        return
     am = wordmaps.analogy_map(lm, res, n_neighbours=5)
     ui.chart(figs.analogy_map(am, "The sum, drawn: both arrows are the same vector b → a"), key="emb_an_map")
     near = vectors.nearest_by_distance(lm, res.target, res.excluded)
@@ -155,6 +161,7 @@ def analogy_tab() -> None:
                "spread, so distances in it are only a hint.")
 
 
+@ui.section("neighbours")
 @st.fragment
 def neighbours_view() -> None:
     st.markdown("#### Nearest neighbours of one word")
@@ -191,12 +198,13 @@ def neighbours_view() -> None:
 
 with tabs[1]:
     analogy_tab()
-    st.divider()
+    ui.divider()
     neighbours_view()
 
 
 # -- 3. directions -------------------------------------------------------------------------------
 
+@ui.section("directions")
 @st.fragment
 def direction_tab() -> None:
     left, right = st.columns([1, 2], gap="large")
@@ -255,6 +263,7 @@ def _similarity_story(labels, sim) -> str:
     return " ".join(parts)
 
 
+@ui.section("similarity")
 @st.fragment
 def similarity_tab() -> None:
     ui.text("sim_words", "Words", D["sim_words"], area=True, key="emb_sim_words", height=80,
@@ -269,7 +278,7 @@ def similarity_tab() -> None:
     except ExplainerError as e:
         st.info(str(e))
         return
-    ui.chart(figs.similarity_heatmaps(wv.labels, sim), key="emb_sim_heat")
+    ui.chart(figs.similarity_heatmaps(wv.labels, sim), key="emb_sim_heat", present_height=400)
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.markdown(
@@ -295,6 +304,7 @@ def _highlight(sentence: str, word: str) -> str:
     return re.sub(rf"(?<!\w)({re.escape(w)})(?!\w)", r"<b><u>\1</u></b>", s, count=1, flags=re.IGNORECASE)
 
 
+@ui.section("context")
 @st.fragment
 def context_tab() -> None:
     left, right = st.columns([1, 2], gap="large")
@@ -330,10 +340,12 @@ def context_tab() -> None:
     a, b = st.columns(2, gap="large")
     with a:
         ui.chart(figs.context_trajectories(ca, f"“{ca.word}” through {ca.n_points - 1} blocks"),
-                 key="emb_ctx_traj")
+                 key="emb_ctx_traj", present_height=420)
     with b:
-        ui.chart(figs.context_cosines(ca, "How alike the sentences' vectors stay"), key="emb_ctx_cos")
-    layer_cosine_view(ca)
+        ui.chart(figs.context_cosines(ca, "How alike the sentences' vectors stay"), key="emb_ctx_cos",
+                 present_height=420)
+    if ui.reading_only():       # the presenter view: the sentences and the two pictures
+        layer_cosine_view(ca)
 
 
 @st.fragment

@@ -7,7 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from explainer import ExplainerError, exports, heads, snippets, ui
+from explainer import ExplainerError, exports, heads, links, snippets, ui
 from explainer.figures import attention as fa
 from explainer.figures.common import axis_labels, show_token
 from explainer.positions import Learned, positions
@@ -38,18 +38,22 @@ def role_scores(lm) -> dict | None:
             return None
 
 
+@ui.section("overview")
 def all_heads(lm, tr, shown: tuple[int, int], scores) -> None:
     L, H = lm.n_layers, lm.n_heads
     st.subheader(f"1 · All {L * H} heads at once")
-    st.write(f"{L} layers × {H} heads. Each tile is one head's attention pattern on your prompt: rows are the "
-             "tokens doing the looking (queries), columns the tokens looked at (keys); dark = much attention. "
-             "**Click a tile** to open that head below.")
+    if ui.reading_only():
+        st.write(f"{L} layers × {H} heads. Each tile is one head's attention pattern on your prompt: rows are the "
+                 "tokens doing the looking (queries), columns the tokens looked at (keys); dark = much attention. "
+                 "**Click a tile** to open that head below.")
     ui.chart(fa.overview(tr.attn, tr.tokens, shown, n_kv_heads=lm.n_kv_heads, scores=scores),
              key="att_overview", on_select=partial(on_pick, "att_overview"), selection_mode="points")
     if tr.n_tokens > 16:
         st.caption(f"Your prompt has {tr.n_tokens} tokens, so each tile is shrunk to 16 × 16 blocks showing the "
                    "largest weight in each block. The view below shows every token.")
     layer, head = shown
+    if not ui.reading_only():       # the presenter view: the overview alone
+        return
     st.markdown(f"**Zoomed in: the {H} heads of layer {layer}**, the layer of the head that is open below. Each "
                 "small square is one query looking at one key. Click a tile above to zoom into its layer, or a "
                 "tile here to open that head.")
@@ -77,6 +81,19 @@ def head_zoom(tr, layer: int, head: int) -> tuple[int, int]:
     return lo, hi
 
 
+def _one_head_hidden(lm, tr, default: tuple[int, int], scores) -> tuple[int, int, tuple[int, int] | None]:
+    """What one_head returns when it is not drawn (the presenter view of another section): the link's head."""
+    T = tr.n_tokens
+    layer = ui.linked_number("layer", 0, lm.n_layers - 1, default[0])
+    head = ui.linked_number("head", 0, lm.n_heads - 1, default[1])
+    if T <= ZOOM_OVER:
+        return layer, head, None
+    raw = ui.link_value("att_window")
+    first = (T - ZOOM_SIZE, T - 1)
+    return layer, head, links.int_range("att_window", raw, 0, T - 1, first).value if raw else first
+
+
+@ui.section("head", hidden=_one_head_hidden)
 def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int, tuple[int, int] | None]:
     """The head the user chose (layer, head), drawn up close, and the zoomed window of a long prompt (or None)."""
     L, H = lm.n_layers, lm.n_heads
@@ -92,7 +109,8 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int, tuple[
         pos = ui.select("token", "Query token (row)", range(T), T - 1, format_func=lambda p: labels[p],
                         key="att_pos", help="The token whose row is outlined and read out beside the chart; it "
                                             "stays selected on the MLP, logit-lens and map pages.")
-    left, right = st.columns([3, 2], gap="large")
+    reading = ui.reading_only()   # the presenter view: the chart, and the outlined row read out beside it
+    left, right = st.columns([3, 2] if reading else [5, 2], gap="large")
     with left:
         ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}", row=pos),
                  key="att_head_map")
@@ -101,16 +119,17 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int, tuple[
                           f"layer {layer} head {head} pattern", key="att_csv")
         window = head_zoom(tr, layer, head) if tr.n_tokens > ZOOM_OVER else None
     with right:
-        st.markdown("**How to read it.** Row = a token asking *“which earlier tokens matter to me?”*; "
-                    "its weights over the columns add up to 1. Grey cells are the future: a GPT cannot look ahead.")
+        if reading:
+            st.markdown("**How to read it.** Row = a token asking *“which earlier tokens matter to me?”*; its "
+                        "weights over the columns add up to 1. Grey cells are the future: a GPT cannot look ahead.")
         top = heads.top_attended(tr.attn[layer, head, pos], 3)             # the selected token's row
         lines = "\n".join(f"- {w:.0%} on {fa.token_label(tr.tokens, j)}" for j, w in top)
         who = "The last token" if pos == T - 1 else f"Token {pos}"
         st.markdown(f"{who}, “{show_token(tr.tokens[pos])}” (the outlined row), puts\n{lines}")
-        if scores is not None:
+        if scores is not None and reading:
             st.markdown("**Its role scores** (0 – 1, on random text): "
                         + ", ".join(f"{r.replace('_', '-')} **{scores[r][layer, head]:.2f}**" for r in heads.ROLES))
-        if lm.n_kv_heads != H:
+        if lm.n_kv_heads != H and reading:
             kv, group = heads.kv_group(H, lm.n_kv_heads, head)
             st.markdown("This model uses " + ui.term("grouped-query attention") + f": {H} query heads share "
                         f"{lm.n_kv_heads} "
@@ -120,6 +139,7 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int, tuple[
     return layer, head, window
 
 
+@ui.section("qk")
 def qk_step_by_step(lm, tr, layer: int, head: int, window: tuple[int, int] | None = None) -> None:
     H = lm.n_heads
     st.subheader("3 · Where the weights come from: Q·K, step by step")
@@ -182,6 +202,7 @@ def _others(group, head: int) -> str:
     return " and ".join(str(h) for h in group if h != head)
 
 
+@ui.section("values")
 def head_writes(lm, tr, layer: int, head: int, max_tokens: int) -> None:
     st.subheader("4 · From weights to what the head writes: values, the weighted sum and the output projection")
     try:
@@ -235,6 +256,7 @@ def head_writes(lm, tr, layer: int, head: int, max_tokens: int) -> None:
                                         f"“{show_token(tr.tokens[-1])}”"), key="att_parts")
 
 
+@ui.section("order")
 def word_order(lm) -> None:
     st.subheader("5 · How the model knows word order")
     pos = positions(lm)
@@ -285,18 +307,25 @@ def word_order(lm) -> None:
                "effect only.")
 
 
+@ui.section("roles")
 def head_roles(scores, shown: tuple[int, int]) -> None:
     st.subheader("6 · What heads are for")
-    st.write("Some heads do the same job whatever the text. We measure three jobs on a sequence of random tokens "
-             "repeated twice (random, so that no head can rely on meaning). **Click a cell** or a button to open "
-             "that head above.")
+    reading = ui.reading_only()     # the presenter view: the three maps, full width, without the buttons
+    if reading:
+        st.write("Some heads do the same job whatever the text. We measure three jobs on a sequence of random "
+                 "tokens repeated twice (random, so that no head can rely on meaning). **Click a cell** or a button "
+                 "to open that head above.")
     for role in heads.ROLES:
-        st.markdown(f"**{heads.ROLE_LABELS[role]}** — {heads.ROLE_HELP[role]}")
-        m_col, b_col = st.columns([4, 1], gap="medium")
+        st.markdown(f"**{heads.ROLE_LABELS[role]}** — {heads.ROLE_HELP[role]}" if reading else
+                    f"**{heads.ROLE_LABELS[role]}**")
+        m_col, b_col = st.columns([4, 1], gap="medium") if reading else (st.container(), None)
         with m_col:
             ui.chart(fa.role_map(scores[role], heads.ROLE_LABELS[role], shown,
                                  help_text=heads.ROLE_HELP[role].split(":")[0]),
-                     key=f"att_role_{role}", on_select=partial(on_pick, f"att_role_{role}"), selection_mode="points")
+                     key=f"att_role_{role}", on_select=partial(on_pick, f"att_role_{role}"), selection_mode="points",
+                     present_height=235)
+        if b_col is None:
+            continue
         with b_col:
             st.markdown("Strongest heads")
             for i, t in enumerate(heads.top_heads(scores[role], k=5)):
@@ -306,6 +335,7 @@ def head_roles(scores, shown: tuple[int, int]) -> None:
                           width="stretch")
 
 
+@ui.section("induction")
 def induction_at_work(lm, scores) -> None:
     best = heads.top_heads(scores["induction"], k=1)[0]
     st.markdown("**An induction head at work.** An " + ui.term("induction head") + " is "

@@ -24,6 +24,7 @@ def intro(lm, tr) -> None:
         "neuron that fires writes its own little message into the residual stream.")
 
 
+@ui.section("job")
 def neuron_with_a_job(lm) -> None:
     """A curated, interpretable neuron of the bundled model, shown on its own example sentence."""
     cn = ui.curated_neuron(lm.name)
@@ -59,6 +60,7 @@ def controls(tr) -> tuple[int, int, bool]:
     return layer, n_show, skip
 
 
+@ui.section("top", hidden=lambda tr, layer, n_show, skip: mlp.top_neurons(tr, layer, n_show, skip_first=skip))
 def most_active(tr, layer: int, n_show: int, skip: bool) -> mlp.NeuronSet:
     ns = mlp.top_neurons(tr, layer, n_show, skip_first=skip)
     st.subheader(f"1 · The {len(ns.neurons)} most active neurons of layer {layer}")
@@ -69,6 +71,7 @@ def most_active(tr, layer: int, n_show: int, skip: bool) -> mlp.NeuronSet:
     return ns
 
 
+@ui.section("token")
 @st.fragment
 def token_and_neuron(lm, tr, layer: int, ns: mlp.NeuronSet) -> None:
     _, T, M = tr.mlp.shape
@@ -103,6 +106,7 @@ def token_and_neuron(lm, tr, layer: int, ns: mlp.NeuronSet) -> None:
                          snippets.mlp_neuron(lm, tr, layer, neuron))
 
 
+@ui.section("all")
 def whole_layer(tr, layer: int, skip: bool) -> None:
     st.subheader(f"4 · All of layer {layer}'s activations, and where every layer fires")
     h_col, a_col = st.columns(2, gap="large")
@@ -131,7 +135,8 @@ lm, tr = ui.traced_page(
     "Its " + ui.term("neuron", "neurons") + " each respond to particular patterns.",
     icon="🧩",
 )
-intro(lm, tr)
+if ui.reading_only():    # the presenter view: the step's narration says it
+    intro(lm, tr)
 neuron_with_a_job(lm)
 layer, n_show, skip = controls(tr)
 ns = most_active(tr, layer, n_show, skip)

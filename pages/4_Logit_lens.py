@@ -18,24 +18,40 @@ def _row_name(row: int) -> str:
     return "already in the embeddings" if row == 0 else f"after block {row - 1}"
 
 
+def _positions(tr) -> range:
+    """The positions the grid shows: all of them, or the window the user chose on a long prompt."""
+    T = tr.n_tokens
+    if T <= WINDOW:
+        return range(T)
+    lo, hi = ui.range_slider("window", "Positions shown", 0, T - 1, defaults.lens_window(T), key="lens_window",
+                             help="The grid shows a window of positions; drag it to see other parts of the prompt.")
+    return range(lo, hi + 1)
+
+
+def _lens(lm, tr, max_tokens: int, positions: range):
+    return ui.lens_of(lm.name, tr.text, max_tokens, defaults.LENS_TOP, tuple(sorted({*positions, tr.n_tokens - 1})))
+
+
+def _guesses_hidden(lm, tr, max_tokens: int):
+    """What guesses returns when the grid is not drawn (the presenter view of another section)."""
+    positions = _positions(tr)
+    return _lens(lm, tr, max_tokens, positions), positions
+
+
+@ui.section("grid", hidden=_guesses_hidden)
 def guesses(lm, tr, max_tokens: int):
     """The grid of every layer's guess; returns the lens (decoded for the positions shown, and the last one)
     and the positions the user chose to show."""
-    T = tr.n_tokens
     st.subheader("1 · The model's guess after every block")
-    st.write(
-        "Each cell takes the residual stream of one token after one block, puts it through the model's **final "
-        "norm and unembedding** (what normally happens only at the very end), and writes the most likely next "
-        "token. The colour is its probability. The top row is the model's real output; the bottom row reads the "
-        "raw token embeddings. Rows are named by the " + ui.term("layer", "block (layer)") + " they come after.")
-    positions = range(T)
-    if T > WINDOW:
-        lo, hi = ui.range_slider("window", "Positions shown", 0, T - 1, defaults.lens_window(T), key="lens_window",
-                                 help="The grid shows a window of positions; drag it to see other parts of the "
-                                      "prompt.")
-        positions = range(lo, hi + 1)
+    if ui.reading_only():    # the presenter view: the step's narration says it
+        st.write(
+            "Each cell takes the residual stream of one token after one block, puts it through the model's **final "
+            "norm and unembedding** (what normally happens only at the very end), and writes the most likely next "
+            "token. The colour is its probability. The top row is the model's real output; the bottom row reads the "
+            "raw token embeddings. Rows are named by the " + ui.term("layer", "block (layer)") + " they come after.")
+    positions = _positions(tr)
     with st.spinner("Decoding every layer…"):
-        res = ui.lens_of(lm.name, tr.text, max_tokens, defaults.LENS_TOP, tuple(sorted({*positions, T - 1})))
+        res = _lens(lm, tr, max_tokens, positions)
     ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
     ui.table_download("Download the grid (CSV)", lambda: exports.lens_grid(res, list(tr.tokens), list(positions)),
                       "lens grid", key="lens_csv")
@@ -53,6 +69,7 @@ def guesses(lm, tr, max_tokens: int):
     return res, positions
 
 
+@ui.section("follow")
 @st.fragment
 def follow_token(lm, tr, max_tokens: int) -> None:
     st.subheader("2 · Follow one token through the layers")
@@ -94,6 +111,7 @@ def follow_token(lm, tr, max_tokens: int) -> None:
                      snippets.logit_lens(lm, tr, pos, int(token_id)))
 
 
+@ui.section("norms")
 def stream_size(lm, res, tr, positions: range) -> None:
     st.subheader("3 · How big the residual stream grows")
     ui.chart(figs.residual_norms(res, tr.tokens, positions), key="lens_norm")

@@ -87,6 +87,7 @@ def _continue_from_view(state: gen.StepState) -> None:
     _link_steps(state)
 
 
+@ui.section("grow", hidden=ui.SILENT)
 def grow_text(lm, tr, state: gen.StepState, max_tokens: int) -> int:
     """The text so far and the step buttons; returns the point of the timeline the charts show
     (0 = right after the prompt, len(steps) = now)."""
@@ -116,6 +117,7 @@ def grow_text(lm, tr, state: gen.StepState, max_tokens: int) -> int:
 
 
 # -- 2 · the distribution: sliders redraw only this fragment, from logits already computed ------------
+@ui.section("distribution", hidden=ui.SILENT)   # its settings are the ones a Sample press uses
 @st.fragment
 def explorer(lm, state: gen.StepState, view: int, prompt: str) -> None:
     n_steps = len(state.steps)
@@ -167,11 +169,12 @@ def explorer(lm, state: gen.StepState, view: int, prompt: str) -> None:
     left, right = st.columns(2, gap="large")
     with left:
         ui.chart(distribution_chart(dist, ids, strings, chosen=chosen,
-                                    title=f"Probabilities · {settings_text(dist, per_line=2)}"), key="nt_dist")
+                                    title=f"Probabilities · {settings_text(dist, per_line=2)}"), key="nt_dist",
+                 present_height=440)
         ui.table_download("Download these probabilities (CSV)", lambda: exports.distribution(dist, ids, strings),
                           "next-token probabilities", key="nt_csv")
     with right:
-        ui.chart(survival_chart(dist, ids, strings), key="nt_survive")
+        ui.chart(survival_chart(dist, ids, strings), key="nt_survive", present_height=440)
     st.caption("Pale bars: probability after temperature alone (and the repetition penalty, when it is on). Solid "
                "bars: what a draw uses after top-k, top-p and min-p; a token the filters removed has no solid bar "
                "and is labelled with the filter that cut it (“cut by top-k”, “cut by top-p”, “cut by min-p”). "
@@ -184,6 +187,7 @@ def explorer(lm, state: gen.StepState, view: int, prompt: str) -> None:
                                          keep=len(state.prompt_ids)))
 
 
+@ui.section("timeline")
 def timeline(lm, state: gen.StepState, view: int) -> None:
     st.subheader("3 · The timeline")
     n_steps = len(state.steps)

@@ -74,6 +74,7 @@ def _summary(out: gen.GenOutcome) -> str:
     return f"{out.why} {n} tokens in {out.seconds:.2f} s ({speed}) · average probability of a token taken {mean_p:.0%}."
 
 
+@ui.section("controls", hidden=ui.SILENT)
 def prompt_and_controls():
     """The template, the prompt and the generation settings; returns the template chosen (None: the
     prompt from the other pages)."""
@@ -117,6 +118,7 @@ def prompt_and_controls():
     return tmpl
 
 
+@ui.section("output")
 def chat(lm) -> None:
     st.subheader("2 · Chat, one turn at a time")
     log: list[dict] = ss.setdefault("gen_chat", [])
@@ -161,6 +163,7 @@ def chat(lm) -> None:
         st.markdown(shading_legend_html(), unsafe_allow_html=True)
 
 
+@ui.section("output")
 def generate(lm, max_tokens: int) -> None:
     st.subheader("2 · Generate")
     text = ss.gen_text
@@ -206,6 +209,7 @@ def generate(lm, max_tokens: int) -> None:
                                            int(ss.gen_seed), gen.parse_stop(ss.gen_stop), keep=len(enc.ids)))
 
 
+@ui.section("batch")
 def batches(lm) -> None:
     st.subheader("3 · A batch: padding and the attention mask")
     st.write("A GPU runs many prompts at once, but a batch must be a rectangle. Shorter prompts are **padded** to the "

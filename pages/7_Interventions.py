@@ -18,6 +18,7 @@ def _set(name: str, value: str) -> None:
     ui.set_link(name, value)
 
 
+@ui.section("experiment")
 def named_experiment(lm) -> None:
     """Switch off the copying heads: the experiment that shows what induction heads are for."""
     st.subheader("A named experiment: switch off the heads that copy")
@@ -45,6 +46,7 @@ def named_experiment(lm) -> None:
               args=("ablate_heads", ",".join(iv.head_label(*h) for h in ko.heads)))
 
 
+@ui.section("choose", hidden=ui.SILENT)
 def choose_parts(lm, attr) -> tuple[list, str]:
     """The heads chosen (labels) and the neurons typed."""
     L, H = lm.n_layers, lm.n_heads
@@ -53,11 +55,12 @@ def choose_parts(lm, attr) -> tuple[list, str]:
     suggested_neurons = ", ".join(iv.neuron_label(*x) for x in attr.top_neurons(N_SUGGEST))
 
     st.subheader("1 · Choose what to switch off")
-    st.write(
-        "Switching off (zeroing) a **head** removes what it writes into the residual stream, at every position; "
-        "switching off a **neuron** sets its activation to zero. The model itself is not changed: the zeroing "
-        "happens in hooks on this one forward pass, which are removed afterwards."
-    )
+    if ui.reading_only():
+        st.write(
+            "Switching off (zeroing) a **head** removes what it writes into the residual stream, at every "
+            "position; switching off a **neuron** sets its activation to zero. The model itself is not changed: "
+            "the zeroing happens in hooks on this one forward pass, which are removed afterwards."
+        )
     c_heads, c_neurons = st.columns(2, gap="large")
     with c_heads:
         # Unless the link says otherwise, start with something worth seeing: the suggested heads.
@@ -72,6 +75,8 @@ def choose_parts(lm, attr) -> tuple[list, str]:
                                 placeholder="e.g. L15.N1274, L20.N7",
                                 help=f"Neurons of layer l are L{{l}}.N0 … L{{l}}.N{lm.d_mlp - 1}; separate them with "
                                      "commas.")
+        if not ui.control_shown("ablate_neurons"):     # the presenter view of the heads alone
+            return chosen_heads, typed_neurons
         b3, b4 = st.columns(2)
         b3.button(f"Suggest {N_SUGGEST} neurons", key="abl_suggest_neurons", on_click=_set,
                   args=("ablate_neurons", suggested_neurons), width="stretch")
@@ -80,6 +85,7 @@ def choose_parts(lm, attr) -> tuple[list, str]:
     return chosen_heads, typed_neurons
 
 
+@ui.section("before_after")
 def before_and_after(lm, res) -> None:
     cmp = iv.compare(lm, res, k=8)
     st.subheader("2 · Before and after")
@@ -97,7 +103,9 @@ def before_and_after(lm, res) -> None:
     if not res.heads and not res.neurons:
         st.info("Nothing is switched off yet, so before and after are the same. Pick heads or neurons above, or "
                 "press a Suggest button.")
-    ui.chart(figs.before_after(cmp, what), key="abl_before_after")
+    ui.chart(figs.before_after(cmp, what), key="abl_before_after", present_height=400)
+    if not ui.reading_only():       # the presenter view: before and after; the changes are in the normal view
+        return
     left, right = st.columns([3, 2], gap="large")
     with left:
         ui.chart(figs.probability_changes(cmp, "Change in probability"), key="abl_changes")
@@ -113,6 +121,7 @@ def before_and_after(lm, res) -> None:
 
 
 
+@ui.section("attribution")
 def which_heads_matter(attr, heads) -> None:
     st.subheader("3 · Which heads matter for this prediction? (an estimate)")
     ui.chart(figs.attribution_heatmap(attr.heads, attr.target, heads), key="abl_attr")

@@ -11,6 +11,7 @@ from explainer.errors import ExplainerError
 from explainer.figures import anatomy as figs
 
 
+@ui.section("counts")
 def numbers(lm, pc) -> None:
     """The numbers that define it: counts, where the parameters sit, the bytes to hold them."""
     st.subheader(f"1 · {lm.label}: {pc.total:,} parameters")
@@ -32,12 +33,17 @@ def numbers(lm, pc) -> None:
         col.metric(label, value, help=hint)
 
     # the whole width: in a narrower column the token embedding's box is too thin for its label at 14 px
-    ui.chart(figs.param_treemap(pc, lm.label), key="anat_treemap")
+    ui.chart(figs.param_treemap(pc, lm.label), key="anat_treemap", present_height=430)
     tied = (" The output layer (unembedding) re-uses the token-embedding matrix — *tied weights* — so it is "
             "counted once.") if pc.tied else " The output layer has its own matrix (untied)."
     st.caption("Box area = number of parameters. Click a box to zoom in, hover it for the numbers." + tied)
     ui.table_download("Download the parameter counts (CSV)", lambda: exports.parameters(pc), "parameters",
                       key="anat_csv")
+
+
+@ui.section("bytes")
+def bytes_and_blocks(pc) -> None:
+    """The bytes to hold the parameters, and how they add up per block."""
     st.markdown("**Bytes to hold it**: every parameter is one number.")
     for col, (prec, why) in zip(st.columns(3), [
             ("float32", "4 bytes each: training, and this app on a CPU"),
@@ -53,6 +59,7 @@ def numbers(lm, pc) -> None:
         f"({pc.embedding_share:.0%} of the model).")
 
 
+@ui.section("files")
 def two_files(lm, pc) -> None:
     st.divider()
     st.subheader("2 · A model is mainly two files")
@@ -93,11 +100,14 @@ def two_files(lm, pc) -> None:
                 st.code(src, language="python", line_numbers=True)
 
 
+@ui.section("scale")
 def at_scale(lm) -> None:
     st.divider()
     st.subheader("3 · The same count, at scale")
-    st.write("Every row below comes from the same function, fed only each model's published configuration: no "
-             "weights are downloaded. Watch the token embedding's share shrink as the blocks grow.")
+    reading = ui.reading_only()     # the presenter view: the table's main columns, without the chart
+    if reading:
+        st.write("Every row below comes from the same function, fed only each model's published configuration: "
+                 "no weights are downloaded. Watch the token embedding's share shrink as the blocks grow.")
     loaded = f"▶ {lm.label}"
     rows = ui.scale_rows(lm.name, loaded)
     st.dataframe(
@@ -116,6 +126,7 @@ def at_scale(lm) -> None:
             "float16 size": anatomy.human_bytes(r.count.nbytes("float16")),
         } for r in rows],
         hide_index=True, key="anat_table",
+        column_order=None if reading else ("model", "parameters", "≈", "layers", "float16 size"),
         column_config={
             "model": st.column_config.TextColumn(width="medium"),
             "parameters": st.column_config.NumberColumn(format="localized"),
@@ -124,6 +135,8 @@ def at_scale(lm) -> None:
             "embedding share": st.column_config.NumberColumn(format="%.1f %%", help="token embedding / all parameters"),
         },
     )
+    if not reading:
+        return
     ui.chart(figs.scale_shares(rows, highlight=loaded), key="anat_shares")
     big = next((r for r in rows if r.name == "Llama 2 70B"), None)
     sizes = (f" By its configuration Llama 2 70B has {big.total / 1e9:.1f} billion parameters, so float16 takes "
@@ -152,5 +165,6 @@ except ExplainerError as e:
     st.info(str(e))
     st.stop()
 numbers(lm, pc)
+bytes_and_blocks(pc)
 two_files(lm, pc)
 at_scale(lm)

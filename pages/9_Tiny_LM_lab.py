@@ -25,6 +25,7 @@ def _measure_test(run: dict, data: mm.Dataset) -> None:
     run["test"] = (run["hist"][-1].step, run["model"].evaluate(data.test))
 
 
+@ui.section("data", hidden=ui.SILENT)
 def data_and_model() -> tuple[mm.MLPConfig, mm.Dataset, int, bool]:
     """The model's settings and the data; returns them, the seed, and whether this is the page's first visit
     (a first model is then trained at once, so there are curves to look at)."""
@@ -65,6 +66,7 @@ def data_and_model() -> tuple[mm.MLPConfig, mm.Dataset, int, bool]:
     return cfg, data, int(seed), first_visit
 
 
+@ui.section("lr", hidden=ui.SILENT)
 def learning_rate(cfg: mm.MLPConfig) -> float:
     """The learning-rate finder, and the rate the user picked for training."""
     st.subheader("2 · How big a step? The learning-rate finder")
@@ -92,6 +94,7 @@ def learning_rate(cfg: mm.MLPConfig) -> float:
     return float(lr)
 
 
+@ui.section("train", hidden=ui.SILENT)
 def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_visit: bool) -> dict:
     """Training, live; returns the session's run (its model and history)."""
     run = ss.lab_run
@@ -181,6 +184,7 @@ def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_vi
     return run
 
 
+@ui.section("sample")
 def new_names(run: dict, data: mm.Dataset) -> None:
     last = run["hist"][-1]
     st.subheader("4 · Make up new names")
@@ -209,6 +213,7 @@ def new_names(run: dict, data: mm.Dataset) -> None:
             st.info(str(e))
 
 
+@ui.section("overfit")
 def overfitting(cfg: mm.MLPConfig) -> None:
     st.subheader("5 · Too big a model, too little data: overfitting")
     st.markdown("A big network trained on a handful of names shows " + ui.term("overfitting") + ".")
@@ -255,13 +260,13 @@ ui.page(
 )  # the lab does not need the big model: it trains its own
 try:
     cfg, data, seed, first_visit = data_and_model()
-    st.divider()
+    ui.divider()
     lr = learning_rate(cfg)
-    st.divider()
+    ui.divider()
     run = train_it(cfg, data, seed, lr, first_visit)
-    st.divider()
+    ui.divider()
     new_names(run, data)
-    st.divider()
+    ui.divider()
     overfitting(cfg)
 except ExplainerError as e:
     st.info(str(e))

@@ -176,6 +176,16 @@ SCROLL_JS = """() => {
 }"""
 BODY_PX_JS = """() => { const p = document.querySelector('.st-key-player [data-testid="stMarkdownContainer"] p');
   return p ? parseFloat(getComputedStyle(p).fontSize) : 0; }"""
+# The scale the presenter view gave the step's section to fit the screen (ui._FIT_JS), 1 when it fits as it is.
+FIT_JS = """() => { const e = document.querySelector('.st-key-present_section');
+  return e && e.dataset.fit ? parseFloat(e.dataset.fit) : null; }"""
+FIT_FLOOR = 0.75     # below this a section's 14 px chart labels would read under 11 px: lay the section out again
+
+
+def _settled_fit(page) -> tuple[float, float]:
+    """(px the page scrolls, the section's scale) once the fitting script has had its time."""
+    page.wait_for_timeout(1200)
+    return page.evaluate(SCROLL_JS), page.evaluate(FIT_JS)
 
 
 def test_lesson_one_in_presenter_view_by_the_keyboard(app_and_browser, capsys):
@@ -202,10 +212,9 @@ def test_lesson_one_in_presenter_view_by_the_keyboard(app_and_browser, capsys):
             assert not page.locator("[data-testid='stSidebar']").is_visible()
             exceptions = page.locator("[data-testid='stException']").all_inner_texts()
             assert not exceptions, (s.number, exceptions)
-            page.wait_for_timeout(500)
+            over, fit = _settled_fit(page)
             page.screenshot(path=str(br.SHOTS / f"lesson_{s.number:02d}.png"))
-            over = page.evaluate(SCROLL_JS)
-            rows.append((s.number, s.view, over, page.evaluate(BODY_PX_JS)))
+            rows.append((s.number, s.view, over, page.evaluate(BODY_PX_JS), fit))
         n = len(lesson.steps)
         for key, to in (("ArrowLeft", n - 1), ("PageUp", n - 2), ("PageDown", n - 1)):   # a clicker sends PageUp/Down
             page.keyboard.press(key)
@@ -223,8 +232,45 @@ def test_lesson_one_in_presenter_view_by_the_keyboard(app_and_browser, capsys):
         page.close()
     with capsys.disabled():
         print(f"\n{lesson.name} in presenter view at 1280×720 (scroll: px of the page below the window)")
-        for n, view, over, px in rows:
-            print(f"  step {n:2d} {view:12s} {'scrolls ' + str(over) + ' px' if over > 2 else 'fits'}  body {px:g} px")
+        for n, view, over, px, fit in rows:
+            print(f"  step {n:2d} {view:12s} {'scrolls ' + str(over) + ' px' if over > 2 else 'fits'}  body {px:g} px"
+                  f"  section at {fit:.2f}")
         print(f"  at 1920×1080: body text {big:g} px")
-    assert all(px >= 20 for *_, px in rows), rows
+    assert all(px >= 20 for *_, px, _ in rows), rows
     assert big >= 24, big
+    assert all(over <= 2 for _, _, over, _, _ in rows), rows          # no vertical scroll at 1280×720
+    assert all(fit is not None and fit >= FIT_FLOOR for *_, fit in rows), rows
+
+
+def test_every_built_in_step_fits_a_projector_without_scrolling(app_and_browser, capsys):
+    """Every step of every built-in lesson in presenter view, opened by its link, at 1280×720, and the first step
+    of each at 1920×1080: no exception, no vertical scroll, the step's section drawn (its container present) at a
+    scale of at least FIT_FLOOR; each 1280×720 step's screenshot is present_<lesson>_<NN>.png."""
+    from explainer import lessons
+
+    base, b = app_and_browser
+    rows = []
+    for width, height in ((1280, 720), (1920, 1080)):
+        page = b.new_page(viewport={"width": width, "height": height})
+        try:
+            for lesson in lessons.load_all().lessons:
+                for s in lesson.steps if width == 1280 else lesson.steps[:1]:
+                    page.goto(f"{base}/?lesson={lesson.name}&step={s.number}&present=1", wait_until="domcontentloaded")
+                    br.wait_idle(page)
+                    exceptions = page.locator("[data-testid='stException']").all_inner_texts()
+                    assert not exceptions, (lesson.name, s.number, exceptions)
+                    for name in s.section:
+                        assert page.locator(f".st-key-section-{name}").count() >= 1, (lesson.name, s.number, name)
+                    over, fit = _settled_fit(page)
+                    if width == 1280:
+                        page.screenshot(path=str(br.SHOTS / f"present_{lesson.name}_{s.number:02d}.png"))
+                    rows.append((f"{lesson.name} {s.number}", width, over, fit))
+        finally:
+            page.close()
+    with capsys.disabled():
+        print("\nbuilt-in steps in presenter view (scroll px, the section's scale)")
+        for name, width, over, fit in rows:
+            print(f"  {name:28s} {width:4d}  {'scrolls ' + str(over) + ' px' if over > 2 else 'fits'}  at {fit}")
+    assert all(over <= 2 for _, _, over, _ in rows), [r for r in rows if r[2] > 2]
+    small = [r for r in rows if r[3] is None or r[3] < FIT_FLOOR]
+    assert not small, small

@@ -174,6 +174,12 @@ MALFORMED += [
     ("lab choice", _steps(0) + _step(0).replace('view = "Home"', 'view = "Tiny_LM_lab"\nstate = { lab_embd = 7 }'),
      ["`state.lab_embd`", "is not one of: 2, 3"]),
     ("oversized", GOOD + "# " + "x" * lessons.MAX_FILE_BYTES, ["`file`", "at most 64 KB"]),
+    ("section of another view", _steps(0) + _step(0).replace('view = "Home"', 'view = "Home"\nsection = "head"'),
+     ["`section`", "'head' is not a section of Home", "tokens, prediction"]),
+    ("section list", _steps(0) + _step(0).replace('view = "Home"', 'view = "Home"\nsection = ["tokens", 3]'),
+     ["`section`", "a section's name or a list"]),
+    ("control of another view", _steps(0) + _step(0).replace('view = "Home"', 'view = "Home"\ncontrols = ["layer"]'),
+     ["`controls`", "'layer' is not a control of Home"]),
 ]
 
 
@@ -481,3 +487,51 @@ def test_a_built_in_lesson_reports_what_a_tiny_model_lacks(tiny_gpt2):
     assert [(e.step, e.field) for e in problems] == [(5, "state.layer")]
     assert str(problems[0]).startswith("how-a-gpt-writes.toml: step 5 (“The MLP: each token on its own”), "
                                        "`state.layer`: 15 is out of range")
+
+
+def _page_sections(path: Path) -> list[str]:
+    """The names of a page file's `@ui.section("name", ...)` functions, in the file's order, read from its syntax."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef):
+            for d in node.decorator_list:
+                if (isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "section"
+                        and d.args and isinstance(d.args[0], ast.Constant)):
+                    out.append(d.args[0].value)
+    return out
+
+
+def test_each_views_sections_are_its_pages_section_functions():
+    """lessons.SECTIONS (what a step may name) and the pages' @ui.section functions (what the presenter view can
+    draw alone) are the same names, for every view."""
+    from explainer import player
+
+    files = player.view_files()
+    assert set(lessons.SECTIONS) == set(lessons.VIEWS)
+    for view, names in lessons.SECTIONS.items():
+        found = _page_sections(lessons.ROOT / (files.get(view) or "streamlit_app.py"))
+        assert sorted(set(found)) == sorted(names), (view, found, names)
+
+
+def test_every_built_in_step_names_a_section_and_its_controls_are_its_views():
+    """Every built-in step says what the presenter view draws, so that it fits a projector (tests/test_e2e.py
+    measures that); the controls it shows are link names its view reads."""
+    for lesson in lessons.load_all(lessons.LESSONS_DIR).lessons:
+        for step in lesson.steps:
+            assert step.section, (lesson.name, step.number)
+            assert set(step.section) <= set(lessons.SECTIONS[step.view])
+            assert step.shown_controls <= lessons.VIEW_PARAMS[step.view], (lesson.name, step.number)
+
+
+def test_shown_controls_default_to_the_steps_state_but_the_prompt_and_tab():
+    text = _steps(0) + _step(0).replace('view = "Home"', 'view = "Next_token"\nstate = { prompt = "Hi", '
+                                        'temperature = 2.0 }')
+    assert lessons.parse(text, "ok").steps[0].shown_controls == {"temperature"}
+    text = _steps(0) + _step(0).replace('view = "Home"', 'view = "Embeddings"\nsection = "map"\n'
+                                        'state = { tab = "map", map_preset = "Royalty & gender" }')
+    step = lessons.parse(text, "ok").steps[0]
+    assert step.shown_controls == {"map_preset"} and step.section == ("map",)
+    text = _steps(0) + _step(0).replace('view = "Home"', 'view = "Next_token"\nsection = ["grow", "distribution"]'
+                                        '\ncontrols = []\nstate = { temperature = 2.0 }')
+    step = lessons.parse(text, "ok").steps[0]
+    assert step.shown_controls == frozenset() and step.section == ("grow", "distribution")

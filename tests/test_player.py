@@ -138,7 +138,8 @@ def _root(query: dict[str, str]) -> AppTest:
 def _check_step(at: AppTest, lesson: lessons.Lesson, s: lessons.Step, present: bool) -> None:
     where = (lesson.name, s.number, s.title)
     page_ok(at)
-    assert [t.value for t in at.title] == [TITLES[s.view]], where
+    alone = present and s.section is not None      # the presenter view of the step's section: no page title
+    assert [t.value for t in at.title] == ([] if alone else [TITLES[s.view]]), where
     assert not at.warning, (where, [w.value for w in at.warning])
     head = " ".join(m.value for m in at.markdown)
     assert f"Step {s.number} of {len(lesson.steps)}" in head, where
@@ -154,6 +155,12 @@ def _check_step(at: AppTest, lesson: lessons.Lesson, s: lessons.Step, present: b
             assert at.number_input(key="max_tokens").value == int(raw), where
             continue
         key = KEYS[s.view][name]
+        if alone and name not in s.shown_controls:   # not drawn there: the value the step set, in the session
+            with pytest.raises(AssertionError):
+                _widget(at, key)
+            held = at.session_state["_prompt"] if name == "prompt" else at.session_state[key]   # the shared prompt
+            assert _shown(held) == raw, (where, name, key)
+            continue
         assert _shown(_widget(at, key).value) == raw, (where, name, key)
 
 
