@@ -26,7 +26,7 @@ from typing import Any
 
 import tomli_w
 
-from . import interventions, links
+from . import content, defaults, interventions, links
 from .lessons import (
     _SIDEBAR,
     COMPRESSED,
@@ -126,6 +126,22 @@ def describe_state(state: Mapping[str, str], width: int = 40) -> str:
     for k, v in state.items():
         shown = v if len(v) <= width else v[: width - 1] + "…"
         parts.append(f"{k} “{shown}”" if RULES[k].kind == "text" else f"{k} {shown}")
+    return " · ".join(parts)
+
+
+def describe_inputs(q: Question, skip: Collection[str] = ()) -> str:
+    """A question's inputs in one line, as `describe_state` writes a state (heads and neurons as labels)."""
+    spec = QUESTION_KINDS[q.kind].inputs
+    parts = []
+    for k, v in q.inputs.items():
+        if k in skip:
+            continue
+        v = _input_value(spec[k].kind, v)
+        if isinstance(v, list):
+            v = ", ".join(v) or "none"
+        if isinstance(v, str) and spec[k].kind == "text":
+            v = f"“{v if len(v) <= 40 else v[:39] + '…'}”"
+        parts.append(f"{k.replace('_', ' ')} {str(v).lower() if isinstance(v, bool) else v}")
     return " · ".join(parts)
 
 
@@ -265,12 +281,25 @@ def choice_inputs(kind: str) -> dict[str, tuple[str, ...]]:
     return {n: inp.options for n, inp in QUESTION_KINDS[kind].inputs.items() if inp.kind == "choice"}
 
 
+def shown_settings(view: str, state: Mapping[str, str]) -> dict[str, Any]:
+    """The sampling settings a view shows for the names `state` leaves out: its page's defaults (Generate's
+    temperature is its template's); views without them show Next token's, which their questions then use."""
+    if view == "Generate":
+        shown = dict(defaults.GENERATE)
+        template = state.get("template", shown["template"])
+        if template in content.TEMPLATES:
+            shown["temperature"] = content.TEMPLATES[template].temperature
+        return shown
+    return {**defaults.GENERATE, **defaults.NEXT_TOKEN}
+
+
 def set_question(lesson: Lesson, number: int, kind: str | None, text: str | None = None,
                  inputs: Mapping[str, Any] | None = None) -> Lesson:
     """Step `number`'s question: `kind` None removes it. The inputs the file gave that the kind also takes are
     kept, `inputs` are set, and the rest default from the step's state as a file's do (a choice with no default,
-    such as a head's role, takes its first option). `text` None keeps the question's text for the same kind,
-    else the kind's default question; a text that was the old kind's default becomes the new kind's."""
+    such as a head's role, takes its first option; a sampling setting the step leaves to its page takes what the page
+    shows, `shown_settings`). `text` None keeps the question's text (a new question: the
+    kind's default question); a text that was the old kind's default becomes the new kind's."""
     doc = to_doc(lesson)
     step = _doc_step(lesson, doc, number)
     if kind is None:
@@ -289,8 +318,13 @@ def set_question(lesson: Lesson, number: int, kind: str | None, text: str | None
     for name, options in choice_inputs(kind).items():
         if name not in q and spec[name].default is None and not spec[name].state:
             q[name] = options[0]
+    state = lesson.steps[number - 1].state
+    shown = shown_settings(lesson.steps[number - 1].view, state)
+    for name, inp in spec.items():     # a setting the step leaves to its page: what the page shows, written down
+        if name not in q and inp.default is None and inp.state in shown and inp.state not in state:
+            q[name] = shown[inp.state]
     if text is None:
-        text = old.text if old is not None and old.kind == kind else None
+        text = old.text if old is not None else None
     if text is None or (old is not None and old.kind != kind and text.strip() == DEFAULT_QUESTIONS.get(old.kind)):
         text = DEFAULT_QUESTIONS[kind]
     step["question"] = {"text": text, "kind": kind, **q}
