@@ -141,7 +141,7 @@ def describe_inputs(q: Question, skip: Collection[str] = ()) -> str:
             v = ", ".join(v) or "none"
         if isinstance(v, str) and spec[k].kind == "text":
             v = f"“{v if len(v) <= 40 else v[:39] + '…'}”"
-        parts.append(f"{k.replace('_', ' ')} {str(v).lower() if isinstance(v, bool) else v}")
+        parts.append(f"{k} {str(v).lower() if isinstance(v, bool) else v}")
     return " · ".join(parts)
 
 

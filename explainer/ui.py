@@ -1568,28 +1568,28 @@ def own_lesson_editor(lm: ex.LoadedModel | None) -> None:
     st.write("Make a lesson from the app's own views: set a page up as the class should see it, open **My lesson** "
              "in the sidebar and press **Add this view as a step**. Then write here what to say and what to ask, "
              "put the steps in order, and run it.")
-    st.caption("It is kept in this browser session only, never on the server: download its file to keep it or share "
-               "it, and upload the file here to run it again. A link to one of its steps works only in this browser "
-               "session.")
-    if len(own) > 1:
-        ss.own_pick = ss.get(_OWN_CUR) if ss.get(_OWN_CUR) in own else next(iter(own))
-        st.selectbox("Lesson", list(own), key="own_pick", on_change=_own_pick,
-                     format_func=lambda n: f"{own[n].title} ({n})")   # a selectbox shows text as it is
-    cur = _own_current()
-    if cur is None:
-        st.info("No lesson of your own yet: add a view from the sidebar on any page, or upload a lesson file below.",
-                icon=":material/playlist_add:")
-    else:
-        _own_lesson(cur, lm)
-    if message := ss.pop("_own_uploaded", None):
-        st.success(f"Loaded {message}", icon=":material/upload_file:")
-    key = f"own_upload_{ss.get('_own_upload_n', 0)}"
+    st.caption("It is kept in this browser session only, never on the server: reloading the page or pasting a link in "
+               "the address bar starts a new session without it, and a link to one of its steps works only here. "
+               "Download its file to keep it or share it, and upload the file here to run it again.")
+    key = f"own_upload_{ss.get('_own_upload_n', 0)}"          # first: a file to run, even with no lesson yet
     st.file_uploader("Upload a lesson file (.toml)", type=["toml"], key=key, on_change=_own_uploaded, args=(key,),
                      max_upload_size=1,
                      help=f"A lesson file of at most {lessons.MAX_FILE_BYTES // 1024} KB, checked as the app's own "
                           "lessons are. It runs in this browser session and can be edited here.")
     if error := ss.get("_own_upload_error"):
         st.error(error, icon=":material/error:")
+    if message := ss.pop("_own_uploaded", None):
+        st.success(f"Loaded {message}", icon=":material/upload_file:")
+    if len(own) > 1:
+        ss.own_pick = ss.get(_OWN_CUR) if ss.get(_OWN_CUR) in own else next(iter(own))
+        st.selectbox("Lesson", list(own), key="own_pick", on_change=_own_pick,
+                     format_func=lambda n: f"{own[n].title} ({n})")   # a selectbox shows text as it is
+    cur = _own_current()
+    if cur is None:
+        st.info("No lesson of your own yet: add a view from the sidebar on any page, or upload a lesson file above.",
+                icon=":material/playlist_add:")
+    else:
+        _own_lesson(cur, lm)
 
 
 def _own_lesson(lesson: lessons.Lesson, lm: ex.LoadedModel | None) -> None:
@@ -1665,7 +1665,7 @@ def _own_step(lesson: lessons.Lesson, step: lessons.Step, sid: str) -> None:
                          args=(name, sid, f"q_{inp}"))
             rest = lesson_edit.describe_inputs(q, skip=lesson_edit.choice_inputs(q.kind))
             if rest:
-                right.caption(f"Worked out with {md_escape(rest)}: the step's settings unless the file gave its own.")
+                right.caption(f"Worked out on the model in use with {md_escape(rest)}.")
         _own_box(right.text_area, f"own_{sid}_tries", "\n".join(step.tries), label="Try this (one suggestion a line)",
                  height=80, on_change=_own_step_field, args=(name, sid, "tries"))
         _own_errors(f"own_{sid}_")
