@@ -1543,7 +1543,8 @@ def _own_uploaded(key: str) -> None:
     ss.pop("_own_upload_error", None)
     _own_store(lesson, [_own_new_id() for _ in lesson.steps])
     ss._own_upload_n = ss.get("_own_upload_n", 0) + 1          # a fresh, empty uploader
-    ss._own_uploaded = f"{f.name}: “{lesson.title}”, {len(lesson.steps)} steps, ready to run and to edit."
+    n = len(lesson.steps)
+    ss._own_uploaded = f"{f.name}: “{lesson.title}”, {n} step{'s' * (n != 1)}, ready to run and to edit."
 
 
 def _own_box(draw: Callable[..., Any], key: str, value: Any, **kw: Any) -> Any:
