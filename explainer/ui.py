@@ -1573,8 +1573,8 @@ def own_lesson_editor(lm: ex.LoadedModel | None) -> None:
                "the address bar starts a new session without it, and a link to one of its steps works only here. "
                "Download its file to keep it or share it, and upload the file here to run it again.")
     key = f"own_upload_{ss.get('_own_upload_n', 0)}"          # first: a file to run, even with no lesson yet
-    st.file_uploader("Upload a lesson file (.toml)", type=["toml"], key=key, on_change=_own_uploaded, args=(key,),
-                     max_upload_size=1,
+    st.file_uploader(f"Upload a lesson file (.toml, at most {lessons.MAX_FILE_BYTES // 1024} KB)", type=["toml"],
+                     key=key, on_change=_own_uploaded, args=(key,), max_upload_size=1,
                      help=f"A lesson file of at most {lessons.MAX_FILE_BYTES // 1024} KB, checked as the app's own "
                           "lessons are. It runs in this browser session and can be edited here.")
     if error := ss.get("_own_upload_error"):
