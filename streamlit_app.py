@@ -68,6 +68,8 @@ def home() -> None:
     st.divider()
     ui.lesson_picker(lm)
     st.divider()
+    ui.own_lesson_editor(lm)          # a lesson of the teacher's own: made from the views, kept in this session
+    st.divider()
     st.subheader("The guided tour")
     st.write("Follow the prompt through the model, one page at a time:")
     cols = st.columns(3)

@@ -809,8 +809,8 @@ def parse(data: bytes | str, name: str, source: str | None = None) -> Lesson:
                       "Name the file with letters, digits, - and _ only (at most 64), e.g. my-lesson.toml.")
     raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     if len(raw) > MAX_FILE_BYTES:
-        raise w.error("file", f"is {len(raw) / 1024:.0f} KB; a lesson file may be at most {MAX_FILE_BYTES // 1024} KB",
-                      "Split it into two lessons.")
+        raise w.error("file", f"is {math.ceil(len(raw) / 1024)} KB; a lesson file may be at most "
+                              f"{MAX_FILE_BYTES // 1024} KB", "Split it into two lessons.")   # rounded up
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -852,7 +852,7 @@ def load(path: str | Path) -> Lesson:
     try:
         size = p.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise w.error("file", f"is {size / 1024:.0f} KB; a lesson file may be at most "
+            raise w.error("file", f"is {math.ceil(size / 1024)} KB; a lesson file may be at most "
                                   f"{MAX_FILE_BYTES // 1024} KB", "Split it into two lessons.")
         data = p.read_bytes()
     except OSError as e:

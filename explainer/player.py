@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import links
+from .lesson_edit import is_own
 from .lessons import APP, Lesson, Loaded, Step
 
 PARAMS = ("lesson", "step", "present")       # the player's own link names (links.SHARED)
@@ -96,6 +97,10 @@ def position(loaded: Loaded, link: Mapping[str, str]) -> Position:
         failed = next((e for e in loaded.errors if Path(e.source).stem == raw), None)
         if failed is not None:
             notes.append(f"The lesson in this link, {_say('lesson', raw)}, could not be loaded: {failed}")
+        elif is_own(raw):
+            notes.append(f"{_say('lesson', raw)} is a lesson made in the app: it lives in the browser session that "
+                         "made it, and its link works only there. Download its file there and upload it on the home "
+                         "page here.")
         else:
             have = ", ".join(lesson.name for lesson in loaded.lessons[:8]) or "none"
             notes.append(f"{_say('lesson', raw)} is not a lesson of this app (its lessons: {have}): no lesson "

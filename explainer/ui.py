@@ -31,6 +31,7 @@ from explainer import (
     heads,
     interventions,
     lens,
+    lesson_edit,
     lessons,
     links,
     makemore,
@@ -318,6 +319,7 @@ def page(title: str, intro: str = "", icon: str = "🔎") -> ex.LoadedModel | No
         if intro and not pos.present:        # presenter view: the step's narration says what the page is for
             st.markdown(intro)   # body text, not a grey caption: the class reads it from the back of the room
     lm = sidebar_model()
+    own_lesson_sidebar(lm)                   # "Add this view as a step" (a lesson of the teacher's own)
     if lm is not None and getattr(lm, "notice", None):   # e.g. a read-only cache: the model runs from memory
         st.warning(lm.notice)
     if pos.running:
@@ -849,7 +851,8 @@ def lessons_loaded() -> lessons.Loaded:
     with _LESSONS_LOCK:
         if _LESSONS.get("sig") != sig:
             _LESSONS.update(sig=sig, loaded=lessons.load_all(folder))
-        return _LESSONS["loaded"]
+        loaded = _LESSONS["loaded"]
+    return lesson_edit.WithOwn(loaded.lessons, loaded.errors, own=_own_in_session())   # this session's own too
 
 
 def lesson_answer(model_name: str, lesson_name: str, number: int) -> lessons.Answer:
@@ -1486,3 +1489,339 @@ def reading_only() -> bool:
     """Whether to draw what is written for reading alone (the page's own explanations), not for a projector
     where the teacher narrates: False in the presenter view of a section."""
     return shown_section() is None
+
+
+# -- a teacher's own lessons (explainer/lesson_edit.py): made in the app, kept in this browser session only -----------
+# Several users share a server, so an own lesson is never written to its disk: it lives in this session's state
+# (ss[_OWN]: {name: Lesson}, each exactly what its file gives), and the player finds it through lessons_loaded()
+# (lesson_edit.WithOwn). Every step has an id that stays with it (ss[_OWN_IDS][name]), so the editor's boxes follow a
+# step that moves. An edit that a file could not hold is refused with the file's own message, and the box keeps
+# what was typed (ss[_OWN_ERR]: {widget key: (message, typed value)}, kept even if the box is not drawn for a while).
+
+_OWN, _OWN_IDS, _OWN_CUR, _OWN_ERR = "_own_lessons", "_own_ids", "_own_current", "_own_errors"
+_NO_QUESTION = "(no question)"
+
+
+def _own_in_session() -> dict[str, lessons.Lesson]:
+    try:
+        return dict(ss.get(_OWN) or {})
+    except Exception:  # noqa: BLE001 - outside a script run (a download built on its click): no session
+        return {}
+
+
+def own_lessons() -> dict[str, lessons.Lesson]:
+    """This session's own lessons, by name (`my-...`)."""
+    return ss.setdefault(_OWN, {})
+
+
+def _own_ids(name: str) -> list[str]:
+    return ss.setdefault(_OWN_IDS, {}).setdefault(name, [])
+
+
+def _own_new_id() -> str:
+    ss._own_next = ss.get("_own_next", 0) + 1
+    return f"s{ss._own_next}"
+
+
+def _own_current() -> lessons.Lesson | None:
+    own = own_lessons()
+    name = ss.get(_OWN_CUR)
+    if name not in own:
+        name = next(iter(own), None)
+        ss[_OWN_CUR] = name
+    return own.get(name) if name else None
+
+
+def _own_store(lesson: lessons.Lesson, ids: list[str]) -> None:
+    own_lessons()[lesson.name] = lesson
+    ss.setdefault(_OWN_IDS, {})[lesson.name] = ids
+    ss[_OWN_CUR] = lesson.name
+
+
+def _own_forget_keys(prefix: str) -> None:
+    for k in [k for k in ss if isinstance(k, str) and k.startswith(prefix)]:
+        del ss[k]
+    errors = ss.setdefault(_OWN_ERR, {})
+    for k in [k for k in errors if k.startswith(prefix)]:
+        del errors[k]
+
+
+def own_lesson_sidebar(lm: ex.LoadedModel | None) -> None:
+    """The sidebar's "My lesson": the view on screen, as its link has it, becomes the next step of this session's
+    own lesson (a new one the first time). The editor is on the home page."""
+    view = current_view()
+    if view not in lessons.VIEWS:
+        return
+    cur = _own_current()
+    with st.sidebar.expander("My lesson", icon=":material/playlist_add:"):
+        st.caption(f"Adds to “{md_escape(cur.title)}” ({len(cur.steps)} step{'s' * (len(cur.steps) != 1)})."
+                   if cur else "Make a lesson of your own from the app's views, kept in this browser session.")
+        st.text_input("Step title", key="own_add_title", placeholder=_view_title(view),
+                      max_chars=lessons.MAX_TITLE_CHARS)
+        st.button("Add this view as a step", key="own_add", icon=":material/add:", width="stretch",
+                  on_click=_own_add, args=(view, _view_title(view), lm.name if lm is not None else BUNDLED),
+                  help="This page with its settings as they are now (the prompt, the layer, the sliders) becomes a "
+                       "step: the lesson opens it just like this.")
+        said = ss.pop("_own_said", None)
+        if said is not None:
+            kind, text, notes = said
+            (st.success if kind == "ok" else st.error)(text)
+            for note in notes:
+                st.caption(note)
+        pages = getattr(_run, "nav", None)
+        if cur is not None and pages and "Home" in pages[0] and view != "Home":
+            if st.button("Edit it on the home page", key="own_edit", icon=":material/edit:", type="tertiary"):
+                st.switch_page(pages[0]["Home"])      # (the link state crosses with the session, as any page switch)
+
+
+def _own_add(view: str, title: str, model: str) -> None:
+    own = own_lessons()
+    cur = _own_current()
+    title = (ss.get("own_add_title") or "").strip() or title
+    try:
+        if cur is None:
+            lesson, notes = lesson_edit.new_lesson(view, _link(), model=model, title=title, taken=own)
+            ids = []
+        else:
+            lesson, notes = lesson_edit.add_view(cur, view, _link(), title)
+            ids = list(_own_ids(cur.name))
+    except lessons.LessonError as e:
+        ss._own_said = ("error", str(e), ())
+        return
+    _own_store(lesson, [*ids, _own_new_id()])
+    ss.own_add_title = ""
+    ss._own_said = ("ok", f"Step {len(lesson.steps)} of “{lesson.title}”: {lesson.steps[-1].title}.", notes)
+
+
+def _own_apply(name: str, key: str, edit: Callable[[lessons.Lesson], lessons.Lesson]) -> lessons.Lesson | None:
+    """Apply one edit to own lesson `name`: the new lesson, or None with the message kept beside the box `key`."""
+    lesson = own_lessons().get(name)
+    if lesson is None:
+        return None
+    errors = ss.setdefault(_OWN_ERR, {})
+    try:
+        new = edit(lesson)
+    except (lessons.LessonError, IndexError, ValueError) as e:
+        errors[key] = (str(e), ss.get(key))
+        return None
+    errors.pop(key, None)
+    own_lessons()[name] = new
+    return new
+
+
+def _own_number(name: str, sid: str) -> int:
+    return _own_ids(name).index(sid) + 1
+
+
+def _own_step_field(name: str, sid: str, fld: str) -> None:
+    key = f"own_{sid}_{fld}"
+    value = ss.get(key)
+
+    def edit(lesson: lessons.Lesson) -> lessons.Lesson:
+        n = _own_number(name, sid)
+        if fld in ("title", "narration"):
+            return lesson_edit.edit_step(lesson, n, **{fld: value or ""})
+        if fld == "tries":
+            return lesson_edit.edit_step(lesson, n, tries=(value or "").splitlines())
+        q = lesson.steps[n - 1].question
+        if fld == "qtext":
+            return lesson_edit.set_question(lesson, n, q.kind, text=value or "")
+        return lesson_edit.set_question(lesson, n, q.kind, inputs={fld.removeprefix("q_"): value})
+    _own_apply(name, key, edit)
+
+
+def _own_kind(name: str, sid: str) -> None:
+    key = f"own_{sid}_qkind"
+    kind = None if ss.get(key) == _NO_QUESTION else ss.get(key)
+    text = (ss.get(f"own_{sid}_qtext") or "").strip() or None
+    new = _own_apply(name, key, lambda lesson: lesson_edit.set_question(lesson, _own_number(name, sid), kind, text))
+    if new is not None:                 # the question's own boxes start again from what the lesson now holds
+        _own_forget_keys(f"own_{sid}_q_")
+        _own_forget_keys(f"own_{sid}_qtext")
+        q = new.steps[_own_number(name, sid) - 1].question
+        if q is not None:
+            ss[f"own_{sid}_qtext"] = q.text
+
+
+def _own_move(name: str, sid: str, delta: int) -> None:
+    n = _own_number(name, sid)
+    if _own_apply(name, f"own_{sid}_move", lambda lesson: lesson_edit.move_step(lesson, n, delta)) is not None:
+        ids = _own_ids(name)
+        ids.insert(max(0, min(n - 1 + delta, len(ids) - 1)), ids.pop(n - 1))
+
+
+def _own_delete(name: str, sid: str) -> None:
+    n = _own_number(name, sid)
+    if _own_apply(name, f"own_{sid}_delete", lambda lesson: lesson_edit.delete_step(lesson, n)) is not None:
+        _own_ids(name).remove(sid)
+        _own_forget_keys(f"own_{sid}_")
+
+
+def _own_info(name: str, fld: str) -> None:
+    key = f"own_{name}_{fld}"
+    _own_apply(name, key, lambda lesson: lesson_edit.edit_info(lesson, **{fld: ss.get(key)}))
+
+
+def _own_remove(name: str) -> None:
+    own_lessons().pop(name, None)
+    for sid in ss.setdefault(_OWN_IDS, {}).pop(name, []):
+        _own_forget_keys(f"own_{sid}_")
+    _own_forget_keys(f"own_{name}_")
+    ss[_OWN_CUR] = next(iter(own_lessons()), None)
+
+
+def _own_pick() -> None:
+    ss[_OWN_CUR] = ss.own_pick
+
+
+def _own_open(name: str, number: int, present: bool) -> None:
+    """Run own lesson `name` from step `number` (Run, Present, a step's Open): its link in the URL, as Start does."""
+    lesson = own_lessons().get(name)
+    if lesson is None:
+        return
+    ss._notices = []
+    ss._player_shown = None
+    st.query_params.from_dict(player.step_link(lesson, number, present,
+                                               model=player.start_model(lesson, _link().get("model"))))
+
+
+def _own_uploaded(key: str) -> None:
+    f = ss.get(key)
+    if f is None:
+        ss.pop("_own_upload_error", None)
+        return
+    try:
+        lesson = lesson_edit.from_upload(f.getvalue(), f.name, taken=own_lessons())
+    except lessons.LessonError as e:
+        ss._own_upload_error = str(e)
+        return
+    ss.pop("_own_upload_error", None)
+    _own_store(lesson, [_own_new_id() for _ in lesson.steps])
+    ss._own_upload_n = ss.get("_own_upload_n", 0) + 1          # a fresh, empty uploader
+    n = len(lesson.steps)
+    ss._own_uploaded = f"{f.name}: “{lesson.title}”, {n} step{'s' * (n != 1)}, ready to run and to edit."
+
+
+def _own_box(draw: Callable[..., Any], key: str, value: Any, **kw: Any) -> Any:
+    """A box of the editor: the lesson's value the first time (or what was typed, if that was refused)."""
+    if key not in ss:
+        refused = ss.setdefault(_OWN_ERR, {}).get(key)
+        ss[key] = refused[1] if refused is not None and refused[1] is not None else value
+    return draw(key=key, **kw)
+
+
+def _own_errors(prefix: str) -> None:
+    for key, (message, _) in ss.setdefault(_OWN_ERR, {}).items():
+        if key.startswith(prefix):
+            st.error(message, icon=":material/error:")
+
+
+def own_lesson_editor(lm: ex.LoadedModel | None) -> None:
+    """The home page's editor of this session's own lessons: the lesson's fields, each step's title, narration,
+    suggestions and question, ↑ ↓ and delete, Run and Present, the lesson file to download, and an upload."""
+    own = own_lessons()
+    st.subheader("Your own lesson")
+    st.write("Make a lesson from the app's own views: set a page up as the class should see it, open **My lesson** "
+             "in the sidebar and press **Add this view as a step**. Then write here what to say and what to ask, "
+             "put the steps in order, and run it.")
+    st.caption("It is kept in this browser session only, never on the server: reloading the page or pasting a link in "
+               "the address bar starts a new session without it, and a link to one of its steps works only here. "
+               "Download its file to keep it or share it, and upload the file here to run it again.")
+    key = f"own_upload_{ss.get('_own_upload_n', 0)}"          # first: a file to run, even with no lesson yet
+    st.file_uploader(f"Upload a lesson file (.toml, at most {lessons.MAX_FILE_BYTES // 1024} KB)", type=["toml"],
+                     key=key, on_change=_own_uploaded, args=(key,), max_upload_size=1,
+                     help=f"A lesson file of at most {lessons.MAX_FILE_BYTES // 1024} KB, checked as the app's own "
+                          "lessons are. It runs in this browser session and can be edited here.")
+    if error := ss.get("_own_upload_error"):
+        st.error(error, icon=":material/error:")
+    if message := ss.pop("_own_uploaded", None):
+        st.success(f"Loaded {message}", icon=":material/upload_file:")
+    if len(own) > 1:
+        ss.own_pick = ss.get(_OWN_CUR) if ss.get(_OWN_CUR) in own else next(iter(own))
+        st.selectbox("Lesson", list(own), key="own_pick", on_change=_own_pick,
+                     format_func=lambda n: f"{own[n].title} ({n})")   # a selectbox shows text as it is
+    cur = _own_current()
+    if cur is None:
+        st.info("No lesson of your own yet: add a view from the sidebar on any page, or upload a lesson file above.",
+                icon=":material/playlist_add:")
+    else:
+        _own_lesson(cur, lm)
+
+
+def _own_lesson(lesson: lessons.Lesson, lm: ex.LoadedModel | None) -> None:
+    name = lesson.name
+    ids = _own_ids(name)
+    while len(ids) < len(lesson.steps):        # (a lesson stored without ids)
+        ids.append(_own_new_id())
+    with st.container(border=True, key="own_lesson"):
+        a, b = st.columns([2, 3])
+        _own_box(a.text_input, f"own_{name}_title", lesson.title, label="Lesson title",
+                 max_chars=lessons.MAX_TITLE_CHARS, on_change=_own_info, args=(name, "title"))
+        _own_box(b.text_input, f"own_{name}_summary", lesson.summary, label="Summary (one line, for the picker)",
+                 max_chars=lessons.MAX_SUMMARY_CHARS, on_change=_own_info, args=(name, "summary"))
+        a, b, c = st.columns([2, 1, 2], vertical_alignment="bottom")
+        _own_box(a.text_input, f"own_{name}_level", lesson.level, label="Level (who it is for)",
+                 max_chars=lessons.MAX_LEVEL_CHARS, on_change=_own_info, args=(name, "level"))
+        _own_box(b.number_input, f"own_{name}_minutes", lesson.minutes, label="Minutes", min_value=1,
+                 max_value=lessons.MAX_MINUTES, step=5, on_change=_own_info, args=(name, "minutes"))
+        c.caption(f"`lesson={name}` · {len(lesson.steps)} step{'s' * (len(lesson.steps) != 1)} · written for "
+                  f"{model_label(lesson.model)}")
+        _own_errors(f"own_{name}_")
+        row = st.container(horizontal=True, vertical_alignment="center")
+        row.button("Run this lesson", key="own_run", type="primary", icon=":material/play_arrow:",
+                   on_click=_own_open, args=(name, 1, False))
+        row.button("Present", key="own_present", icon=":material/co_present:", on_click=_own_open,
+                   args=(name, 1, True), help="Run it in presenter view (for a projector)")
+        with row:
+            lesson_download(lesson, key="own_download")
+            if lm is not None:
+                handout_download(lesson, lm, key="own_handout")
+        with row.popover("Remove", icon=":material/delete:"):
+            st.write(f"Remove “{md_escape(lesson.title)}” from this session? Download its file first to keep it.")
+            st.button("Remove this lesson", key="own_remove", on_click=_own_remove, args=(name,))
+    for step, sid in zip(lesson.steps, ids):
+        _own_step(lesson, step, sid)
+
+
+def _own_step(lesson: lessons.Lesson, step: lessons.Step, sid: str) -> None:
+    name, n, total = lesson.name, step.number, len(lesson.steps)
+    with st.container(border=True, key=f"own_step_{sid}"):
+        head = st.container(horizontal=True, vertical_alignment="center", gap="small")
+        shown = lesson_edit.describe_state(step.state) or "the page's defaults"
+        head.markdown(f"**Step {n} of {total}** · {_view_title(step.view)}  \n"
+                      f"<small>{html.escape(shown)}</small>", unsafe_allow_html=True, width="stretch")
+        head.button("Up", key=f"own_{sid}_up", icon=":material/arrow_upward:", disabled=n == 1,
+                    on_click=_own_move, args=(name, sid, -1), help="Move this step up")
+        head.button("Down", key=f"own_{sid}_down", icon=":material/arrow_downward:", disabled=n == total,
+                    on_click=_own_move, args=(name, sid, 1), help="Move this step down")
+        head.button("Open", key=f"own_{sid}_open", icon=":material/open_in_new:", on_click=_own_open,
+                    args=(name, n, False), help="Run the lesson from this step")
+        head.button("Delete", key=f"own_{sid}_delete", icon=":material/delete:", disabled=total == 1,
+                    on_click=_own_delete, args=(name, sid),
+                    help="A lesson keeps at least one step: remove the lesson instead" if total == 1 else
+                         "Delete this step")
+        left, right = st.columns([3, 2])
+        _own_box(left.text_input, f"own_{sid}_title", step.title, label="Step title",
+                 max_chars=lessons.MAX_TITLE_CHARS, on_change=_own_step_field, args=(name, sid, "title"))
+        _own_box(left.text_area, f"own_{sid}_narration", step.narration, label="Narration (what you say; Markdown)",
+                 height=130, max_chars=lessons.MAX_NARRATION_CHARS, on_change=_own_step_field,
+                 args=(name, sid, "narration"))
+        q = step.question
+        kinds = [_NO_QUESTION, *lessons.QUESTION_KINDS]
+        _own_box(right.selectbox, f"own_{sid}_qkind", q.kind if q else _NO_QUESTION, label="Question: what to work out",
+                 options=kinds, on_change=_own_kind, args=(name, sid),
+                 format_func=lambda k: k if k == _NO_QUESTION else f"{k.replace('_', ' ')}: "
+                                                                   f"{lessons.QUESTION_KINDS[k].help}")
+        if q is not None:
+            _own_box(right.text_input, f"own_{sid}_qtext", q.text, label="Question text",
+                     max_chars=lessons.MAX_QUESTION_CHARS, on_change=_own_step_field, args=(name, sid, "qtext"))
+            for inp, options in lesson_edit.choice_inputs(q.kind).items():
+                _own_box(right.selectbox, f"own_{sid}_q_{inp}", q.inputs[inp], label=inp.replace("_", " "),
+                         options=list(options), format_func=lambda o: o or "(none)", on_change=_own_step_field,
+                         args=(name, sid, f"q_{inp}"))
+            rest = lesson_edit.describe_inputs(q, skip=lesson_edit.choice_inputs(q.kind))
+            if rest:
+                right.caption(f"Worked out on the model in use with {md_escape(rest)}.")
+        _own_box(right.text_area, f"own_{sid}_tries", "\n".join(step.tries), label="Try this (one suggestion a line)",
+                 height=80, on_change=_own_step_field, args=(name, sid, "tries"))
+        _own_errors(f"own_{sid}_")

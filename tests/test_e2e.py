@@ -166,6 +166,53 @@ def test_clicking_a_tab_writes_it_to_the_link_and_the_link_reopens_it(app_and_br
         context.close()
 
 
+def test_a_view_becomes_a_step_its_file_downloads_and_an_upload_runs(app_and_browser, tmp_path):
+    """A teacher's own lesson in Chromium: on Attention (layer 3, head 2) "Add this view as a step" in the sidebar,
+    "Edit it on the home page", download the file (it parses to that step); a malformed upload is named with its file
+    and step; the downloaded file uploaded again runs on its page with the player (editor_1280.png, own_run.png)."""
+    from explainer import lessons
+
+    base, b = app_and_browser
+    context = b.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
+    page = context.new_page()
+    click = lambda sel: page.locator(sel).first.evaluate("e => e.click()")  # noqa: E731
+    try:
+        page.goto(f"{base}/Attention?layer=3&head=2", wait_until="domcontentloaded")
+        br.wait_idle(page)
+        page.get_by_text("My lesson").first.click()
+        click(".st-key-own_add button")
+        br.wait_idle(page)
+        assert "Step 1 of “My lesson”: Attention." in page.locator("[data-testid='stSidebar']").inner_text()
+        click(".st-key-own_edit button")
+        br.wait_idle(page)
+        page.locator(".st-key-own_lesson").scroll_into_view_if_needed()
+        page.screenshot(path=str(br.SHOTS / "editor_1280.png"))
+        with page.expect_download() as d:
+            click(".st-key-own_download button")
+        saved = tmp_path / d.value.suggested_filename
+        d.value.save_as(saved)
+        lesson = lessons.parse(saved.read_bytes(), "my-lesson")
+        assert [(s.view, dict(s.state)) for s in lesson.steps] == [("Attention", {"layer": "3", "head": "2"})]
+        bad = tmp_path / "broken.toml"
+        bad.write_text(saved.read_text().replace('view = "Attention"', 'view = "Kitchen"'))
+        upload = page.locator("[data-testid='stFileUploader'] input[type=file]")
+        upload.set_input_files(str(bad))
+        br.wait_idle(page)
+        errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+        assert any("broken.toml: step 1 (“Attention”), view: 'Kitchen'" in e for e in errors), errors
+        page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(str(saved))
+        br.wait_idle(page)
+        assert page.locator(".st-key-own_lesson").count() == 1
+        click(".st-key-own_run button")
+        br.wait_idle(page)
+        assert "/Attention?" in page.url and "lesson=my-lesson-2" in page.url, page.url
+        assert "Step 1 of 1" in page.locator(".st-key-player").inner_text()
+        page.screenshot(path=str(br.SHOTS / "own_run.png"))
+        assert not page.locator("[data-testid='stException']").all_inner_texts()
+    finally:
+        context.close()
+
+
 # The page scrolls when some scrolling container (Streamlit's main area, or the document) holds more than it shows.
 SCROLL_JS = """() => {
   const els = [document.scrollingElement, ...document.querySelectorAll('[data-testid="stMain"], section.main, '
