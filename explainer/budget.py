@@ -239,21 +239,31 @@ class _Work:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self.in_flight = 0
+        self._mine = threading.local()      # what this thread holds already (a computation inside another)
+
+    def held_here(self) -> int:
+        return getattr(self._mine, "n", 0)
 
     @contextmanager
     def reserve(self, nbytes: int) -> Iterator[None]:
         """Hold `nbytes` of the working share while the block runs; wait while others hold too much.
-        A computation alone always runs (its size was limited before it got here)."""
+        A computation alone always runs (its size was limited before it got here). One inside another on
+        the same thread (a lens that finds its trace evicted and traces it again) never waits: waiting
+        there would be waiting for itself, or, with another thread doing the same, for each other."""
         n = int(max(0, nbytes))
-        for fn in _before_work:
-            fn()
+        outer = self.held_here()
+        if not outer:
+            for fn in _before_work:
+                fn()
         with self._cond:
-            while self.in_flight and self.in_flight + n > work_cap():
+            while not outer and self.in_flight and self.in_flight + n > work_cap():
                 self._cond.wait(timeout=1.0)
             self.in_flight += n
+        self._mine.n = outer + n
         try:
             yield
         finally:
+            self._mine.n = outer
             with self._cond:
                 self.in_flight -= n
                 self._cond.notify_all()

@@ -111,6 +111,54 @@ def test_app_caches_stay_within_a_2gb_budget(two_gb):
     assert _rss() - base <= two_gb.total
 
 
+def _within(seconds: float, fn):
+    """fn() on a thread; its result, or a failure if it has not returned within `seconds` (a deadlock)."""
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert out, f"still waiting after {seconds:.0f} s: a computation waits for the budget it holds itself"
+    return out[0]
+
+
+def test_a_result_of_a_trace_at_the_token_limit_does_not_wait_for_itself(two_gb):
+    """What the Attention page's §4 and the logit lens ask for on a prompt at the token limit: the result reserves
+    its pass, then asks for its trace, which may have to be traced (again) inside that reservation. Before,
+    that inner reservation waited for the outer one to end: the page hung for ever."""
+    from explainer import ui
+
+    long = " ".join(f"w{i}" for i in range(2048))
+    ho = _within(120, lambda: ui.head_outputs_of("bundled", long, 4096, 3))
+    assert ho.n_tokens == budget.token_limit(ui.get_model("bundled"))
+    budget.RESULTS.clear()                                  # the trace evicted between the estimate and the result
+    _within(120, lambda: ui.lens_of("bundled", long, 4096, 5, (0, 1)))
+    assert budget._work.in_flight == 0
+
+
+def test_a_computation_inside_another_on_the_same_thread_does_not_wait(monkeypatch):
+    monkeypatch.setattr(budget, "work_cap", lambda: 100)
+
+    def nested():
+        with budget.working(80), budget.working(80):         # 160 > 100, but it is one thread's work
+            return budget._work.in_flight
+
+    assert _within(10, nested) == 160 and budget._work.in_flight == 0
+    other = threading.Event()
+
+    def holder():
+        with budget.working(80):
+            other.set()
+            time.sleep(0.3)
+    t = threading.Thread(target=holder)
+    t.start()
+    other.wait(5)
+    start = time.perf_counter()
+    with budget.working(80):                                 # another thread's 80 + 80 > 100: this one waits
+        waited = time.perf_counter() - start
+    t.join()
+    assert waited >= 0.2
+
+
 def test_a_4096_token_prompt_gives_a_message_not_a_crash(two_gb, offline, bundled):
     """Through the app: a 4,096-token prompt with the token limit at 4,096 in the link."""
     from streamlit.testing.v1 import AppTest
