@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from . import heap
 from .errors import ModelLoadError
 
 ENV = "EXPLAINER_MEMORY_GB"
@@ -283,11 +284,11 @@ class ByteLRU:
 
     Results are shared read-only by every session. One key is computed once even when several sessions
     ask at the same time (the others wait for it). A result bigger than the whole cap is handed back but
-    not kept."""
+    not kept. `on_evict` is called (outside the lock) after entries were dropped."""
 
     def __init__(self, cap: Callable[[], int], max_entries: int | None = None,
-                 size: Callable[[Any], int] = nbytes_of) -> None:
-        self._cap, self._max_entries, self._size = cap, max_entries, size
+                 size: Callable[[Any], int] = nbytes_of, on_evict: Callable[[], None] | None = None) -> None:
+        self._cap, self._max_entries, self._size, self._on_evict = cap, max_entries, size, on_evict
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
         self._making: dict[Hashable, threading.Lock] = {}
@@ -319,22 +320,31 @@ class ByteLRU:
             if n > cap:
                 return
             self._items[key] = (value, n)
-            self._shrink(cap)
+            dropped = self._shrink(cap)
+        self._evicted(dropped)
 
-    def _shrink(self, cap: int) -> None:
-        total = sum(n for _, n in self._items.values())
+    def _shrink(self, cap: int) -> int:
+        total, dropped = sum(n for _, n in self._items.values()), 0
         while self._items and (total > cap or (self._max_entries and len(self._items) > self._max_entries)):
             _, (_, n) = self._items.popitem(last=False)
             total -= n
+            dropped += 1
+        return dropped
+
+    def _evicted(self, dropped: int) -> None:
+        if dropped and self._on_evict is not None:
+            self._on_evict()
 
     def make_room(self, nbytes: int) -> None:
         """Evict until `nbytes` more would fit."""
         with self._lock:
-            self._shrink(max(0, self._cap() - int(nbytes)))
+            dropped = self._shrink(max(0, self._cap() - int(nbytes)))
+        self._evicted(dropped)
 
     def shrink(self) -> None:
         with self._lock:
-            self._shrink(self._cap())
+            dropped = self._shrink(self._cap())
+        self._evicted(dropped)
 
     def held_bytes(self) -> int:
         with self._lock:
@@ -354,7 +364,9 @@ class ByteLRU:
 
     def clear(self) -> None:
         with self._lock:
+            dropped = len(self._items)
             self._items.clear()
+        self._evicted(dropped)
 
 
 def model_cap() -> int:
@@ -363,7 +375,7 @@ def model_cap() -> int:
 
 
 RESULTS = ByteLRU(results_cap)
-MODELS = ByteLRU(model_cap, max_entries=MAX_MODELS, size=model_bytes)
+MODELS = ByteLRU(model_cap, max_entries=MAX_MODELS, size=model_bytes, on_evict=heap.release)  # a model is frozen
 
 
 def cached(key: Hashable, make: Callable[[], T], estimate: int | Callable[[], int] = 0) -> T:

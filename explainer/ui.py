@@ -29,6 +29,7 @@ from explainer import (
     glove,
     handout,
     heads,
+    heap,
     interventions,
     lens,
     lesson_edit,
@@ -83,7 +84,9 @@ def get_model(name: str) -> ex.LoadedModel:
     """One shared model per name for every session (read-only), within the budget's share for models.
     Never draws anything. A load that fails leaves the models held as they were."""
     def load() -> ex.LoadedModel:
-        return ex.load_model(name, max_bytes=budget.model_cap(), allowed=allowed_models())
+        lm = ex.load_model(name, max_bytes=budget.model_cap(), allowed=allowed_models())
+        heap.settle(force=True)      # held for every session: out of the collector's sight (explainer/heap.py)
+        return lm
     lm = budget.MODELS.get(name, load)
     budget.RESULTS.shrink()          # a new model leaves less room for results
     return lm
@@ -291,6 +294,7 @@ def page(title: str, intro: str = "", icon: str = "🔎") -> ex.LoadedModel | No
     """Common page set-up: the app's own navigation, the link's state, config, style, sidebar with the
     model picker. Returns the model in use, or None (with a message already shown) when no model loaded."""
     _through_app_navigation()
+    heap.settle()          # a page's first run imported modules: freeze them (explainer/heap.py)
     try:
         st.set_page_config(page_title=f"{title} · Inside a GPT", page_icon=icon, layout="wide")
     except st.errors.StreamlitAPIException:
@@ -1273,6 +1277,7 @@ def tally_rows(rows: Sequence[tuple[str, int]]) -> None:
 def student_page(title: str, icon: str = "🗳️") -> None:
     """A page for a student's phone: the app's navigation and the link, no model, no sidebar picker, no player."""
     _through_app_navigation()
+    heap.settle()
     try:
         st.set_page_config(page_title=f"{title} · Inside a GPT", page_icon=icon, layout="centered")
     except st.errors.StreamlitAPIException:
