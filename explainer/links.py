@@ -72,7 +72,7 @@ PAGE = {
     "lab_temp": "sampling temperature", "lab_sample_seed": "sampling seed", "lab_prefix": "start of a name",
     "lab_of_names": "overfitting: training names", "lab_of_hidden": "overfitting: hidden units",
     # Join (a class poll's student page, explainer/poll.py)
-    "room": "class poll room code",
+    "room": "class poll room code", "me": "class poll: this browser's anonymous id (a reload keeps its guess)",
 }
 
 NAMES = {**SHARED, **PAGE}

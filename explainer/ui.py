@@ -1288,11 +1288,19 @@ def student_page(title: str, icon: str = "🗳️") -> None:
     st.title(title)
 
 
+_STUDENT_ID = re.compile(r"[A-Za-z0-9_-]{16}")
+
+
 def student_id() -> str:
+    """This browser's anonymous id: random, and kept in the page's link (`me`) as well as the session, so a
+    student who reloads the page (a new session) keeps one guess, and sees it, instead of counting twice."""
     import secrets
 
     if _STUDENT_KEY not in ss:
-        ss[_STUDENT_KEY] = secrets.token_urlsafe(12)
+        mine = link_value("me") or ""
+        ss[_STUDENT_KEY] = mine if _STUDENT_ID.fullmatch(mine) else secrets.token_urlsafe(12)
+    if link_value("me") != ss[_STUDENT_KEY]:
+        set_link("me", ss[_STUDENT_KEY])
     return ss[_STUDENT_KEY]
 
 

@@ -234,6 +234,32 @@ def test_a_students_page_shows_the_question_and_never_the_teachers_controls():
         poll.STORE.close(code, secret)
 
 
+def test_a_student_who_reloads_keeps_one_guess():
+    """A reload is a new Streamlit session: the id in the page's link (`me`) keeps the student one guess."""
+    from tests.conftest import page_ok
+
+    code, secret = poll.STORE.open_room()
+    try:
+        poll.STORE.set_question(code, secret, "x", 1, "Guess?")
+        first = _submit(_join({"room": code}), "paris")
+        me = first.query_params["me"]
+        me = me[0] if isinstance(me, list) else me
+        assert me == first.session_state["_poll_student"] and len(me) == 16
+        again = _join({"room": code, "me": me})                       # the same link, a new session
+        page_ok(again)
+        assert "Your guess: **paris**" in _markdown(again)
+        again = _submit(again, "rome")                                 # replaces it: still one student
+        assert poll.STORE.tally(code, secret) == [("rome", 1)]
+        other = _join({"room": code, "me": "<b>not-an-id</b>"})      # a mangled id: a fresh one, no error
+        page_ok(other)
+        assert other.session_state["_poll_student"] != me and not any(m.startswith("Your guess") for m in
+                                                                       _markdown(other))
+        _submit(other, "paris")
+        assert poll.STORE.tally(code, secret) == [("paris", 1), ("rome", 1)]
+    finally:
+        poll.STORE.close(code, secret)
+
+
 def test_html_and_oversized_guesses_are_text_and_bounded():
     from explainer import ui
     from tests.conftest import page_ok
