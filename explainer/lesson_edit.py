@@ -34,6 +34,7 @@ from .lessons import (
     NAME_RE,
     QUESTION_KINDS,
     RULES,
+    SECTIONS,
     VIEW_PARAMS,
     VIEW_TABS,
     VIEWS,
@@ -245,6 +246,8 @@ def new_lesson(view: str, link: Mapping[str, str], *, model: str = "bundled", ti
 def _new_step(view: str, state: Mapping[str, str], title: str | None) -> dict[str, Any]:
     step = {"title": (title or "").strip() or _view_title(view), "view": view,
             "state": {k: _state_value(k, v) for k, v in state.items()}, "narration": NARRATION}
+    if state.get("tab") in SECTIONS.get(view, ()):     # a page's tab is its section: the projector shows that tab
+        step["section"] = state["tab"]
     if not step["state"]:
         del step["state"]
     return step
@@ -260,10 +263,17 @@ def add_view(lesson: Lesson, view: str, link: Mapping[str, str], title: str | No
 
 
 def edit_step(lesson: Lesson, number: int, *, title: str | None = None, narration: str | None = None,
-              tries: Sequence[str] | None = None) -> Lesson:
-    """Step `number` with a new title, narration or "try this" suggestions (None: as it was)."""
+              tries: Sequence[str] | None = None, section: Sequence[str] | None = None) -> Lesson:
+    """Step `number` with a new title, narration, "try this" suggestions or sections its presenter view shows
+    (an empty `section`: the whole page; None: as it was)."""
     doc = to_doc(lesson)
     step = _doc_step(lesson, doc, number)
+    if section is not None:          # in the page's order; a name that is none of its sections: the file's error
+        order = SECTIONS.get(step["view"], ())
+        names = sorted(dict.fromkeys(section), key=lambda x: order.index(x) if x in order else len(order))
+        step.pop("section", None)
+        if names:
+            step["section"] = names[0] if len(names) == 1 else names
     if title is not None:
         step["title"] = title
     if narration is not None:

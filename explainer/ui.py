@@ -1636,6 +1636,8 @@ def _own_step_field(name: str, sid: str, fld: str) -> None:
             return lesson_edit.edit_step(lesson, n, **{fld: value or ""})
         if fld == "tries":
             return lesson_edit.edit_step(lesson, n, tries=(value or "").splitlines())
+        if fld == "section":
+            return lesson_edit.edit_step(lesson, n, section=list(value or ()))
         q = lesson.steps[n - 1].question
         if fld == "qtext":
             return lesson_edit.set_question(lesson, n, q.kind, text=value or "")
@@ -1819,6 +1821,13 @@ def _own_step(lesson: lessons.Lesson, step: lessons.Step, sid: str) -> None:
         _own_box(left.text_area, f"own_{sid}_narration", step.narration, label="Narration (what you say; Markdown)",
                  height=130, max_chars=lessons.MAX_NARRATION_CHARS, on_change=_own_step_field,
                  args=(name, sid, "narration"))
+        if lessons.SECTIONS.get(step.view):
+            _own_box(left.multiselect, f"own_{sid}_section", list(step.section or ()), label="The projector shows",
+                     options=list(lessons.SECTIONS[step.view]), format_func=lambda x: x.replace("_", " and "),
+                     placeholder="the whole page (it may need scrolling)", on_change=_own_step_field,
+                     args=(name, sid, "section"),
+                     help="In presenter view only these parts of the page are drawn, beside your narration, so the "
+                          "step fits the screen without scrolling. None chosen: the whole page.")
         q = step.question
         kinds = [_NO_QUESTION, *lessons.QUESTION_KINDS]
         _own_box(right.selectbox, f"own_{sid}_qkind", q.kind if q else _NO_QUESTION, label="Question: what to work out",

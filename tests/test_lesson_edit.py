@@ -95,6 +95,23 @@ def test_a_steps_section_and_controls_are_written_and_read_back():
                                                                                 ("temperature",))]
 
 
+def test_the_sections_a_projector_shows_are_edited_in_the_pages_order():
+    lesson = lesson_edit.edit_step(_one_step(), 1, section=["roles", "head", "head"])     # Attention
+    assert lesson.steps[0].section == ("head", "roles")                # the page draws head before roles
+    assert lessons.parse(lesson.text, lesson.name) == lesson
+    assert lesson_edit.edit_step(lesson, 1, section=[]).steps[0].section is None      # the whole page again
+    assert lesson_edit.edit_step(lesson, 1, title="T").steps[0].section == ("head", "roles")   # None: kept
+    with pytest.raises(lessons.LessonError, match=r"`section`: 'grid' is not a section of Attention"):
+        lesson_edit.edit_step(lesson, 1, section=["grid"])
+
+
+def test_a_view_added_on_a_tab_shows_that_tab_on_the_projector():
+    lesson, _ = lesson_edit.add_view(_one_step(), "Embeddings", {"tab": "analogies"})
+    assert lesson.steps[-1].section == ("analogies",)
+    lesson, _ = lesson_edit.add_view(lesson, "Attention", {"layer": "3"})       # no tab: the whole page
+    assert lesson.steps[-1].section is None
+
+
 # -- a view's link becomes a step ---------------------------------------------------------------------------------
 
 def test_a_views_link_becomes_its_state_without_the_players_names_the_model_or_other_pages_names():
@@ -325,6 +342,10 @@ def test_add_a_view_edit_it_at_home_and_download_it(offline, downloads):
     s = lesson.steps[0]
     assert (s.title, s.view, dict(s.state)) == ("Which head looks where", "Attention", {"layer": "3", "head": "2"})
     assert (s.question.kind, s.question.inputs["role"]) == ("strongest_head", "induction")
+    assert s.section is None                                          # added from a page: the whole page
+    at.multiselect(key=f"own_{sid}_section").set_value(["head"]).run()
+    page_ok(at)
+    assert lessons.parse(downloads["my-lesson.toml"], "my-lesson").steps[0].section == ("head",)
 
     at.text_input(key=f"own_{sid}_title").set_value("   ").run()        # refused: the box keeps it, the lesson too
     assert [e.value for e in at.error] == ["my-lesson.toml: step 1 (“   ”), `title`: is empty."]
