@@ -91,6 +91,7 @@ class Session:
         self.widgets: dict[str, str] = {}       # user key -> widget id
         self.pages: dict[str, str] = {}         # url pathname -> page script hash
         self.page_hash = ""
+        self.last_status = 0
 
     async def __aenter__(self):
         import websockets
@@ -116,9 +117,16 @@ class Session:
             cs.widget_states.widgets.append(w)
         t = time.perf_counter()
         await self.ws.send(msg.SerializeToString())
-        charts, problems = {}, []
+        _, digest, problems = await self.rerun_wait(timeout)
+        return time.perf_counter() - t, digest, problems
+
+    async def rerun_wait(self, timeout: float = 600):
+        """Read one script run's messages, up to its `script_finished` (its status kept in `last_status`: 2 means
+        the run stopped for another, as st.switch_page does). Returns (seconds, digest, problems)."""
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+        t = time.perf_counter()
+        charts, problems = {}, []
         while True:
             raw = await asyncio.wait_for(self.ws.recv(), timeout)
             fm = ForwardMsg()
@@ -149,6 +157,7 @@ class Session:
                 elif etype == "alert" and inner.format == 1:          # st.error
                     problems.append(f"error: {inner.body[:200]}")
             elif kind == "script_finished":
+                self.last_status = fm.script_finished
                 break
         seconds = time.perf_counter() - t
         h = hashlib.sha256()
