@@ -7,7 +7,7 @@ from typing import Sequence
 import plotly.graph_objects as go
 
 from ..anatomy import GROUP_LABELS, GROUPS, ParamCount, ScaleRow, human_count
-from .common import style
+from .common import axes, relayout, style
 from .palette import BLUE, GREEN, LIGHT, ORANGE, PINK, SKY, VERMILION, WHITE
 
 COLORS = {
@@ -80,8 +80,8 @@ def scale_shares(rows: Sequence[ScaleRow], highlight: str | None = None,
             customdata=vals, text=[f"{s:.0%}" if s >= 0.04 else "" for s in share], textposition="inside",
             hovertemplate=f"%{{y}}<br>{GROUP_LABELS[g]}: %{{customdata:,}} parameters (%{{x:.1%}})<extra></extra>",
         )
-    fig.update_layout(barmode="stack", legend=dict(orientation="h", y=-0.12, x=0, traceorder="normal"),
+    relayout(fig, barmode="stack", legend=dict(orientation="h", y=-0.12, x=0, traceorder="normal"),
                       bargap=0.25)
-    fig.update_xaxes(tickformat=".0%", range=[0, 1])
-    fig.update_yaxes(autorange="reversed")
+    axes(fig, "x", tickformat=".0%", range=[0, 1])
+    axes(fig, "y", autorange="reversed")
     return style(fig, title, height=140 + 48 * len(rows))

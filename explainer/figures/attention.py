@@ -19,7 +19,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 
 from ..heads import top_heads
-from .common import DIVERGING, PROB_SCALE, axis_labels, show_token, style
+from .common import DIVERGING, PROB_SCALE, axes, axis_labels, relayout, show_token, style
 from .palette import FAINT, INK, LIGHT, LIGHT_BLUE, LIGHT_PICK, MUTED, PICKED, SEQUENTIAL
 
 FUTURE = LIGHT              # background showing through masked (future) cells
@@ -109,11 +109,11 @@ def token_matrix(z: np.ndarray, tokens, title: str | None = None, *, value_name:
             marker=dict(symbol="square-open", size=max(6, min(22, 640 // max(T, 1))), color=PICK,
                         line=dict(width=2)),
             hoverinfo="skip", showlegend=False))
-    fig.update_xaxes(title_text="key: the token looked at →", side="bottom", tickangle=-45, showgrid=False,
+    axes(fig, "x", title_text="key: the token looked at →", side="bottom", tickangle=-45, showgrid=False,
                      type="category", range=[-0.5, T - 0.5])
-    fig.update_yaxes(title_text="query: the token looking (rows)", showgrid=False, type="category",
+    axes(fig, "y", title_text="query: the token looking (rows)", showgrid=False, type="category",
                      range=[T - 0.5, -0.5])
-    fig.update_layout(plot_bgcolor=FUTURE)
+    relayout(fig, plot_bgcolor=FUTURE)
     return style(fig, title, height=height or int(np.clip(170 + 34 * T, 420, 900)))
 
 
@@ -302,12 +302,12 @@ def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, 
         fig.add_shape(type="rect", x0=sl * step - 0.9, x1=sl * step + s - 0.1, y0=sh * step - 0.9,
                       y1=sh * step + s - 0.1, line=dict(color=PICK, width=3))
     ticks_every = 1 if L <= 32 else 2
-    fig.update_xaxes(tickvals=[i * step + centre for i in range(0, L, ticks_every)],
+    axes(fig, "x", tickvals=[i * step + centre for i in range(0, L, ticks_every)],
                      ticktext=[str(i) for i in range(0, L, ticks_every)], title_text="layer →", showgrid=False,
                      zeroline=False, side="top", range=[-1, L * step - 1])
-    fig.update_yaxes(tickvals=[h * step + centre for h in range(H)], ticktext=[f"head {h}" for h in range(H)],
+    axes(fig, "y", tickvals=[h * step + centre for h in range(H)], ticktext=[f"head {h}" for h in range(H)],
                      range=[H * step - 1, -1], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain")
-    fig.update_layout(plot_bgcolor="white", clickmode="event+select", dragmode=False)
+    relayout(fig, plot_bgcolor="white", clickmode="event+select", dragmode=False)
     return style(fig, title, height=int(H * tile_px + 110))
 
 
@@ -349,10 +349,10 @@ def layer_tiles(attn: np.ndarray, tokens, layer: int, selected_head: int | None 
         c, r = where[selected_head]
         fig.add_shape(type="rect", x0=c * step - 0.9, x1=c * step + s - 0.1, y0=r * down - 0.9,
                       y1=r * down + s - 0.1, line=dict(color=PICK, width=3))
-    fig.update_xaxes(visible=False, range=[-1, cols * step - 1], constrain="domain")
-    fig.update_yaxes(visible=False, range=[rows * down - ZOOM_ROW_GAP + 0.8, -ZOOM_ROW_GAP], scaleanchor="x",
+    axes(fig, "x", visible=False, range=[-1, cols * step - 1], constrain="domain")
+    axes(fig, "y", visible=False, range=[rows * down - ZOOM_ROW_GAP + 0.8, -ZOOM_ROW_GAP], scaleanchor="x",
                      constrain="domain")
-    fig.update_layout(plot_bgcolor="white", clickmode="event+select", dragmode=False)
+    relayout(fig, plot_bgcolor="white", clickmode="event+select", dragmode=False)
     return style(fig, title, height=int(rows * down * ZOOM_CELL_PX + (90 if title else 40)))
 
 
@@ -404,8 +404,8 @@ def gqa_diagram(n_heads: int, n_kv_heads: int, head: int, title: str | None = No
         hovertext=[f"key/value head {k}: shared by query heads {k * group}–{(k + 1) * group - 1}"
                    if group > 1 else f"key/value head {k}: used by query head {k} only" for k in range(n_kv_heads)],
         hovertemplate="%{hovertext}<extra></extra>", showlegend=False))
-    fig.update_xaxes(visible=False, range=[-0.7, n_heads - 0.3])
-    fig.update_yaxes(visible=False, range=[-0.45, 1.45])
+    axes(fig, "x", visible=False, range=[-0.7, n_heads - 0.3])
+    axes(fig, "y", visible=False, range=[-0.45, 1.45])
     fig.add_annotation(x=-0.65, y=1.38, text="query heads", showarrow=False, xanchor="left")
     fig.add_annotation(x=-0.65, y=-0.38, text="key/value heads", showarrow=False, xanchor="left")
     return style(fig, title, height=260)
@@ -434,10 +434,10 @@ def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | No
     if selected is not None:
         fig.add_shape(type="rect", x0=selected[0] - 0.5, x1=selected[0] + 0.5, y0=selected[1] - 0.5,
                       y1=selected[1] + 0.5, line=dict(color=PICKED, width=3))
-    fig.update_xaxes(title_text="layer →", dtick=1 if L <= 32 else 2, showgrid=False, zeroline=False,
+    axes(fig, "x", title_text="layer →", dtick=1 if L <= 32 else 2, showgrid=False, zeroline=False,
                      range=[-0.5, L - 0.5])
-    fig.update_yaxes(title_text="head", dtick=1, showgrid=False, zeroline=False, range=[H - 0.5, -0.5])
-    fig.update_layout(plot_bgcolor="white", clickmode="event+select", dragmode=False)
+    axes(fig, "y", title_text="head", dtick=1, showgrid=False, zeroline=False, range=[H - 0.5, -0.5])
+    relayout(fig, plot_bgcolor="white", clickmode="event+select", dragmode=False)
     return style(fig, title, height=int(np.clip(60 + 34 * H, 260, 560)))
 
 
@@ -465,8 +465,8 @@ def vector_rows(m: np.ndarray, tokens, title: str | None = None, *, lim: float |
         z=rounded(m, d), x=np.arange(n), y=labels, colorscale=DIVERGING, zmin=-lim, zmax=lim,
         hovertemplate=f"token %{{y}}<br>number %{{x}}<br>{value_name} %{{z:.{d}f}}<extra></extra>",
         colorbar=dict(title=dict(text=value_name, side="right"), thickness=14), xgap=0, ygap=1 if T <= 40 else 0))
-    fig.update_xaxes(title_text=f"its {n} numbers →", showgrid=False, zeroline=False, range=[-0.5, n - 0.5])
-    fig.update_yaxes(title_text="token", showgrid=False, type="category", range=[T - 0.5, -0.5])
+    axes(fig, "x", title_text=f"its {n} numbers →", showgrid=False, zeroline=False, range=[-0.5, n - 0.5])
+    axes(fig, "y", title_text="token", showgrid=False, type="category", range=[T - 0.5, -0.5])
     return style(fig, title, height=height or int(np.clip(150 + 26 * T, 380, 760)))
 
 
@@ -481,9 +481,9 @@ def head_parts(norms: np.ndarray, head: int, title: str | None = None, *, value_
         textposition="outside", textfont=dict(size=15), cliponaxis=False,
         marker=dict(color=[PICK if h == head else OTHER_HEADS for h in range(H)]),
         hovertemplate=f"%{{x}}<br>{value_name} %{{y:.{d}f}}<extra></extra>"))
-    fig.update_yaxes(title_text=value_name, rangemode="tozero", range=[0, float(norms.max()) * 1.18 if H else 1])
-    fig.update_xaxes(type="category")
-    fig.update_layout(showlegend=False)
+    axes(fig, "y", title_text=value_name, rangemode="tozero", range=[0, float(norms.max()) * 1.18 if H else 1])
+    axes(fig, "x", type="category")
+    relayout(fig, showlegend=False)
     return style(fig, title, height=360)
 
 
@@ -501,8 +501,8 @@ def rotary_speeds(degrees_per_token: np.ndarray, pairs: list[tuple[int, int]], t
         marker=dict(size=8, color=PICK), line=dict(color=PICK, width=2), customdata=cd,
         hovertemplate="pair %{x}: numbers %{customdata[0]} and %{customdata[1]}<br>%{y:.3g}° per token"
                       "<br>a full turn every %{customdata[2]:,.0f} tokens<extra></extra>"))
-    fig.update_yaxes(type="log", title_text="degrees turned per token", exponentformat="power")
-    fig.update_xaxes(title_text="pair of numbers in the head → (fast … slow)", zeroline=False)
+    axes(fig, "y", type="log", title_text="degrees turned per token", exponentformat="power")
+    axes(fig, "x", title_text="pair of numbers in the head → (fast … slow)", zeroline=False)
     return style(fig, title, height=380)
 
 
@@ -515,8 +515,8 @@ def rotary_distance(distances: np.ndarray, similarity: np.ndarray, title: str | 
         x=d[far], y=rounded(s[far], 3), mode="lines", line=dict(color=PICK, width=3),
         hovertemplate="distance %{x} tokens<br>q·k %{y:.3f} of its value at distance 0<extra></extra>"))
     fig.add_hline(y=0, line=dict(color=MUTED, width=1))
-    fig.update_xaxes(title_text="distance between query and key (tokens) →", type="log", dtick=1, zeroline=False)
-    fig.update_yaxes(title_text="q·k ÷ q·k at distance 0", zeroline=False)
+    axes(fig, "x", title_text="distance between query and key (tokens) →", type="log", dtick=1, zeroline=False)
+    axes(fig, "y", title_text="q·k ÷ q·k at distance 0", zeroline=False)
     return style(fig, title, height=380)
 
 
@@ -528,6 +528,6 @@ def position_similarity(similarity: np.ndarray, title: str | None = None) -> go.
         z=rounded(s, 3), x=np.arange(P), y=np.arange(P), colorscale=DIVERGING, zmin=-1, zmax=1,
         hovertemplate="positions %{y} and %{x}<br>cosine similarity %{z:.3f}<extra></extra>",
         colorbar=dict(title=dict(text="cosine", side="right"), thickness=14)))
-    fig.update_xaxes(title_text="position →", showgrid=False, zeroline=False)
-    fig.update_yaxes(title_text="position", showgrid=False, zeroline=False, autorange="reversed")
+    axes(fig, "x", title_text="position →", showgrid=False, zeroline=False)
+    axes(fig, "y", title_text="position", showgrid=False, zeroline=False, autorange="reversed")
     return style(fig, title, height=460)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.basedatatypes import BasePlotlyType
 
 from .palette import DIVERGING, SEQUENTIAL  # noqa: F401  (DIVERGING is re-exported for the figures)
 
@@ -44,8 +47,51 @@ def export_name(page: str, title: str, key: str | None) -> str:
     return "-".join(p for p in parts if p)[:80].rstrip("-")
 
 
+# -- fast layout updates ---------------------------------------------------------------------------------------
+# fig.update_layout / update_xaxes / update_yaxes cost 2-5 ms each (plotly batches the change and re-walks the
+# figure to compute a relayout message, even with no widget to send it to); with five or six per figure they were
+# about a third of a page's rerun (py-spy on the Attention page). relayout() and axes() make the same change,
+# merged the same way (a nested dict updates the object already there; magic underscores like `title_text` as
+# plotly reads them), by setting each property directly: about 2.5x faster, the same figure (tested; an empty
+# `title: {}` is left out, which plotly draws the same).
+
+def _set(obj: BasePlotlyType, props: Mapping[str, Any]) -> None:
+    valid = getattr(obj, "_valid_props", None)           # the object's property names (plot_bgcolor has a "_")
+    for key, value in props.items():
+        if valid is None:                                # another plotly's internals: its own (slower) update
+            obj.update({key: value})
+            continue
+        if key not in valid and "_" in key:              # a magic underscore: title_text is title.text
+            head, rest = key.split("_", 1)
+            _set(obj[head], {rest: value})
+            continue
+        if isinstance(value, (Mapping, list, tuple)):
+            current = obj[key]
+            if isinstance(current, BasePlotlyType) and isinstance(value, Mapping):   # compound: merge, as update does
+                _set(current, value)
+                continue
+            if isinstance(current, tuple) and current:  # an array of objects (shapes, annotations): update's way
+                obj.update({key: value})
+                continue
+        obj[key] = value
+
+
+def relayout(fig: go.Figure, **props: Any) -> go.Figure:
+    """fig.update_layout(**props), faster (see above)."""
+    _set(fig.layout, props)
+    return fig
+
+
+def axes(fig: go.Figure, which: str, **props: Any) -> go.Figure:
+    """fig.update_xaxes(**props) (which="x") or update_yaxes (which="y") on every such axis, faster."""
+    for axis in (fig.select_xaxes() if which == "x" else fig.select_yaxes()):
+        _set(axis, props)
+    return fig
+
+
 def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
-    fig.update_layout(
+    relayout(
+        fig,
         font=dict(size=FONT_SIZE),
         title=dict(text=title) if title else None,
         margin=dict(l=10, r=10, t=36 + 24 * (title.count("<br>") + 1) if title else 20, b=10),   # a line more each
@@ -54,5 +100,5 @@ def style(fig: go.Figure, title: str | None = None, height: int | None = None) -
         uniformtext=dict(minsize=14, mode="hide"),
     )
     if height:
-        fig.update_layout(height=height)
+        fig.layout.height = height
     return fig

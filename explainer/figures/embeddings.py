@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 from ..residual import ContextAnalysis
 from ..vectors import Neighbour, Similarity
 from ..wordmaps import AnalogyMap, Projection, WordMap
-from .common import DIVERGING, show_token, style
+from .common import DIVERGING, axes, relayout, show_token, style
 from .palette import BLUE, CATEGORICAL, FIRST, GREEN, LIGHT, MUTED, NOTICE, SECOND, SKY, VERMILION
 
 PALETTE = list(CATEGORICAL)
@@ -101,17 +101,17 @@ def word_map(wm: WordMap, title: str | None = None) -> go.Figure:
                                      textfont=dict(size=17, color=color)))
     if dims >= 3:
         _arrows_3d(fig, coords, wm.arrows, MUTED)
-        fig.update_layout(scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2]),
+        relayout(fig, scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2]),
                           scene_aspectmode="cube")
         height = 700
     else:
         if dims > 1:
             _arrows_2d(fig, coords, wm.arrows, MUTED)
-        fig.update_xaxes(title_text=titles[0], range=_pad_range(coords[:, 0]), zeroline=False)
-        fig.update_yaxes(title_text=titles[1] if dims > 1 else "", zeroline=False,
+        axes(fig, "x", title_text=titles[0], range=_pad_range(coords[:, 0]), zeroline=False)
+        axes(fig, "y", title_text=titles[1] if dims > 1 else "", zeroline=False,
                          range=_pad_range(coords[:, 1]) if dims > 1 else None)
         height = 620
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    relayout(fig, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     return style(fig, title, height=height)
 
 
@@ -147,9 +147,9 @@ def analogy_map(am: AnalogyMap, title: str | None = None) -> go.Figure:
             hovertemplate="<b>%{text}</b><br>" + name + "<extra></extra>"))
     _arrows_2d(fig, c, am.arrows, [FIRST, SECOND], width=3)
     titles = am.pca.axis_titles()
-    fig.update_xaxes(title_text=titles[0], range=_pad_range(c[:, 0]), zeroline=False)
-    fig.update_yaxes(title_text=titles[1] if len(titles) > 1 else "", range=_pad_range(c[:, 1]), zeroline=False)
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    axes(fig, "x", title_text=titles[0], range=_pad_range(c[:, 0]), zeroline=False)
+    axes(fig, "y", title_text=titles[1] if len(titles) > 1 else "", range=_pad_range(c[:, 1]), zeroline=False)
+    relayout(fig, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     return style(fig, title, height=560)
 
 
@@ -165,7 +165,7 @@ def neighbour_bars(neighbours: Sequence[Neighbour], title: str | None = None, to
         customdata=[x.id for x in n],
         hovertemplate="%{y}<br>row %{customdata}<br>cosine %{x:.3f}<extra></extra>"))
     hi = max(cos) if cos else 1.0
-    fig.update_xaxes(title_text="cosine similarity", range=[min(0.0, min(cos, default=0.0)), min(1.0, hi * 1.18)])
+    axes(fig, "x", title_text="cosine similarity", range=[min(0.0, min(cos, default=0.0)), min(1.0, hi * 1.18)])
     return style(fig, title, height=110 + 40 * len(n))
 
 
@@ -190,8 +190,8 @@ def direction_strip(proj: Projection, axis_name: str, from_label: str, to_label:
                            font=dict(size=16))
     fig.add_vline(x=0, line=dict(color=LIGHT))
     lo, hi = min(-1.3, float(pos.min()) - 0.2), max(1.3, float(pos.max()) + 0.5)
-    fig.update_xaxes(title_text=f"position along {axis_name}", range=[lo, hi], zeroline=False)
-    fig.update_yaxes(showticklabels=False, title_text="")
+    axes(fig, "x", title_text=f"position along {axis_name}", range=[lo, hi], zeroline=False)
+    axes(fig, "y", showticklabels=False, title_text="")
     return style(fig, title, height=max(380, 90 + 30 * len(words)))
 
 
@@ -212,8 +212,8 @@ def similarity_heatmaps(labels: Sequence[str], sim: Similarity, title: str | Non
             text=np.round(z, 2) if show_text else None, texttemplate="%{text}" if show_text else None,
             textfont=dict(size=14), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
             colorbar=dict(x=bar_x, len=0.9, thickness=14), xgap=1, ygap=1), row=1, col=col)
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(tickangle=-45)
+    axes(fig, "y", autorange="reversed")
+    axes(fig, "x", tickangle=-45)
     return style(fig, title, height=max(460, 200 + 30 * n))
 
 
@@ -221,8 +221,8 @@ def vector_lengths(labels: Sequence[str], norms: np.ndarray, title: str | None =
     """|v| for each word: the dot product grows with these, the cosine ignores them."""
     fig = go.Figure(go.Bar(x=list(labels), y=norms, marker_color=SKY, text=[f"{v:.2f}" for v in norms],
                            textposition="outside", hovertemplate="|%{x}| = %{y:.3f}<extra></extra>"))
-    fig.update_yaxes(title_text="length |v|", range=[0, float(np.max(norms)) * 1.2 if len(norms) else 1])
-    fig.update_xaxes(tickangle=-45)
+    axes(fig, "y", title_text="length |v|", range=[0, float(np.max(norms)) * 1.2 if len(norms) else 1])
+    axes(fig, "x", tickangle=-45)
     return style(fig, title, height=340)
 
 
@@ -252,9 +252,9 @@ def context_trajectories(ca: ContextAnalysis, title: str | None = None) -> go.Fi
     fig.add_annotation(x=ca.coords[0, 0, 0], y=ca.coords[0, 0, 1], text="start: the embedding", showarrow=True,
                        arrowhead=2, ax=40, ay=-40, font=dict(size=15))
     evr = ca.explained_variance_ratio
-    fig.update_xaxes(title_text=f"PC1 ({evr[0]:.0%} of variance)", zeroline=False)
-    fig.update_yaxes(title_text=f"PC2 ({evr[1]:.0%} of variance)", zeroline=False)
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
+    axes(fig, "x", title_text=f"PC1 ({evr[0]:.0%} of variance)", zeroline=False)
+    axes(fig, "y", title_text=f"PC2 ({evr[1]:.0%} of variance)", zeroline=False)
+    relayout(fig, legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
     return style(fig, title, height=620)
 
 
@@ -270,8 +270,8 @@ def context_cosines(ca: ContextAnalysis, title: str | None = None) -> go.Figure:
             line=dict(width=3, color=PALETTE[p % len(PALETTE)], dash=dashes[(p // len(PALETTE)) % len(dashes)]),
             customdata=names, hovertemplate=f"#{i + 1} ↔ #{j + 1}<br>%{{customdata}}<br>cosine %{{y:.2f}}"
                                             "<extra></extra>"))
-    fig.update_xaxes(title_text="layer boundary (0 = embedding, l = after block l−1)")
-    fig.update_yaxes(title_text="cosine between the sentences", range=[min(-0.05, float(pc.min()) - 0.05), 1.05])
+    axes(fig, "x", title_text="layer boundary (0 = embedding, l = after block l−1)")
+    axes(fig, "y", title_text="cosine between the sentences", range=[min(-0.05, float(pc.min()) - 0.05), 1.05])
     return style(fig, title, height=460)
 
 
@@ -284,5 +284,5 @@ def context_cosine_matrix(ca: ContextAnalysis, layer: int, title: str | None = N
     fig = go.Figure(go.Heatmap(z=m, x=labels, y=labels, zmin=-1, zmax=1, colorscale=DIVERGING,
                                text=np.round(m, 2), texttemplate="%{text}", textfont=dict(size=16),
                                customdata=hover, hovertemplate="%{customdata}<extra></extra>", xgap=2, ygap=2))
-    fig.update_yaxes(autorange="reversed")
+    axes(fig, "y", autorange="reversed")
     return style(fig, title, height=380)

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..interventions import Comparison
-from .common import show_token, style
+from .common import axes, relayout, show_token, style
 from .palette import DARK_GREY, FIRST, HELPS, HELPS_HURTS_SCALE, HURTS, SECOND
 
 BEFORE, AFTER = FIRST, SECOND
@@ -30,8 +30,8 @@ def before_after(cmp: Comparison, what: str = "ablated", title: str | None = Non
                            f"<br>{'after' if name == 'before' else 'before'}: %{{customdata[1]:.2%}}<extra></extra>"),
         ), 1, col)
     top = float(max(before.max(), after.max()))
-    fig.update_xaxes(tickformat=".0%", range=[0, min(1.0, top * 1.3 + 0.03)])
-    fig.update_layout(showlegend=False)
+    axes(fig, "x", tickformat=".0%", range=[0, min(1.0, top * 1.3 + 0.03)])
+    relayout(fig, showlegend=False)
     return style(fig, title, height=120 + 36 * len(labels))
 
 
@@ -47,7 +47,7 @@ def probability_changes(cmp: Comparison, title: str | None = None) -> go.Figure:
     ))
     m = float(np.abs(d).max()) or 1.0
     fig.add_vline(x=0, line_color=DARK_GREY)
-    fig.update_xaxes(title_text="change in probability (percentage points)", range=[-m * 1.35, m * 1.35])
+    axes(fig, "x", title_text="change in probability (percentage points)", range=[-m * 1.35, m * 1.35])
     return style(fig, title, height=120 + 36 * len(labels))
 
 
@@ -68,6 +68,6 @@ def attribution_heatmap(heads: np.ndarray, target: str, chosen=(), title: str | 
     for layer, h in chosen:
         fig.add_shape(type="rect", x0=h - 0.5, x1=h + 0.5, y0=layer - 0.5, y1=layer + 0.5,
                       line=dict(color="black", width=3))
-    fig.update_yaxes(autorange="reversed", title_text="layer")
-    fig.update_xaxes(title_text="head", side="top")
+    axes(fig, "y", autorange="reversed", title_text="layer")
+    axes(fig, "x", title_text="head", side="top")
     return style(fig, title, height=max(360, 110 + 20 * L))

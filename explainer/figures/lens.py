@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..lens import LensResult, TokenTrajectory
-from .common import PROB_SCALE, axis_labels, show_token, style
+from .common import PROB_SCALE, axes, axis_labels, relayout, show_token, style
 from .palette import FIRST, SECOND
 
 LN2 = float(np.log(2.0))  # the lens keeps entropy in nats; every page shows bits (nats / ln 2)
@@ -62,9 +62,9 @@ def lens_grid(res: LensResult, tokens, positions: range | None = None, title: st
         textfont=dict(size=14), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
         colorbar=dict(title="top-1<br>prob.", tickformat=".0%"), xgap=1, ygap=1,
     ))
-    fig.update_xaxes(side="top", tickangle=-40,
+    axes(fig, "x", side="top", tickangle=-40,
                      title_text="input token at each position (each cell guesses the token after it)")
-    fig.update_yaxes(title_text="after block", autorange=True)
+    axes(fig, "y", title_text="after block", autorange=True)
     return style(fig, title, height=max(360, 130 + 24 * L1))
 
 
@@ -79,9 +79,9 @@ def residual_norms(res: LensResult, tokens, positions: range | None = None, titl
             x=block_x(res.resid_norm.shape[0]), y=res.resid_norm[:, p], mode="lines+markers", name=labels[p],
             customdata=layers, hovertemplate=f"{labels[p]}<br>%{{customdata}}<br>norm %{{y:,.1f}}<extra></extra>",
         ))
-    fig.update_yaxes(type="log", dtick=1, title_text="‖residual‖ (log scale)")
-    fig.update_xaxes(title_text=BLOCK_AXIS)
-    fig.update_layout(legend=dict(title="position"))
+    axes(fig, "y", type="log", dtick=1, title_text="‖residual‖ (log scale)")
+    axes(fig, "x", title_text=BLOCK_AXIS)
+    relayout(fig, legend=dict(title="position"))
     return style(fig, title, height=460)
 
 
@@ -99,6 +99,6 @@ def trajectory(tj: TokenTrajectory, tokens, position: int, title: str | None = N
                              line=dict(color=SECOND)), 1, 2)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(type="log", autorange="reversed", dtick=1, row=1, col=2)
-    fig.update_xaxes(title_text=BLOCK_AXIS)
-    fig.update_layout(showlegend=False)
+    axes(fig, "x", title_text=BLOCK_AXIS)
+    relayout(fig, showlegend=False)
     return style(fig, title, height=400)

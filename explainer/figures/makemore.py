@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..makemore import CHARS, UNIFORM_LOSS, VOWELS, LRSweep, OverfitResult, TrainProgress
-from .common import style
+from .common import axes, relayout, style
 from .palette import BLUE, DARK_GREY, FIRST, LIGHT, MUTED, NOTICE, SECOND
 
 TRAIN, DEV, BATCH, VOWEL, CONSONANT, END = FIRST, SECOND, LIGHT, NOTICE, BLUE, MUTED
@@ -33,9 +33,9 @@ def lr_sweep(sweep: LRSweep, title: str | None = "Learning-rate finder") -> go.F
     fig.add_vline(x=sweep.suggested, line_dash="dash", line_color=DEV,
                   annotation_text=f"suggested {sweep.suggested:.2g}", annotation_position="top left")
     _baseline(fig)
-    fig.update_xaxes(type="log", title="learning rate (grows every step)")
-    fig.update_yaxes(title="loss", range=[min(1.5, float(np.nanmin(sweep.losses)) - 0.1), UNIFORM_LOSS + 1.2])
-    fig.update_layout(legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    axes(fig, "x", type="log", title="learning rate (grows every step)")
+    axes(fig, "y", title="loss", range=[min(1.5, float(np.nanmin(sweep.losses)) - 0.1), UNIFORM_LOSS + 1.2])
+    relayout(fig, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return style(fig, title, height=420)
 
 
@@ -55,9 +55,9 @@ def loss_curves(history: Sequence[TrainProgress], total_steps: int | None = None
                     hovertemplate="step %{x}<br>dev loss %{y:.3f}<extra></extra>")
     _baseline(fig)
     lo = min([h.train_loss for h in history] + [h.dev_loss for h in history] + [2.0])
-    fig.update_xaxes(title="training step", range=[0, max(total_steps or 0, steps[-1] if steps else 1) * 1.02])
-    fig.update_yaxes(title="loss (cross-entropy, nats)", range=[lo - 0.15, UNIFORM_LOSS + 0.35])
-    fig.update_layout(legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    axes(fig, "x", title="training step", range=[0, max(total_steps or 0, steps[-1] if steps else 1) * 1.02])
+    axes(fig, "y", title="loss (cross-entropy, nats)", range=[lo - 0.15, UNIFORM_LOSS + 0.35])
+    relayout(fig, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return style(fig, title, height=420)
 
 
@@ -74,8 +74,8 @@ def _range(coords: np.ndarray) -> tuple[list[float], list[float]]:
 
 def _axes(fig: go.Figure, xr: list[float], yr: list[float], projected: bool) -> None:
     name = "principal direction" if projected else "embedding dimension"
-    fig.update_xaxes(range=xr, title=f"{name} 1", zeroline=False)
-    fig.update_yaxes(range=yr, title=f"{name} 2", zeroline=False)
+    axes(fig, "x", range=xr, title=f"{name} 1", zeroline=False)
+    axes(fig, "y", range=yr, title=f"{name} 2", zeroline=False)
 
 
 def _scatter(coords: np.ndarray) -> go.Scatter:
@@ -107,7 +107,7 @@ def embedding_animation(frames: Sequence[np.ndarray], steps: Sequence[int], proj
                     frames=[go.Frame(data=[_scatter(f)], name=str(s)) for f, s in zip(stack, steps)])
     _axes(fig, xr, yr, projected)
     play = dict(frame=dict(duration=250, redraw=True), transition=dict(duration=200), fromcurrent=False)
-    fig.update_layout(
+    relayout(fig, 
         updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.2, xanchor="left", yanchor="top",
                           buttons=[dict(label="▶ play", method="animate", args=[None, play])])],
         sliders=[dict(active=len(steps) - 1, x=0.2, y=-0.16, len=0.8, currentvalue=dict(prefix="step "),
@@ -116,7 +116,7 @@ def embedding_animation(frames: Sequence[np.ndarray], steps: Sequence[int], proj
                              for s in steps])],
     )
     fig = style(fig, title, height=560)
-    fig.update_layout(margin=dict(b=150))
+    relayout(fig, margin=dict(b=150))
     return fig
 
 
@@ -129,7 +129,7 @@ def next_char_bars(probs: np.ndarray, prefix: str, top: int = 10) -> go.Figure:
         text=[f"{p:.0%}" for p in probs[order][::-1]], textposition="outside",
         hovertemplate="next '%{y}'<br>probability %{x:.2%}<extra></extra>",
     ))
-    fig.update_xaxes(tickformat=".0%", range=[0, min(1.0, float(probs.max()) * 1.3 + 0.02)])
+    axes(fig, "x", tickformat=".0%", range=[0, min(1.0, float(probs.max()) * 1.3 + 0.02)])
     return style(fig, f"After '{prefix}' the model expects…", height=80 + 34 * len(order))
 
 
@@ -144,8 +144,8 @@ def overfit_curves(res: OverfitResult, title: str | None = None) -> go.Figure:
     fig.add_vline(x=res.best_step, line_dash="dash", line_color=DARK_GREY,
                   annotation_text=f"best dev loss {res.dev[best]:.2f}: stop here", annotation_position="top right")
     _baseline(fig)
-    fig.update_xaxes(title="training step (whole tiny train set each step)")
-    fig.update_yaxes(title="loss", range=[0, max(float(res.dev.max()), UNIFORM_LOSS) + 0.4])
-    fig.update_layout(legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    axes(fig, "x", title="training step (whole tiny train set each step)")
+    axes(fig, "y", title="loss", range=[0, max(float(res.dev.max()), UNIFORM_LOSS) + 0.4])
+    relayout(fig, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return style(fig, title or f"Overfitting: {res.n_params:,} parameters, {res.n_train_examples} examples",
                  height=420)

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..mlp import Histogram, NeuronSet, TokenNeurons
-from .common import DIVERGING, axis_labels, show_token, style
+from .common import DIVERGING, axes, axis_labels, show_token, style
 from .palette import DARK_GREY, NEGATIVE, PICKED, POSITIVE, SEQUENTIAL, SKY
 
 
@@ -25,8 +25,8 @@ def neurons_heatmap(tokens, ns: NeuronSet, title: str | None = None) -> go.Figur
         hovertemplate="token %{y}<br>neuron %{x}<br>activation %{z:.3f}<extra></extra>",
         colorbar=dict(title="activation"), xgap=1, ygap=1,
     ))
-    fig.update_yaxes(autorange="reversed", title_text="token")
-    fig.update_xaxes(title_text=f"the {len(xs)} most active neurons of layer {ns.layer}", tickangle=-60)
+    axes(fig, "y", autorange="reversed", title_text="token")
+    axes(fig, "x", title_text=f"the {len(xs)} most active neurons of layer {ns.layer}", tickangle=-60)
     return style(fig, title, height=max(340, 150 + 28 * len(ys)))
 
 
@@ -41,7 +41,7 @@ def top_neurons_bar(tn: TokenNeurons, token: str, title: str | None = None) -> g
     ))
     m = float(np.abs(vals).max()) or 1.0
     lo = -m * 1.3 if (vals < 0).any() else 0
-    fig.update_xaxes(title_text="activation", range=[lo, m * 1.3 if (vals > 0).any() else m * 0.1])
+    axes(fig, "x", title_text="activation", range=[lo, m * 1.3 if (vals > 0).any() else m * 0.1])
     return style(fig, title, height=120 + 34 * len(labels))
 
 
@@ -77,8 +77,8 @@ def activation_histogram(h: Histogram, title: str | None = None) -> go.Figure:
         hovertemplate="activation %{customdata[0]:.2f} … %{customdata[1]:.2f}<br>%{y:,} values<extra></extra>",
     ))
     fig.add_vline(x=0, line_dash="dot", line_color=DARK_GREY)
-    fig.update_xaxes(title_text=f"activation (layer {h.layer})")
-    fig.update_yaxes(title_text="count (log scale)", type="log", dtick=1)  # log axis: ticks at powers of ten only
+    axes(fig, "x", title_text=f"activation (layer {h.layer})")
+    axes(fig, "y", title_text="count (log scale)", type="log", dtick=1)  # log axis: ticks at powers of ten only
     return style(fig, title, height=380)
 
 
@@ -98,6 +98,6 @@ def layer_activity_heatmap(tokens, activity: np.ndarray, layer: int | None = Non
     if layer is not None:
         fig.add_shape(type="rect", x0=-0.5, x1=len(xs) - 0.5, y0=layer - 0.5, y1=layer + 0.5,
                       line=dict(color=PICKED, width=3))
-    fig.update_yaxes(autorange="reversed", title_text="layer")
-    fig.update_xaxes(tickangle=-40, side="top")
+    axes(fig, "y", autorange="reversed", title_text="layer")
+    axes(fig, "x", tickangle=-40, side="top")
     return style(fig, title, height=max(360, 140 + 18 * L))

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from ..mlp import TokenNeurons
 from ..model_map import ModelMap, Part
-from .common import DIVERGING, PROB_SCALE, axis_labels, show_token, style
+from .common import DIVERGING, PROB_SCALE, axes, axis_labels, relayout, show_token, style
 from .palette import BLUE, DARK_GREY, FAINT, GREEN, INK, LIGHT_BLUE, ORANGE, PICKED, TOKEN_TINTS, WHITE
 
 BLOCK_BOX = "block"                 # the id of the collapsed stack of blocks
@@ -199,9 +199,9 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=ids, hovertext=hovers, hoverinfo="text",
                              marker=dict(size=60, symbol="square", color=WHITE, opacity=0.01), showlegend=False))
     style(fig, height=int(ROW_H * rows + 40))
-    fig.update_xaxes(visible=False, range=[-0.6, n_cols - 0.4], fixedrange=True)
-    fig.update_yaxes(visible=False, range=[-rows + 0.5 if rows > 1 else -0.55, 0.6], fixedrange=True)
-    fig.update_layout(margin=dict(l=5, r=5, t=10, b=5), dragmode=False, clickmode="event+select")
+    axes(fig, "x", visible=False, range=[-0.6, n_cols - 0.4], fixedrange=True)
+    axes(fig, "y", visible=False, range=[-rows + 0.5 if rows > 1 else -0.55, 0.6], fixedrange=True)
+    relayout(fig, margin=dict(l=5, r=5, t=10, b=5), dragmode=False, clickmode="event+select")
     return fig
 
 
@@ -227,8 +227,8 @@ def vector_strip(values: np.ndarray, title: str) -> go.Figure:
                                hovertemplate="dimension %{x}: %{z:.3f}<extra></extra>" if len(v) == 1 else
                                "head %{y}, dimension %{x}: %{z:.3f}<extra></extra>",
                                colorbar=dict(thickness=14)))
-    fig.update_xaxes(title="dimension")
-    fig.update_yaxes(visible=len(v) > 1, title="head" if len(v) > 1 else None, autorange="reversed")
+    axes(fig, "x", title="dimension")
+    axes(fig, "y", visible=len(v) > 1, title="head" if len(v) > 1 else None, autorange="reversed")
     return style(fig, title, height=180 if len(v) == 1 else 120 + 40 * len(v))
 
 
@@ -242,8 +242,8 @@ def vector_zoom(values: np.ndarray, n: int = 24, title: str | None = None) -> go
                                zmid=0, text=[[f"{x:.1f}" for x in v[dims]]], texttemplate="%{text}",
                                textfont=dict(size=14), hovertemplate="dimension %{x}: %{z:.3f}<extra></extra>", xgap=2,
                                colorbar=dict(thickness=14)))
-    fig.update_xaxes(type="category", tickangle=-45, title="dimension")
-    fig.update_yaxes(visible=False)
+    axes(fig, "x", type="category", tickangle=-45, title="dimension")
+    axes(fig, "y", visible=False)
     return style(fig, title, height=220)
 
 
@@ -254,7 +254,7 @@ def attention_row(weights: np.ndarray, tokens, position: int, title: str) -> go.
     fig = go.Figure(go.Heatmap(z=w, x=labels, y=[f"head {h}" for h in range(len(w))], colorscale=PROB_SCALE,
                                zmin=0, zmax=1, hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
                                colorbar=dict(thickness=14)))
-    fig.update_yaxes(autorange="reversed")
+    axes(fig, "y", autorange="reversed")
     return style(fig, title, height=140 + 32 * len(w))
 
 

@@ -12,7 +12,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from ..sampling import Distribution
-from .common import PROB_SCALE, show_token, style
+from .common import PROB_SCALE, axes, relayout, show_token, style
 from .palette import BLUE, FAINT, LIGHT, LIGHT_BLUE, MUTED, ORANGE, PICKED, SKY
 
 KEPT = BLUE
@@ -69,10 +69,10 @@ def distribution_chart(dist: Distribution, ids: Sequence[int], strings: Sequence
                 customdata=custom, hovertemplate=hover)
     top = float(max(final.max(initial=0), before.max(initial=0)))
     # No legend (it collided with the title): the page's caption says what pale and solid bars mean.
-    fig.update_layout(barmode="overlay", bargap=0.25, showlegend=False)
-    fig.update_xaxes(tickformat=".0%", range=[0, min(1.0, top * 1.3 + 0.03) if top < 0.75 else top * 1.3],
+    relayout(fig, barmode="overlay", bargap=0.25, showlegend=False)
+    axes(fig, "x", tickformat=".0%", range=[0, min(1.0, top * 1.3 + 0.03) if top < 0.75 else top * 1.3],
                      title="probability")
-    fig.update_yaxes(tickfont=dict(family="ui-monospace, Menlo, monospace"))
+    axes(fig, "y", tickfont=dict(family="ui-monospace, Menlo, monospace"))
     return style(fig, title, height=130 + 34 * n)
 
 
@@ -112,16 +112,16 @@ def survival_chart(dist: Distribution, ids: Sequence[int], strings: Sequence[str
         zmin=0, zmax=max(0.05, float(np.nanmax(z)) if np.isfinite(z).any() else 1.0), xgap=3, ygap=3,
         colorbar=dict(title="p", tickformat=".0%"),
     ))
-    fig.update_xaxes(side="top")
-    fig.update_yaxes(tickfont=dict(family="ui-monospace, Menlo, monospace"))
-    fig.update_layout(plot_bgcolor=FAINT)
+    axes(fig, "x", side="top")
+    axes(fig, "y", tickfont=dict(family="ui-monospace, Menlo, monospace"))
+    relayout(fig, plot_bgcolor=FAINT)
     return _title_above_top_axis(style(fig, title, height=200 + 30 * len(ids)))
 
 
 def _title_above_top_axis(fig: go.Figure, top: int = 130) -> go.Figure:
     """A chart whose x labels sit on top: give the title its own room above them."""
     if fig.layout.title.text:
-        fig.update_layout(margin=dict(t=top), title=dict(y=0.99, yanchor="top", yref="container"))
+        relayout(fig, margin=dict(t=top), title=dict(y=0.99, yanchor="top", yref="container"))
     return fig
 
 
@@ -140,8 +140,8 @@ def timeline_chart(steps: Sequence, current: int | None = None, names: dict[int,
     if not steps:
         fig.add_annotation(text="No steps yet: take the top token or sample one.", showarrow=False,
                            x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=18))
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
+        axes(fig, "x", visible=False)
+        axes(fig, "y", visible=False)
         return style(fig, title, height=260)
     x = [s.index for s in steps]
     probs = [s.prob for s in steps]
@@ -171,8 +171,8 @@ def timeline_chart(steps: Sequence, current: int | None = None, names: dict[int,
     fig.update_yaxes(title_text="entropy (bits)", showgrid=False, side="right", tickformat=".1f",
                      range=[0, max(1.0, max(ents)) * 1.18], secondary_y=False)
     given = " ■ from the link" if any(s.how == "given" for s in steps) else ""
-    fig.update_xaxes(title_text=f"step (● top token, ◆ sampled{given})", dtick=1 if len(steps) <= 30 else None)
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), bargap=0.4)
+    axes(fig, "x", title_text=f"step (● top token, ◆ sampled{given})", dtick=1 if len(steps) <= 30 else None)
+    relayout(fig, legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), bargap=0.4)
     return style(fig, title, height=360)
 
 
@@ -229,7 +229,7 @@ def padding_chart(batch, title: str | None = None) -> go.Figure:
         hovertemplate="%{customdata}<extra></extra>", colorscale=[[0, FAINT], [1, SKY]], zmin=0, zmax=1,
         showscale=False, xgap=3, ygap=3,
     ))
-    fig.update_xaxes(title="column (position in the padded batch)", side="top")
+    axes(fig, "x", title="column (position in the padded batch)", side="top")
     title = title or (f"{b} prompts padded on the {batch.side} to {t} tokens · blue = mask 1 (real), "
                       "grey = mask 0 (padding)")
     return _title_above_top_axis(style(fig, title, height=200 + 52 * b), top=120)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import show_token, style
+from .common import axes, show_token, style
 from .palette import BLUE
 
 
@@ -21,5 +21,5 @@ def top_next_tokens(tokens: list[str], ids: list[int], probs: np.ndarray, logits
                       "<br>probability %{x:.2%}<extra></extra>",
         marker_color=BLUE,
     ))
-    fig.update_xaxes(tickformat=".0%", range=[0, min(1.0, float(probs.max()) * 1.25 + 0.02)])
+    axes(fig, "x", tickformat=".0%", range=[0, min(1.0, float(probs.max()) * 1.25 + 0.02)])
     return style(fig, title, height=80 + 38 * len(tokens))
