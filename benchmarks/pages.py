@@ -31,19 +31,20 @@ TEXT = ("The history of the transformer begins with attention. Each token looks 
 
 
 class Prompts:
-    """Prompts of exactly n tokens for the bundled model's tokenizer, each one new."""
+    """Prompts of exactly n tokens for the bundled model's tokenizer, each one new (each starts with its own
+    number, so none is one the server has cached)."""
 
     def __init__(self) -> None:
         import explainer as ex
 
         self.tok = ex.load_model("bundled").tokenizer
-        self.ids = self.tok(TEXT * 12)["input_ids"]
-        self.offset = 0
+        self.k = 0
 
     def next(self, n: int) -> str:
         while True:
-            self.offset += 7
-            text = self.tok.decode(self.ids[self.offset:self.offset + n])
+            self.k += 1
+            ids = self.tok(f"Run {self.k}. " + TEXT * (n // 40 + 2))["input_ids"][:n]
+            text = self.tok.decode(ids)
             if len(self.tok(text)["input_ids"]) == n:
                 return text
 

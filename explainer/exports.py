@@ -1,9 +1,10 @@
 """The data behind the app's charts as CSV text, for a spreadsheet or a notebook (no Streamlit here).
 
 One function per table, each reading the same engine result the chart draws: the next-token distribution,
-one head's attention pattern, a word's nearest neighbours, the logit-lens grid, where the parameters are,
-and the Tiny LM lab's training curves. Tokens are written exactly as the model reads them (a leading space
-is kept); probabilities and weights at full float32 precision, entropies in bits.
+compare mode's two next-token distributions, one head's attention pattern, a word's nearest neighbours, the
+logit-lens grid, where the parameters are, and the Tiny LM lab's training curves. Tokens are written exactly as
+the model reads them (a leading space is kept); probabilities and weights at full float32 precision, entropies
+in bits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from .anatomy import ParamCount
+from .compare import Change
 from .lens import LensResult
 from .makemore import TrainProgress
 from .sampling import Distribution
@@ -46,6 +48,13 @@ def distribution(dist: Distribution, ids: Sequence[int], strings: Sequence[str])
             for r, (i, s) in enumerate(zip(ids, strings))]
     return _csv(("rank", "token", "id", "logit", "probability after temperature", "probability sampled", "fate"),
                 rows)
+
+
+def next_token_change(change: Change, strings: Sequence[str], prompt_a: str, prompt_b: str) -> str:
+    """Compare mode's tokens, largest change first: token, id, probability after each prompt, the change."""
+    rows = [(s, int(i), _num(a), _num(b), _num(b - a))
+            for s, i, a, b in zip(strings, change.ids, change.p_a, change.p_b)]
+    return _csv(("token", "id", f"probability after: {prompt_a}", f"probability after: {prompt_b}", "change"), rows)
 
 
 def pattern(weights: np.ndarray, tokens: Sequence[str], layer: int, head: int) -> str:

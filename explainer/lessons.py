@@ -104,15 +104,15 @@ VIEWS: tuple[str, ...] = _tour_views()
 _SIDEBAR = frozenset({"max_tokens"})
 VIEW_PARAMS: dict[str, frozenset[str]] = {
     "Home": frozenset({"prompt"}),
-    "Model_map": frozenset({"prompt", "open_block", "layer", "token", "box"}),
+    "Model_map": frozenset({"prompt", "compare", "open_block", "layer", "token", "box"}),
     "Embeddings": frozenset({"tab", "map_preset", "map_words", "map_dims", "map_align", "an_preset", "an_a", "an_b",
                              "an_c", "an_k", "an_variants", "nb_word", "dir_preset", "dir_axis", "dir_words",
                              "sim_words", "ctx_preset", "ctx_word", "ctx_sentences", "ctx_center"}),
-    "Attention": frozenset({"prompt", "layer", "head", "token", "att_window"}),
+    "Attention": frozenset({"prompt", "compare", "layer", "head", "token", "att_window"}),
     "MLP_neurons": frozenset({"prompt", "layer", "mlp_n", "skip_first", "token", "neuron"}),
-    "Logit_lens": frozenset({"prompt", "window", "token", "word", "space"}),
-    "Next_token": frozenset({"prompt", "seed", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
-                             "show"}),
+    "Logit_lens": frozenset({"prompt", "compare", "window", "token", "word", "space"}),
+    "Next_token": frozenset({"prompt", "compare", "seed", "temperature", "top_k", "top_p", "min_p",
+                             "repetition_penalty", "show"}),
     "Generate": frozenset({"template", "gen_text", "max_new", "temperature", "top_k", "top_p", "min_p",
                            "repetition_penalty", "stop", "seed",
                            "batch", "pad_side"}),
@@ -129,9 +129,9 @@ VIEW_TABS: dict[str, tuple[str, ...]] = {"Embeddings": ("map", "analogies", "dir
 # view: its chart or charts and the controls the step names, which is what fits a projector without scrolling.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "Home": ("tokens", "prediction"),
-    "Model_map": ("map", "part"),
+    "Model_map": ("map", "part", "compare"),
     "Embeddings": ("map", "analogies", "neighbours", "directions", "similarity", "context"),
-    "Attention": ("overview", "head", "qk", "values", "order", "roles", "induction"),
+    "Attention": ("overview", "head", "compare", "qk", "values", "order", "roles", "induction"),
     "MLP_neurons": ("job", "top", "token", "all"),
     "Logit_lens": ("grid", "follow", "norms"),
     "Next_token": ("grow", "distribution", "timeline"),
@@ -151,6 +151,7 @@ FORBIDDEN = {
     "step": "it is the lesson player's own: the step is the step's place in the file",
     "present": "it is the lesson player's own: the teacher switches the presenter view",
     "room": "it is a class poll's room code, which lives only while the teacher's poll is open",
+    "me": "it is a student's anonymous id on a class poll's page",
 }
 
 
@@ -179,7 +180,7 @@ def _choice(options) -> Rule:
 
 _TEXT, _FLAG, _INDEX = Rule("text"), Rule("flag"), Rule("index")
 RULES: dict[str, Rule] = {
-    "prompt": _TEXT, "max_tokens": _num(8, 4096), "layer": _INDEX, "head": _INDEX, "neuron": _INDEX,
+    "prompt": _TEXT, "compare": _TEXT, "max_tokens": _num(8, 4096), "layer": _INDEX, "head": _INDEX, "neuron": _INDEX,
     "token": _INDEX, "temperature": _num(0.0, 5.0, False), "top_k": _num(0, 10_000_000),
     "top_p": _num(0.0, 1.0, False), "min_p": _num(0.0, 1.0, False), "repetition_penalty": _num(1.0, 3.0, False),
     "seed": _num(0, 2**31 - 1), "tab": _choice(sorted(links.TAB_NAMES)),
@@ -212,7 +213,7 @@ RULES: dict[str, Rule] = {
     "lab_prefix": Rule("text", max_chars=20), "lab_of_names": _num(10, 400),
     "lab_of_hidden": _choice([50, 100, 200, 300, 500]),
 }
-COMPRESSED = frozenset({"prompt", "gen_text", "batch"})   # written in a link by links.encode_prompt
+COMPRESSED = frozenset({"prompt", "compare", "gen_text", "batch"})   # written in a link by links.encode_prompt
 
 
 def written(value: Any) -> str:

@@ -33,6 +33,7 @@ SHARED = {
     "seed": "random seed for sampling",
     "steps": "token ids taken so far on Next token, comma-separated, so a link replays the same text",
     "tab": "the open tab of a page with tabs (a short name per tab)",
+    "compare": "compare mode: a second prompt beside the first (long ones compressed, as prompt)",
     # The lesson player (explainer/player.py): a running lesson crosses pages with the link
     "lesson": "the running lesson: its file's stem in assets/lessons/",
     "step": "the lesson's step shown, 1-based",

@@ -40,6 +40,7 @@ from explainer import (
     player,
     poll,
 )
+from explainer import compare as compare_mod
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
 from explainer.figures.common import export_name, figure_title, show_token
 from explainer.figures.palette import TOKEN_TINTS
@@ -343,13 +344,15 @@ def _through_app_navigation() -> None:
         st.stop()
 
 
-def traced_page(title: str, intro: str = "", icon: str = "🔎") -> tuple[ex.LoadedModel, ex.Trace]:
-    """page(), then the shared prompt box and its trace: what every view of the prompt starts with.
-    Stops the page (its message already shown) when there is no model or the prompt cannot be traced."""
+def traced_page(title: str, intro: str = "", icon: str = "🔎", compare: bool = False
+                ) -> tuple[ex.LoadedModel, ex.Trace]:
+    """page(), then the shared prompt box and its trace: what every view of the prompt starts with (with
+    `compare`, the page has a compare mode: its switch under the prompt). Stops the page (its message already
+    shown) when there is no model or the prompt cannot be traced."""
     lm = page(title, intro, icon)
     if lm is None:
         st.stop()
-    tr = current_trace(lm, prompt_box())
+    tr = current_trace(lm, prompt_box(compare=compare))
     if tr is None:
         st.stop()
     trace_download(tr, int(ss.max_tokens))
@@ -485,13 +488,61 @@ def _prompt_moved() -> None:
                  **dict.fromkeys(PROMPT_BOUND)})
 
 
-def prompt_box(label: str = "Prompt", height: int = 90, help: str | None = None) -> str:
-    """One prompt shared by every page and the link (long prompts are compressed there)."""
+def prompt_box(label: str = "Prompt", height: int = 90, help: str | None = None, compare: bool = False) -> str:
+    """One prompt shared by every page and the link (long prompts are compressed there); with `compare`, the
+    page's compare mode switch and its second prompt under it (compare_box)."""
     if not control_shown("prompt"):
         return ss._prompt
     ss.prompt_widget = ss._prompt
     st.text_area(label, key="prompt_widget", height=height, on_change=_prompt_moved, help=help)
+    if compare:
+        compare_box()
     return ss._prompt
+
+
+# -- compare mode: a second prompt beside the first (explainer/compare.py), in the link as `compare` -----------
+
+def _compare_switched() -> None:
+    ss._notices = []
+    update_link({"compare": links.encode_prompt(compare_mod.pair_prompt(ss._prompt)) if ss.compare_on else None})
+
+
+def compare_prompt() -> str | None:
+    """The second prompt of compare mode (None: compare mode is off), as the link has it."""
+    raw = _link().get("compare")
+    return None if raw is None else links.prompt("compare", raw, "").value
+
+
+def compare_box() -> str | None:
+    """The switch for compare mode and, when it is on, the second prompt (it starts as the first with he ↔ she,
+    his ↔ her, … swapped). Returns the second prompt, or None."""
+    on = "compare" in _link()
+    if control_shown("compare"):
+        ss.compare_on = on
+        st.toggle("Compare with a second prompt", key="compare_on", on_change=_compare_switched,
+                  help="Side by side: the same views for a second prompt, lined up with the first, and what "
+                       "changed between them (“The doctor said that he” against “…she”).")
+    if not on:
+        return None
+    return text("compare", "Second prompt", "", area=True, key="compare_widget", compress=True, height=68,
+                help="Compared with the prompt above on this page's views; it stays as you move between pages.")
+
+
+def compare_trace(lm: ex.LoadedModel) -> ex.Trace | None:
+    """The second prompt's trace (cached and counted in the memory budget like the first), or None when compare
+    mode is off or the second prompt cannot be traced (its message shown)."""
+    text_b = compare_prompt()
+    if text_b is None:
+        return None
+    try:
+        with st.spinner("Running the model on the second prompt…"):
+            tr = get_trace(lm.name, text_b, int(ss.max_tokens))
+    except ex.ExplainerError as e:
+        st.info(f"The second prompt: {e}")
+        return None
+    if tr.notice:
+        st.warning(f"The second prompt: {tr.notice}")
+    return tr
 
 
 def current_trace(lm: ex.LoadedModel, text: str | None = None) -> ex.Trace | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from explainer import ExplainerError, defaults, mlp, ui
+from explainer import ExplainerError, compare, defaults, mlp, ui
 from explainer.figures import model_map as fm
 from explainer.figures.common import axis_labels
 from explainer.figures.mlp import top_neurons_bar
@@ -74,14 +74,17 @@ def diagram(mm, layer: int | None) -> str:
     return box
 
 
-@ui.section("part")
-def box_values(lm, tr, mm, layer: int | None, box: str, pos: int) -> None:
+def _part(mm, layer: int | None, box: str):
     if box == fm.BLOCK_BOX:
-        part = mm.block(mm.n_layers - 1)[-1]               # what the blocks hand on: the last block's output
-    elif layer is not None and box in {fm.box_id(p) for p in mm.block(layer)}:
-        part = mm.get(f"blocks.{layer}.{box}")
-    else:
-        part = mm.get(box)
+        return mm.block(mm.n_layers - 1)[-1]               # what the blocks hand on: the last block's output
+    if layer is not None and box in {fm.box_id(p) for p in mm.block(layer)}:
+        return mm.get(f"blocks.{layer}.{box}")
+    return mm.get(box)
+
+
+@ui.section("part")
+def box_values(lm, tr, mm, layer: int | None, box: str, pos: int):
+    part = _part(mm, layer, box)
     where = fm.token_label(tr.tokens, pos)
     st.subheader(f"2 · {part.name}" + (f" in block {part.layer}" if part.layer is not None else "")
                  + f": its values at {where}")
@@ -89,37 +92,7 @@ def box_values(lm, tr, mm, layer: int | None, box: str, pos: int) -> None:
                 f"`{part.hook or 'none'}`" + (f", module `{part.module}`" if part.module else "")
                 + (f". {part.note[0].upper()}{part.note[1:]}." if part.note else "."))
     values = ui.map_values_of(lm.name, tr.text, int(ss.max_tokens), part.key, pos)
-    kind = part.kind
-    if kind == "tokens":
-        ui.token_chips([tr.tokens[pos]], [int(values[0])])
-        st.caption("The token's id: its row in the vocabulary, and in the embedding table.")
-    elif kind == "pattern":
-        ui.chart(fm.attention_row(values, tr.tokens, pos, f"How much {where} looks at each earlier token, "
-                                                         "per head"), key="mm_values")
-        st.caption("One row of every head's attention pattern: each row adds up to 1.")
-    elif kind in ("mlp_in", "mlp_up", "act"):
-        tn = (mlp.top_neurons_at(tr, part.layer, pos, n=10) if kind == "act"
-              else fm.top_values(values, 10, part.layer, pos))
-        ui.chart(top_neurons_bar(tn, tr.tokens[pos], f"The 10 strongest of {values.shape[0]:,} neurons"),
-                 key="mm_values")
-        st.caption("Largest by size, positive (red) or negative (blue).")
-    elif kind in ("unembed", "softmax"):
-        logits = tr.logits[pos]
-        probs = softmax(logits)
-        top = top_k(probs, 10)
-        ui.chart(top_next_tokens(list(token_strings(lm.tokenizer, top)), [int(i) for i in top], probs[top],
-                                 logits[top], f"What the model predicts after {where}"), key="mm_values")
-        st.caption(f"The {values.shape[0]:,} logits through softmax: the 10 most likely next tokens.")
-    else:
-        title = (f"{values.shape[0]} heads × {values.shape[1]} numbers" if values.ndim == 2
-                 else f"{values.shape[0]:,} numbers")
-        ui.chart(fm.vector_strip(values, title), key="mm_values")
-        st.caption("One coloured cell per number: red positive, blue negative, white near zero. Hover for values.")
-        if values.ndim == 1 and values.shape[0] > ZOOM_OVER:
-            ui.chart(fm.vector_zoom(values, ZOOM_TOP, f"Zoomed in: its {ZOOM_TOP} largest numbers by size"),
-                     key="mm_values_zoom")
-            st.caption(f"The same colours, one cell per number, in the order of their dimensions; the other "
-                       f"{values.shape[0] - ZOOM_TOP:,} numbers are no larger in size than any of these.")
+    draw_values(lm, tr, part, values, pos, "mm_values")
     target, title = page_file(part.page), part.page.replace("_", " ")
     try:
         if target is None:
@@ -128,6 +101,61 @@ def box_values(lm, tr, mm, layer: int | None, box: str, pos: int) -> None:
         st.page_link(target, icon=":material/arrow_forward:")   # labelled with the page's title in the sidebar
     except StreamlitPageNotFoundError:   # the home page; or a page run on its own, outside the app's navigation
         st.markdown(f"Explained on the **{title}** page.")
+    return part, values
+
+
+def draw_values(lm, tr, part, values, pos: int, key: str) -> None:
+    """One part's values at one token, drawn by what they are (`key`: the charts' keys start with it)."""
+    where = fm.token_label(tr.tokens, pos)
+    kind = part.kind
+    if kind == "tokens":
+        ui.token_chips([tr.tokens[pos]], [int(values[0])])
+        st.caption("The token's id: its row in the vocabulary, and in the embedding table.")
+    elif kind == "pattern":
+        ui.chart(fm.attention_row(values, tr.tokens, pos, f"How much {where} looks at each earlier token, "
+                                                         "per head"), key=key)
+        st.caption("One row of every head's attention pattern: each row adds up to 1.")
+    elif kind in ("mlp_in", "mlp_up", "act"):
+        tn = (mlp.top_neurons_at(tr, part.layer, pos, n=10) if kind == "act"
+              else fm.top_values(values, 10, part.layer, pos))
+        ui.chart(top_neurons_bar(tn, tr.tokens[pos], f"The 10 strongest of {values.shape[0]:,} neurons"), key=key)
+        st.caption("Largest by size, positive (red) or negative (blue).")
+    elif kind in ("unembed", "softmax"):
+        logits = tr.logits[pos]
+        probs = softmax(logits)
+        top = top_k(probs, 10)
+        ui.chart(top_next_tokens(list(token_strings(lm.tokenizer, top)), [int(i) for i in top], probs[top],
+                                 logits[top], f"What the model predicts after {where}"), key=key)
+        st.caption(f"The {values.shape[0]:,} logits through softmax: the 10 most likely next tokens.")
+    else:
+        title = (f"{values.shape[0]} heads × {values.shape[1]} numbers" if values.ndim == 2
+                 else f"{values.shape[0]:,} numbers")
+        ui.chart(fm.vector_strip(values, title), key=key)
+        st.caption("One coloured cell per number: red positive, blue negative, white near zero. Hover for values.")
+        if values.ndim == 1 and values.shape[0] > ZOOM_OVER:
+            ui.chart(fm.vector_zoom(values, ZOOM_TOP, f"Zoomed in: its {ZOOM_TOP} largest numbers by size"),
+                     key=f"{key}_zoom")
+            st.caption(f"The same colours, one cell per number, in the order of their dimensions; the other "
+                       f"{values.shape[0] - ZOOM_TOP:,} numbers are no larger in size than any of these.")
+
+
+@ui.section("compare", hidden=ui.SILENT)
+def box_compare(lm, tr, tr_b, part, values, pos: int) -> None:
+    """Compare mode: the same box for the second prompt, at the matching token, and how far its numbers moved."""
+    pos_b = compare.aligned_position(pos, tr.n_tokens, tr_b.n_tokens)
+    mm_b = ui.model_map_of(lm.name, tr_b.text, int(ss.max_tokens))
+    part_b = mm_b.get(part.key)
+    st.subheader(f"Side by side: {part.name} for the second prompt, at {fm.token_label(tr_b.tokens, pos_b)}")
+    st.markdown(f"Shape **{fm.shape_text(part_b.shape)}** for {tr_b.n_tokens} tokens (the first prompt: "
+                f"**{fm.shape_text(part.shape)}**). The model's parameters are the same for both prompts: only the "
+                "numbers flowing through change.")
+    values_b = ui.map_values_of(lm.name, tr_b.text, int(ss.max_tokens), part.key, pos_b)
+    draw_values(lm, tr_b, part_b, values_b, pos_b, "mm_compare")
+    moved = compare.vector_change(values, values_b) if part.kind not in ("tokens", "pattern") else None
+    if moved is not None:
+        st.markdown(f"Between the two prompts this vector turned: cosine similarity **{moved.cosine:.3f}** with the "
+                    f"first prompt's (1 = the same direction); its length went from {moved.norm_a:,.2f} to "
+                    f"{moved.norm_b:,.2f}.")
 
 
 lm, tr = ui.traced_page(
@@ -137,12 +165,16 @@ lm, tr = ui.traced_page(
     "in the " + ui.term("residual stream") + ". Every box shows the " + ui.term("shape") + " of its numbers for "
     "this prompt, its " + ui.term("parameters") + " and its " + ui.term("hook site") + ".",
     icon="🗺️",
+    compare=True,
 )
+tr_b = ui.compare_trace(lm)
 mm = ui.model_map_of(lm.name, tr.text, int(ss.max_tokens))
 layer, pos = controls(lm, tr)
 try:
     box = diagram(mm, layer)
-    box_values(lm, tr, mm, layer, box, pos)
+    part, values = box_values(lm, tr, mm, layer, box, pos)
+    if tr_b is not None:
+        box_compare(lm, tr, tr_b, part, values, pos)
 except ExplainerError as e:
     st.info(str(e))
 st.caption(f"{mm.total_params:,} parameters in all ({lm.label})"

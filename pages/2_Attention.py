@@ -7,8 +7,9 @@ from functools import partial
 
 import streamlit as st
 
-from explainer import ExplainerError, exports, heads, links, snippets, ui
+from explainer import ExplainerError, compare, exports, heads, links, snippets, ui
 from explainer.figures import attention as fa
+from explainer.figures import compare as fc
 from explainer.figures.common import axis_labels, show_token
 from explainer.positions import Learned, positions
 
@@ -137,6 +138,31 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int, tuple[
                         f"{', '.join(str(h) for h in group if h != head)}.")
     ui.code_expander(f"Layer {layer}, head {head}'s pattern.", snippets.attention_head(lm, tr, layer, head))
     return layer, head, window
+
+
+@ui.section("compare", hidden=ui.SILENT)
+def head_compare(lm, tr, tr_b, layer: int, head: int) -> None:
+    """Compare mode: the same head on the second prompt, and the change cell by cell when the positions line up."""
+    st.subheader(f"Side by side: layer {layer}, head {head} on the second prompt")
+    left, right = st.columns(2, gap="large")
+    with left:
+        ui.chart(fa.head_heatmap(tr_b.attn[layer, head], tr_b.tokens, f"On {fc.prompt_label(tr_b.text)}"),
+                 key="att_compare_map", present_height=520)
+    diff = compare.attention_difference(tr.attn[layer, head], tr_b.attn[layer, head])
+    with right:
+        if diff is None:
+            st.info(f"The two prompts have {tr.n_tokens} and {tr_b.n_tokens} tokens, so their positions do not line "
+                    "up cell by cell: compare the two patterns by eye, or make the second prompt the same length.")
+            return
+        ui.chart(fc.attention_change(diff, tr_b.tokens, "Second prompt − first"), key="att_compare_diff",
+                 present_height=520)
+    q, k = compare.largest_change(diff)
+    differ = compare.differing_positions(tr.tokens, tr_b.tokens)
+    where = (f"The prompts differ at position{'s' if len(differ) > 1 else ''} "
+             f"{', '.join(str(i) for i in differ)}" if differ else "The two prompts have the same tokens")
+    st.markdown(f"{where}. The largest change is in row {q} (“{ui.md_escape(show_token(tr_b.tokens[q]))}”) on key "
+                f"{k} (“{ui.md_escape(show_token(tr_b.tokens[k]))}”): {tr.attn[layer, head, q, k]:.2f} → "
+                f"{tr_b.attn[layer, head, q, k]:.2f}. Red: the second prompt puts more weight there; blue: less.")
 
 
 @ui.section("qk")
@@ -362,7 +388,9 @@ lm, tr = ui.traced_page(
     + ui.term("block") + " does this with several " + ui.term("attention head", "heads") + ", "
     "each with its own idea of what is worth looking at.",
     icon="👀",
+    compare=True,
 )
+tr_b = ui.compare_trace(lm)
 # Unless the link names one, start on a head worth looking at: the one where the last token looks furthest
 # back into the prompt.
 default = heads.looking_back_head(tr.attn)
@@ -373,6 +401,8 @@ if "_att_note" in ss:
 scores = role_scores(lm)
 all_heads(lm, tr, shown, scores)
 layer, head, window = one_head(lm, tr, default, scores)
+if tr_b is not None:
+    head_compare(lm, tr, tr_b, layer, head)
 qk_step_by_step(lm, tr, layer, head, window)
 head_writes(lm, tr, layer, head, int(ss.max_tokens))
 word_order(lm)

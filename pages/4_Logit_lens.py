@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import defaults, exports, heads, residual, snippets, ui, words
+from explainer import compare, defaults, exports, heads, residual, snippets, ui, words
 from explainer.errors import ExplainerError
+from explainer.figures import compare as fc
 from explainer.figures import lens as figs
 from explainer.figures.common import axis_labels, show_token
 from explainer.sampling import softmax, top_k
@@ -71,7 +72,7 @@ def guesses(lm, tr, max_tokens: int):
 
 @ui.section("follow")
 @st.fragment
-def follow_token(lm, tr, max_tokens: int) -> None:
+def follow_token(lm, tr, max_tokens: int, tr_b=None) -> None:
     st.subheader("2 · Follow one token through the layers")
     T, L = tr.n_tokens, tr.n_layers
     labels = axis_labels(tr.tokens)
@@ -107,8 +108,27 @@ def follow_token(lm, tr, max_tokens: int) -> None:
                f"after every block (−1 = the embeddings, {L - 1} = after the last block: the model's output). It "
                f"{when} and ends at rank "
                f"{int(tj.ranks[-1, pos]) + 1:,} of {lm.vocab_size:,}.")
+    if tr_b is not None:
+        follow_in_both(lm, tr, tr_b, tj, pos, int(token_id), max_tokens)
     ui.code_expander(f"The logit lens after {labels[pos]}, and how likely “{show_token(tj.token)}” is at every layer.",
                      snippets.logit_lens(lm, tr, pos, int(token_id)))
+
+
+def follow_in_both(lm, tr, tr_b, tj, pos: int, token_id: int, max_tokens: int) -> None:
+    """Compare mode: the same token followed through the layers after the second prompt (its last token for the
+    first prompt's last, else the same position)."""
+    pos_b = compare.aligned_position(pos, tr.n_tokens, tr_b.n_tokens)
+    tj_b = ui.trajectory_of(lm.name, tr_b.text, max_tokens, token_id, pos_b)
+    label_a = f"after {axis_labels(tr.tokens)[pos]} in the first prompt"
+    label_b = f"after {axis_labels(tr_b.tokens)[pos_b]} in the second"
+    st.markdown(f"**Side by side:** “{ui.md_escape(show_token(tj.token))}” after each prompt, layer by layer.")
+    ui.chart(fc.trajectories(tj, pos, tj_b, pos_b, label_a, label_b), key="lens_compare", present_height=420)
+    end_a, end_b = float(tj.probs[-1, pos]), float(tj_b.probs[-1, pos_b])
+    first_b = tj_b.first_top_row(pos_b)
+    when = f"first becomes the top guess {_row_name(first_b)}" if first_b is not None else "is never the top guess"
+    st.caption(f"At the output: {end_a:.1%} after the first prompt, {end_b:.1%} after the second "
+               f"({(end_b - end_a) * 100:+.1f} percentage points). After the second prompt it {when} and ends at "
+               f"rank {int(tj_b.ranks[-1, pos_b]) + 1:,} of {lm.vocab_size:,}.")
 
 
 @ui.section("norms")
@@ -138,12 +158,14 @@ lm, tr = ui.traced_page(
     "to the " + ui.term("residual stream") + ". Decode that stream after each block as if it were the last "
     "(the " + ui.term("logit lens") + ") and watch the prediction take shape.",
     icon="🔭",
+    compare=True,
 )
+tr_b = ui.compare_trace(lm)
 max_tokens = int(st.session_state.max_tokens)
 try:
     res, positions = guesses(lm, tr, max_tokens)
 except ExplainerError as e:
     st.info(str(e))
     st.stop()
-follow_token(lm, tr, max_tokens)
+follow_token(lm, tr, max_tokens, tr_b)
 stream_size(lm, res, tr, positions)

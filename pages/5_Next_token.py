@@ -7,8 +7,10 @@ import streamlit as st
 
 from explainer import defaults, exports, links, snippets, ui
 from explainer import generation as gen
+from explainer.compare import next_token_change
 from explainer.errors import ExplainerError
 from explainer.figures.common import show_token
+from explainer.figures.compare import probability_change, prompt_label
 from explainer.figures.sampling import (
     distribution_chart,
     settings_text,
@@ -119,7 +121,7 @@ def grow_text(lm, tr, state: gen.StepState, max_tokens: int) -> int:
 # -- 2 · the distribution: sliders redraw only this fragment, from logits already computed ------------
 @ui.section("distribution", hidden=ui.SILENT)   # its settings are the ones a Sample press uses
 @st.fragment
-def explorer(lm, state: gen.StepState, view: int, prompt: str) -> None:
+def explorer(lm, state: gen.StepState, view: int, prompt: str, tr_b=None) -> None:
     n_steps = len(state.steps)
     st.subheader("2 · The next-token distribution" if view == n_steps
                  else f"2 · The distribution at step {view} (looking back)")
@@ -179,12 +181,41 @@ def explorer(lm, state: gen.StepState, view: int, prompt: str) -> None:
                "bars: what a draw uses after top-k, top-p and min-p; a token the filters removed has no solid bar "
                "and is labelled with the filter that cut it (“cut by top-k”, “cut by top-p”, “cut by min-p”). "
                "Hover a bar for the token id and its logit.")
+    if tr_b is not None:
+        side_by_side(lm, state, prompt, tr_b)
     ui.code_expander("This distribution, its seeded draw, and the same step as a model.generate(...) call.",
                      snippets.next_token(lm, prompt, float(ss.nt_temp),
                                          int(ss.nt_top_k), float(ss.nt_top_p), float(ss.nt_min_p),
                                          float(ss.nt_penalty), steps=so_far[len(state.prompt_ids):],
                                          seed=int(ss.nt_seed), draw=state.draws if view == n_steps else None,
                                          keep=len(state.prompt_ids)))
+
+
+def side_by_side(lm, state: gen.StepState, prompt: str, tr_b) -> None:
+    """Compare mode: the next token after each prompt (before any step taken), under the same settings."""
+    st.subheader("Side by side: the next token after each prompt")
+    args = (float(ss.nt_temp), int(ss.nt_top_k), float(ss.nt_top_p), float(ss.nt_min_p), float(ss.nt_penalty))
+    try:
+        a = probabilities(state.logits_at(0), *args, state.prompt_ids)
+        b = probabilities(tr_b.next_token_logits(), *args, tr_b.token_ids)
+    except ExplainerError as e:
+        st.info(str(e))
+        return
+    change = next_token_change(a, b, k=min(int(ss.nt_show), 12))
+    strings = token_strings(lm.tokenizer, [int(i) for i in change.ids])
+    label_a, label_b = prompt_label(prompt), prompt_label(tr_b.text)
+    ui.chart(probability_change(change, strings, label_a, label_b, f"After each prompt · {settings_text(a)}"),
+             key="nt_compare", present_height=520)
+    i = 0                                           # the largest change: the first row
+    top_a, top_b = token_strings(lm.tokenizer, [a.argmax, b.argmax])
+    st.markdown(f"With these settings the top token is “{ui.md_escape(show_token(top_a))}” "
+                f"({a.probs[a.argmax]:.1%}) after the first "
+                f"prompt and “{ui.md_escape(show_token(top_b))}” ({b.probs[b.argmax]:.1%}) after the second. The "
+                f"largest change is “{ui.md_escape(show_token(strings[i]))}”: {change.p_a[i]:.1%} → "
+                f"{change.p_b[i]:.1%} ({change.delta[i] * 100:+.1f} percentage points).")
+    ui.table_download("Download the comparison (CSV)",
+                      lambda: exports.next_token_change(change, strings, prompt, tr_b.text),
+                      "next token after two prompts", key="nt_compare_csv")
 
 
 @ui.section("timeline")
@@ -212,9 +243,11 @@ lm, tr = ui.traced_page(
     "probabilities by " + ui.term("softmax") + ". Temperature, top-k and top-p reshape that distribution "
     "before one token is drawn; then the text grows by one token and it starts again.",
     icon="🎲",
+    compare=True,
 )
+tr_b = ui.compare_trace(lm)
 max_tokens = int(ss.max_tokens)
 state = stepping_state(lm, tr, max_tokens)
 view = grow_text(lm, tr, state, max_tokens)
-explorer(lm, state, view, tr.text)
+explorer(lm, state, view, tr.text, tr_b)
 timeline(lm, state, view)

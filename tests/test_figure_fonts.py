@@ -31,12 +31,14 @@ import pytest
 import explainer as ex
 from explainer import anatomy as an
 from explainer import attention_out, content, defaults, figures, heads, lens, mlp, residual, vectors, wordmaps, words
+from explainer import compare as cmp
 from explainer import generation as gen
 from explainer import interventions as iv
 from explainer import makemore as mm
 from explainer.figures import anatomy as f_anatomy
 from explainer.figures import attention as fa
 from explainer.figures import common
+from explainer.figures import compare as f_cmp
 from explainer.figures import embeddings as f_emb
 from explainer.figures import interventions as f_iv
 from explainer.figures import lens as f_lens
@@ -58,14 +60,17 @@ Figures = go.Figure | dict[str, go.Figure]   # one figure, or named variants of 
 
 # -- which functions ---------------------------------------------------------------------------------
 
+_CHANGERS = (common.style, common.relayout, common.axes)
+
+
 def figure_functions() -> dict[str, Callable]:
     """Every public function of explainer/figures/* that returns a go.Figure, by "module.name"
-    (common.style, which takes a figure and styles it, is left out)."""
+    (common.style, relayout and axes, which take a figure and change it, are left out)."""
     found = {}
     for info in pkgutil.iter_modules(figures.__path__):
         mod = importlib.import_module(f"{figures.__name__}.{info.name}")
         for name, f in vars(mod).items():
-            if name.startswith("_") or not inspect.isfunction(f) or f.__module__ != mod.__name__ or f is common.style:
+            if name.startswith("_") or not inspect.isfunction(f) or f.__module__ != mod.__name__ or f in _CHANGERS:
                 continue
             if inspect.signature(f).return_annotation in ("go.Figure", go.Figure):
                 found[f"{info.name}.{name}"] = f
@@ -420,6 +425,36 @@ def _(i: Inputs) -> Figures:
     pos = i.tr.n_tokens - 1
     token_id = int(top_k(softmax(i.tr.logits[pos]), 1)[0])
     return f_lens.trajectory(lens.token_trajectory(i.lm, i.tr, token_id), i.tr.tokens, pos)
+
+
+# compare mode (Next token, Attention, Logit lens) ------------------------------------------------------------
+
+SECOND_PROMPT = "The Eiffel Tower is in the town of"      # the same number of tokens as EIFFEL
+
+
+@builds("compare.probability_change")
+def _(i: Inputs) -> Figures:
+    tr_b = ex.trace(i.lm, SECOND_PROMPT)
+    a, b = (probabilities(t.next_token_logits(), 1.0, 0, 1.0) for t in (i.tr, tr_b))
+    ch = cmp.next_token_change(a, b, 8)
+    return f_cmp.probability_change(ch, token_strings(i.lm.tokenizer, [int(x) for x in ch.ids]),
+                                    f_cmp.prompt_label(i.tr.text), f_cmp.prompt_label(SECOND_PROMPT), "Next token")
+
+
+@builds("compare.attention_change")
+def _(i: Inputs) -> Figures:
+    tr_b = ex.trace(i.lm, SECOND_PROMPT)
+    diff = cmp.attention_difference(i.tr.attn[LAYER, HEAD], tr_b.attn[LAYER, HEAD])
+    assert diff is not None
+    return f_cmp.attention_change(diff, tr_b.tokens, "Change")
+
+
+@builds("compare.trajectories")
+def _(i: Inputs) -> Figures:
+    tr_b = ex.trace(i.lm, SECOND_PROMPT)
+    token_id = int(top_k(softmax(i.tr.logits[-1]), 1)[0])
+    a, b = (lens.token_trajectory(i.lm, t, token_id, [t.n_tokens - 1]) for t in (i.tr, tr_b))
+    return f_cmp.trajectories(a, i.tr.n_tokens - 1, b, tr_b.n_tokens - 1, "A", "B", "Through the layers")
 
 
 # makemore (Tiny LM lab page) -------------------------------------------------------------------------

@@ -119,7 +119,8 @@ MALFORMED = [
      ["step 1 (“Intro”)", "`view`", "'Atention' is not a view", "Next_token"]),
     ("unknown parameter", _with("layer = 1", "layr = 1"), ["`state.layr`", "not a URL parameter"]),
     ("parameter of another view", _with("layer = 1", 'tab = "map"'),
-     ["`state.tab`", "not used by the Attention view", "It reads: att_window, head, layer, max_tokens, prompt"]),
+     ["`state.tab`", "not used by the Attention view",
+      "It reads: att_window, compare, head, layer, max_tokens, prompt"]),
     ("forbidden model", _with("layer = 1", 'model = "gpt2"'), ["`state.model`", "lesson's own `model` field"]),
     ("forbidden steps", _with("layer = 1", 'steps = "1,2"'), ["`state.steps`"]),
     ("negative layer", _with("layer = 1", "layer = -1"), ["`state.layer`", "not a whole number"]),
@@ -251,11 +252,13 @@ def test_each_views_parameters_are_the_names_its_page_reads():
     sources = {"Home": ROOT / "streamlit_app.py", **PAGES}
     for view, path in sources.items():
         read = set()
-        for fn, args, _ in _calls(path):
+        for fn, args, kw in _calls(path):
             if fn in WIDGETS and args and isinstance(args[0], ast.Constant):
                 read.add(args[0].value)
             if fn in ("traced_page", "prompt_box"):
                 read.add("prompt")
+                if _const(kw.get("compare")) is True:
+                    read.add("compare")          # the page's compare mode: its second prompt
             if fn == "tabs":
                 read.add("tab")
         assert read - set(lessons.FORBIDDEN) == set(lessons.VIEW_PARAMS[view]), view

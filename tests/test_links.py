@@ -16,7 +16,8 @@ def test_contract_names_are_the_published_ones():
                  "top_p", "seed", "steps", "tab"}                          # the links issue's contract
     shared_since = {"min_p", "repetition_penalty"}                        # Next token and Generate share them
     player = {"lesson", "step", "present"}                                # the lesson player's, across pages
-    assert set(links.SHARED) == published | shared_since | player
+    compare = {"compare"}                                                 # compare mode's second prompt
+    assert set(links.SHARED) == published | shared_since | player | compare
     assert not set(links.SHARED) & set(links.PAGE)
 
 

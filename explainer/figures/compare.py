@@ -1,0 +1,76 @@
+"""Figures for compare mode (explainer/compare.py): the next token after two prompts, one head's two patterns
+and their difference, one token's probability through the layers after each prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..compare import Change
+from ..lens import TokenTrajectory
+from .attention import token_matrix
+from .common import DIVERGING, axes, relayout, show_token, style
+from .lens import BLOCK_AXIS, block_x, layer_labels
+from .palette import FIRST, SECOND
+
+LABEL_CHARS = 38     # a prompt named in a legend: its end, where the two usually differ
+
+
+def prompt_label(text: str, chars: int = LABEL_CHARS) -> str:
+    """A prompt short enough for a legend: “…the end of it” (the end is what the next token follows)."""
+    flat = " ".join(text.split())
+    return f"“{flat}”" if len(flat) <= chars else f"“…{flat[-(chars - 1):]}”"
+
+
+def probability_change(change: Change, strings: Sequence[str], label_a: str, label_b: str,
+                       title: str | None = None) -> go.Figure:
+    """Each token's probability after prompt A and after prompt B, side by side (largest change on top), the
+    change written at the end of each pair in percentage points."""
+    names = [show_token(s) for s in strings][::-1]
+    pa, pb = change.p_a[::-1], change.p_b[::-1]
+    delta = change.delta[::-1]
+    ids = change.ids[::-1]
+    hover = ("<b>%{y}</b> (id %{customdata[0]})<br>after %{fullData.name}: %{x:.2%}"
+             "<br>change %{customdata[1]:+.1f} percentage points<extra></extra>")
+    custom = np.stack([ids.astype(np.float64), delta * 100], axis=1)
+    fig = go.Figure([
+        go.Bar(x=pa, y=names, orientation="h", name=label_a, marker_color=FIRST, customdata=custom,
+               hovertemplate=hover),
+        go.Bar(x=pb, y=names, orientation="h", name=label_b, marker_color=SECOND, customdata=custom,
+               hovertemplate=hover, text=[f"{d * 100:+.1f} pts" for d in delta], textposition="outside",
+               cliponaxis=False),
+    ])
+    top = float(max(pa.max(initial=0), pb.max(initial=0)))
+    relayout(fig, barmode="group", bargap=0.25, bargroupgap=0.05,
+             legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=16)))
+    axes(fig, "x", tickformat=".0%", range=[0, min(1.0, top * 1.35 + 0.05)], title="probability of the next token")
+    axes(fig, "y", tickfont=dict(family="ui-monospace, Menlo, monospace"))
+    return style(fig, title, height=int(np.clip(140 + 44 * len(names), 360, 900)))
+
+
+def attention_change(diff: np.ndarray, tokens, title: str | None = None) -> go.Figure:
+    """b − a for one head's patterns [T, T]: red where the second prompt's row puts more weight, blue less."""
+    finite = diff[np.isfinite(diff)]
+    lim = max(float(np.abs(finite).max()) if finite.size else 0.0, 0.01)
+    return token_matrix(diff, tokens, title, value_name="change", colorscale=DIVERGING, zmin=-lim, zmax=lim,
+                        fmt="+.2f")
+
+
+def trajectories(a: TokenTrajectory, pos_a: int, b: TokenTrajectory, pos_b: int, label_a: str, label_b: str,
+                 title: str | None = None) -> go.Figure:
+    """One token's probability after every block, after prompt A and after prompt B (two lines)."""
+    rows = a.probs.shape[0]
+    x, layers = block_x(rows), layer_labels(rows)
+    fig = go.Figure()
+    for tj, pos, label, colour, dash in ((a, pos_a, label_a, FIRST, "solid"), (b, pos_b, label_b, SECOND, "dash")):
+        fig.add_trace(go.Scatter(
+            x=x, y=tj.probs[:, pos], mode="lines+markers", name=label, customdata=layers,
+            line=dict(color=colour, width=3, dash=dash),
+            hovertemplate=f"{show_token(tj.token)} after {label}<br>%{{customdata}}<br>probability %{{y:.2%}}"
+                          "<extra></extra>"))
+    relayout(fig, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=16)))
+    axes(fig, "y", tickformat=".0%", range=[0, 1.02], title="probability")
+    axes(fig, "x", title_text=BLOCK_AXIS)
+    return style(fig, title, height=420)

@@ -1,0 +1,151 @@
+"""Compare mode (explainer/compare.py and the `compare` link): the second prompt's side of every view equals its
+own separate trace, the differences are the differences, the link carries the second prompt across pages, and
+both traces are held in the memory budget's cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import explainer as ex
+from explainer import budget, compare, lens
+from explainer.model_map import part_values
+from explainer.sampling import probabilities, softmax
+from tests.conftest import chart, page_ok, plotly_array
+
+HE, SHE = "The doctor said that he", "The doctor said that she"
+
+
+# -- the engine --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, paired", [
+    (HE, SHE), (SHE, HE), ("He said", "She said"), ("HIS hat and her coat", "HIS hat and his coat"),
+    ("the king and the man", "the king and the woman"), ("Heather went home", "Heather went home"),
+    ("", ""), ("Mr Smith", "Mrs Smith"),
+])
+def test_a_starting_second_prompt_swaps_the_last_gendered_word(text, paired):
+    assert compare.pair_prompt(text) == paired
+
+
+def test_the_change_is_over_both_top_lists_largest_first():
+    logits_a = np.log(np.array([0.5, 0.3, 0.1, 0.05, 0.05]))
+    logits_b = np.log(np.array([0.1, 0.3, 0.5, 0.05, 0.05]))
+    a, b = probabilities(logits_a, 1.0, 0, 1.0), probabilities(logits_b, 1.0, 0, 1.0)
+    ch = compare.next_token_change(a, b, k=2)              # top 2 of a: {0, 1}; of b: {2, 1}
+    assert ch.ids.tolist() == [0, 2, 1]                    # |Δ| 0.4, 0.4 (ties by id), then 0
+    np.testing.assert_allclose(ch.p_a, [0.5, 0.1, 0.3], atol=1e-6)
+    np.testing.assert_allclose(ch.delta, [-0.4, 0.4, 0.0], atol=1e-6)
+    with pytest.raises(ValueError, match="different vocabularies"):
+        compare.next_token_change(a, probabilities(np.zeros(3), 1.0, 0, 1.0))
+
+
+def test_attention_difference_lines_up_only_equal_lengths():
+    a, b = np.tril(np.full((3, 3), 0.5)), np.tril(np.full((3, 3), 0.25))
+    d = compare.attention_difference(a, b)
+    assert np.isnan(d[0, 1]) and d[2, 0] == -0.25           # the future stays empty
+    assert compare.attention_difference(a, np.eye(4)) is None
+    assert [compare.aligned_position(p, 5, 7) for p in (0, 3, 4)] == [0, 3, 6]
+    assert compare.aligned_position(5, 7, 4) == 3
+    assert compare.largest_change(np.array([[0.0, np.nan], [0.1, -0.4]])) == (1, 1)     # either way
+    assert compare.differing_positions(["a", "b", "c"], ["a", "x", "y"]) == [1, 2]
+
+
+# -- the pages (AppTest): each side is its own trace ---------------------------------------------------------------
+
+def _page(page: str, query: dict[str, str]) -> AppTest:
+    at = AppTest.from_file(f"../pages/{page}.py", default_timeout=600)
+    at.query_params.update(query)
+    return at.run()
+
+
+def _url(at) -> dict[str, str]:
+    return {k: (v[-1] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+
+
+def test_the_switch_starts_a_second_prompt_and_the_link_carries_it(offline):
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=600)
+    at.query_params["prompt"] = HE
+    at.switch_page("pages/5_Next_token.py").run()
+    page_ok(at)
+    assert not any(el.proto.id.endswith("-nt_compare") for el in at.get("plotly_chart"))   # off: one prompt
+    at.toggle(key="compare_on").set_value(True).run()
+    page_ok(at)
+    assert _url(at)["compare"] == SHE and at.text_area(key="compare_widget").value == SHE
+    at.text_area(key="compare_widget").set_value("The nurse said that she").run()
+    assert _url(at)["compare"] == "The nurse said that she"
+    at.switch_page("pages/2_Attention.py").run()                   # it crosses pages with the link
+    page_ok(at)
+    assert at.text_area(key="compare_widget").value == "The nurse said that she"
+    at.toggle(key="compare_on").set_value(False).run()
+    assert "compare" not in _url(at)
+    assert not any(el.proto.id.endswith("-att_compare_map") for el in at.get("plotly_chart"))
+
+
+def test_next_token_side_by_side_equals_each_prompts_own_distribution(offline, bundled):
+    at = _page("5_Next_token", {"prompt": HE, "compare": SHE, "temperature": "0.7", "top_k": "0"})
+    page_ok(at)
+    fig = chart(at, "nt_compare")
+    names = [t["name"] for t in fig["data"]]
+    assert names == ["“The doctor said that he”", "“The doctor said that she”"]
+    a, b = (probabilities(ex.trace(bundled, t).next_token_logits(), 0.7, 0, float(at.slider(key="nt_top_p").value),
+                          float(at.slider(key="nt_min_p").value), float(at.slider(key="nt_penalty").value),
+                          ex.trace(bundled, t).token_ids) for t in (HE, SHE))
+    want = compare.next_token_change(a, b, k=min(int(at.slider(key="nt_show").value), 12))
+    np.testing.assert_allclose(plotly_array(fig["data"][0]["x"]), want.p_a[::-1], rtol=1e-6)
+    np.testing.assert_allclose(plotly_array(fig["data"][1]["x"]), want.p_b[::-1], rtol=1e-6)
+    i = 0
+    said = next(m.value for m in at.markdown if "largest change" in m.value)
+    assert f"{want.p_a[i]:.1%} → {want.p_b[i]:.1%} ({want.delta[i] * 100:+.1f} percentage points)" in said
+    keys = budget.RESULTS.keys()
+    assert any(k[0] == "trace" and k[2] == SHE for k in keys) and any(k[0] == "trace" and k[2] == HE for k in keys)
+
+
+def test_attention_side_by_side_is_the_second_trace_and_the_difference(offline, bundled):
+    at = _page("2_Attention", {"prompt": HE, "compare": SHE, "layer": "3", "head": "2"})
+    page_ok(at)
+    tr_a, tr_b = ex.trace(bundled, HE), ex.trace(bundled, SHE)
+    z = plotly_array(chart(at, "att_compare_map")["data"][0]["z"])
+    want = np.where(np.tril(np.ones_like(tr_b.attn[3, 2], dtype=bool)), tr_b.attn[3, 2], np.nan)
+    np.testing.assert_allclose(z, want, atol=5e-3, equal_nan=True)     # rounded as a colour scale shows it
+    d = plotly_array(chart(at, "att_compare_diff")["data"][0]["z"])
+    np.testing.assert_allclose(d, compare.attention_difference(tr_a.attn[3, 2], tr_b.attn[3, 2]), atol=5e-3,
+                               equal_nan=True)
+    assert any("differ at position 4" in m.value for m in at.markdown)
+    longer = _page("2_Attention", {"prompt": HE, "compare": "The doctor told me yesterday that she"})
+    page_ok(longer)
+    assert any("do not line up" in i.value for i in longer.info)
+
+
+def test_lens_follows_the_token_after_both_prompts(offline, bundled):
+    at = _page("4_Logit_lens", {"prompt": HE, "compare": SHE})
+    page_ok(at)
+    tr_a, tr_b = ex.trace(bundled, HE), ex.trace(bundled, SHE)
+    token = int(np.argmax(softmax(tr_a.logits[-1])))
+    fig = chart(at, "lens_compare")
+    for trace, tr in zip(fig["data"], (tr_a, tr_b)):
+        tj = lens.token_trajectory(bundled, tr, token, [tr.n_tokens - 1])
+        np.testing.assert_allclose(plotly_array(trace["y"]), tj.probs[:, tr.n_tokens - 1], atol=1e-6)
+
+
+def test_a_bad_second_prompt_is_a_message_and_the_first_still_shows(offline):
+    at = _page("5_Next_token", {"prompt": HE, "compare": ""})
+    page_ok(at)
+    assert any(i.value.startswith("The second prompt:") for i in at.info)
+    assert any(el.proto.id.endswith("-nt_dist") for el in at.get("plotly_chart"))
+
+
+def test_the_map_shows_the_same_box_for_the_second_prompt(offline, bundled):
+    at = _page("0_Model_map", {"prompt": HE, "compare": "The nurse said that she", "box": "add_mlp",
+                               "open_block": "1", "layer": "4"})
+    page_ok(at)
+    tr_a, tr_b = ex.trace(bundled, HE), ex.trace(bundled, "The nurse said that she")
+    mm = ex.model_map(bundled, tr_b)
+    part = mm.get("blocks.4.add_mlp")
+    want = part_values(bundled, tr_b, part, tr_b.n_tokens - 1)
+    z = plotly_array(chart(at, "mm_compare")["data"][0]["z"])
+    np.testing.assert_allclose(z.ravel(), want, rtol=1e-5, atol=1e-5)
+    a = tr_a.resid[5, -1].astype(np.float64)          # blocks.4 add_mlp: the stream after block 4
+    b = tr_b.resid[5, -1].astype(np.float64)
+    cos = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+    assert any(f"cosine similarity **{cos:.3f}**" in m.value for m in at.markdown)
