@@ -60,11 +60,13 @@ class Change:
 
 
 def next_token_change(a: Distribution, b: Distribution, k: int = 10) -> Change:
-    """The union of each distribution's top `k` tokens (by the probability a draw uses), ordered by how much
-    their probability changes from a to b, largest first (ties: the id, smaller first)."""
+    """The union of each distribution's top `k` tokens, less those the filters removed after both prompts,
+    ordered by how much their probability (the one a draw uses) changes from a to b, largest first (ties: the
+    id, smaller first)."""
     if a.probs.shape != b.probs.shape:
         raise ValueError(f"distributions over different vocabularies ({a.probs.size:,} and {b.probs.size:,})")
     ids = np.union1d(a.top(k), b.top(k)).astype(np.int64)
+    ids = ids[(a.probs[ids] > 0) | (b.probs[ids] > 0)]          # a token no draw can take after either: left out
     pa, pb = a.probs[ids].astype(np.float64), b.probs[ids].astype(np.float64)
     order = np.lexsort((ids, -np.abs(pb - pa)))
     return Change(ids[order], pa[order], pb[order])

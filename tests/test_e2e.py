@@ -56,6 +56,20 @@ def test_page_renders_without_exception(app_and_browser, name, path):
         assert cells.get(ZOOMED[k], 0) >= MIN_CELL_PX, f"{name}: {k}'s zoom {ZOOMED[k]}: {cells.get(ZOOMED[k])}"
 
 
+COMPARE = "prompt=The%20doctor%20said%20that%20he&compare=The%20doctor%20said%20that%20she"
+
+
+@pytest.mark.parametrize("name,path", br.pages(), ids=[n for n, _ in br.pages()])
+def test_every_page_in_compare_mode(app_and_browser, name, path):
+    """Every page opened with a second prompt in its link (compare mode): no exception, no error; the pages with a
+    compare mode draw their side-by-side charts (compare_{name}.png, to be looked at)."""
+    base, b = app_and_browser
+    exceptions, errors = br.visit(b, base, f"{path}?{COMPARE}", br.SHOTS / f"compare_{name}.png", width=1280,
+                                  height=720)
+    assert not exceptions, f"{name} raised in compare mode: {exceptions}"
+    assert not errors, f"{name} showed an error in compare mode: {errors}"
+
+
 def test_cell_sizes_are_read_from_the_screen(chromium):
     """The cell-size check reads what plotly drew: a 600-px-wide heatmap of 60 columns has cells of 6 to 10 px,
     one of 300 columns 1.2 to 2 px (a plot area narrower than the page by its margins and colour bar)."""

@@ -60,8 +60,12 @@ def rounded(z: np.ndarray, decimals: int) -> np.ndarray:
 
 
 def _cell_text(z: np.ndarray, fmt: str, masked_text: str) -> np.ndarray:
-    return np.array([[masked_text if not np.isfinite(v) else format(v, fmt) for v in row] for row in z],
-                    dtype=object)
+    def cell(v: float) -> str:
+        if not np.isfinite(v):
+            return masked_text
+        s = format(v, fmt)
+        return format(0.0, fmt) if float(s) == 0 else s      # -0.004 as "0.00", never "-0.00"
+    return np.array([[cell(v) for v in row] for row in z], dtype=object)
 
 
 def token_matrix(z: np.ndarray, tokens, title: str | None = None, *, value_name: str = "weight",

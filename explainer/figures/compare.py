@@ -27,8 +27,8 @@ def prompt_label(text: str, chars: int = LABEL_CHARS) -> str:
 def probability_change(change: Change, strings: Sequence[str], label_a: str, label_b: str,
                        title: str | None = None) -> go.Figure:
     """Each token's probability after prompt A and after prompt B, side by side (largest change on top), the
-    change written at the end of each pair in percentage points."""
-    names = [show_token(s) for s in strings][::-1]
+    change in percentage points beside each token."""
+    names = [f"{show_token(s)}  {d * 100:+.1f}" for s, d in zip(strings, change.delta)][::-1]   # the change, in points
     pa, pb = change.p_a[::-1], change.p_b[::-1]
     delta = change.delta[::-1]
     ids = change.ids[::-1]
@@ -39,13 +39,13 @@ def probability_change(change: Change, strings: Sequence[str], label_a: str, lab
         go.Bar(x=pa, y=names, orientation="h", name=label_a, marker_color=FIRST, customdata=custom,
                hovertemplate=hover),
         go.Bar(x=pb, y=names, orientation="h", name=label_b, marker_color=SECOND, customdata=custom,
-               hovertemplate=hover, text=[f"{d * 100:+.1f} pts" for d in delta], textposition="outside",
-               cliponaxis=False),
+               hovertemplate=hover),
     ])
     top = float(max(pa.max(initial=0), pb.max(initial=0)))
     relayout(fig, barmode="group", bargap=0.25, bargroupgap=0.05,
              legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=16)))
-    axes(fig, "x", tickformat=".0%", range=[0, min(1.0, top * 1.35 + 0.05)], title="probability of the next token")
+    axes(fig, "x", tickformat=".0%", range=[0, min(1.0, top * 1.15 + 0.02)],
+         title="probability of the next token (beside each token: the change, in percentage points)")
     axes(fig, "y", tickfont=dict(family="ui-monospace, Menlo, monospace"))
     return style(fig, title, height=int(np.clip(140 + 44 * len(names), 360, 900)))
 
