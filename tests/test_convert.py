@@ -9,6 +9,8 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +127,9 @@ def _convert_in_child(cache: str, start, out) -> None:
 
 def test_two_processes_converting_at_once_make_one_good_cache(tmp_path, monkeypatch):
     _use_cache(monkeypatch, tmp_path)
+    # A spawned child first re-runs the parent's __main__; after an AppTest that is the last page it ran (Streamlit
+    # runs a script as __main__), whose run would load (and convert) the model before the child's own work.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     ctx = multiprocessing.get_context("spawn")   # real, fresh processes, as two servers would be
     start, out = ctx.Barrier(2), ctx.Queue()
     procs = [ctx.Process(target=_convert_in_child, args=(str(tmp_path), start, out)) for _ in range(2)]
