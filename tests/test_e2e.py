@@ -201,6 +201,10 @@ def test_a_view_becomes_a_step_its_file_downloads_and_an_upload_runs(app_and_bro
         br.wait_idle(page)
         page.locator(".st-key-own_lesson").scroll_into_view_if_needed()
         page.screenshot(path=str(br.SHOTS / "editor_1280.png"))
+        shows = page.locator("[class*='st-key-own_'][class*='_section']")   # what the projector shows of the step
+        assert shows.count() == 1
+        shows.first.scroll_into_view_if_needed()
+        page.screenshot(path=str(br.SHOTS / "editor_step_1280.png"))
         with page.expect_download() as d:
             click(".st-key-own_download button")
         saved = tmp_path / d.value.suggested_filename
