@@ -22,6 +22,13 @@ def set_head(layer: int, head: int, note: str | None = None) -> None:
         ss._att_note = note
 
 
+def on_row_pick() -> None:
+    """A click on a cell of the head's map selects its row's token (the link's `token`, on every page)."""
+    row = fa.picked_row(ss["att_head_map"].selection.get("points"))
+    if row is not None:
+        ui.set_link("token", str(row))
+
+
 def on_pick(key: str) -> None:
     """A click on a head tile or a role-map cell opens that head."""
     pick = fa.picked_head(ss[key].selection.get("points"))
@@ -113,8 +120,9 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int, tuple[
     reading = ui.reading_only()   # the presenter view: the chart, and the outlined row read out beside it
     left, right = st.columns([3, 2] if reading else [5, 2], gap="large")
     with left:
-        ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}", row=pos),
-                 key="att_head_map")
+        ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}", row=pos,
+                                 pickable=True),
+                 key="att_head_map", on_select=on_row_pick, selection_mode="points")
         ui.table_download("Download this pattern (CSV)",
                           lambda: exports.pattern(tr.attn[layer, head], list(tr.tokens), layer, head),
                           f"layer {layer} head {head} pattern", key="att_csv")

@@ -180,6 +180,46 @@ def test_clicking_a_tab_writes_it_to_the_link_and_the_link_reopens_it(app_and_br
         context.close()
 
 
+CELL_JS = """([key, q, k]) => {
+  const gd = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+  return [r.left + xa._offset + xa.l2p(k), r.top + ya._offset + ya.l2p(q)];
+}"""
+
+
+def test_clicking_a_cell_of_the_head_map_selects_its_row_token(app_and_browser):
+    """Attention in Chromium: a real mouse click on cell (query 2, key 1) of the head's map puts `token=2` in the
+    link, and the page reads that row out (the selected token every page shares); a click on a role map's cell
+    opens that head (`layer`, `head` in the link)."""
+    base, b = app_and_browser
+    page = b.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        page.goto(f"{base}/Attention?prompt=The%20cat%20sat%20on%20the%20mat&layer=3&head=2",
+                  wait_until="domcontentloaded")
+        br.wait_idle(page)
+        page.locator(".st-key-att_head_map").scroll_into_view_if_needed()
+        page.wait_for_function("() => document.querySelector('.st-key-att_head_map .js-plotly-plot')?._fullLayout")
+        x, y = page.evaluate(CELL_JS, ["att_head_map", 2, 1])
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        page.wait_for_function("() => location.search.includes('token=2')", timeout=60_000)
+        br.wait_idle(page)
+        assert "Token 2, “␣sat” (the outlined row)" in page.locator("[data-testid='stMain']").inner_text()
+        page.screenshot(path=str(br.SHOTS / "head_map_click.png"))
+        page.locator(".st-key-att_role_induction").scroll_into_view_if_needed()    # a role map's cell opens a head
+        page.wait_for_function("() => document.querySelector('.st-key-att_role_induction .js-plotly-plot')"
+                               "?._fullLayout")
+        x, y = page.evaluate(CELL_JS, ["att_role_induction", 4, 7])      # head 4 (rows) of layer 7 (columns)
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        page.wait_for_function("() => location.search.includes('layer=7') && location.search.includes('head=4')",
+                               timeout=60_000)
+        br.wait_idle(page)
+        assert not page.locator("[data-testid='stException']").all_inner_texts()
+    finally:
+        page.close()
+
+
 def test_a_view_becomes_a_step_its_file_downloads_and_an_upload_runs(app_and_browser, tmp_path):
     """A teacher's own lesson in Chromium: on Attention (layer 3, head 2) "Add this view as a step" in the sidebar,
     "Edit it on the home page", download the file (it parses to that step); a malformed upload is named with its file

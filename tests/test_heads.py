@@ -273,6 +273,10 @@ def test_figures_show_tokens_mask_future_and_click_back():
     for cd in marks.customdata:
         assert fa.picked_head([{"customdata": list(cd)}]) == (int(cd[0]), int(cd[1]))
     assert fa.picked_head([]) is None and fa.picked_head(None) is None
+    # what the browser sends for a row of a numpy customdata array (seen in Chromium): an object keyed "0", "1", ...
+    assert fa.picked_head([{"customdata": {"0": 2, "1": 5, "2": 0.31}}]) == (2, 5)
+    assert fa.picked_row([{"customdata": {"0": 2, "1": 1, "2": 0.168}}]) == 2
+    assert fa.picked_row([{"customdata": {"0": 2}}]) is None and fa.picked_row(None) is None
     assert "layer %{customdata[0]} · head %{customdata[1]}" in marks.hovertemplate
 
     masked = np.where(np.tril(np.ones((T, T), dtype=bool)), 1.0, -np.inf)

@@ -121,16 +121,39 @@ def token_matrix(z: np.ndarray, tokens, title: str | None = None, *, value_name:
     return style(fig, title, height=height or int(np.clip(170 + 34 * T, 420, 900)))
 
 
+PICKABLE_UP_TO = 64      # tokens: a head map this small gets a click target in every cell (a click picks its row)
+
+
 def head_heatmap(pattern: np.ndarray, tokens, title: str | None = None, *, row: int | None = None,
-                 **kw: Any) -> go.Figure:
+                 pickable: bool = False, **kw: Any) -> go.Figure:
     """One head's attention pattern [T, T]; the future (above the diagonal) is grey; `row` (a query position)
-    is outlined across the keys it can see."""
+    is outlined across the keys it can see. `pickable`: every visible cell carries an invisible click target
+    whose customdata is [query, key, weight], so a click selects that row's token (`picked_row`)."""
     T = pattern.shape[0]
     z = np.where(np.tril(np.ones((T, T), dtype=bool)), pattern, np.nan)   # [T, T]
     fig = token_matrix(z, tokens, title, value_name="weight", row_sums=True, **kw)
     if row is not None and 0 <= row < T:       # category axes place shapes by index
         fig.add_shape(type="rect", x0=-0.5, x1=row + 0.5, y0=row - 0.5, y1=row + 0.5, line=dict(color=PICK, width=3))
+    if pickable and T <= PICKABLE_UP_TO:
+        labels = axis_labels(tokens, kw.get("first", 0))
+        q, k = np.tril_indices(T)                                           # the cells a causal model sees
+        cd = np.stack([q, k, np.round(np.asarray(pattern, dtype=np.float64)[q, k], 3)], axis=1).astype(np.float32)
+        tmpl = ("query %{y}<br>key %{x}<br>weight %{customdata[2]:.3f}"
+                "<br><i>click: select this row's token on every page</i>")
+        marks = _click_markers([labels[i] for i in k], [labels[i] for i in q], cd, tmpl, size=CLICK_PX)
+        marks.name = "cells"
+        fig.add_trace(marks)
+        relayout(fig, clickmode="event+select", dragmode=False, hoverdistance=CLICK_REACH)
     return fig
+
+
+def picked_row(points: list[dict] | None) -> int | None:
+    """The query row of a click on a pickable head map (customdata [query, key, weight]), if any."""
+    for p in points or []:
+        cd = _customdata(p)
+        if cd is not None and len(cd) >= 3:
+            return int(cd[0])
+    return None
 
 
 def head_zoom(pattern: np.ndarray, tokens, lo: int, hi: int, title: str | None = None) -> go.Figure:
@@ -187,6 +210,13 @@ def _pool_causal_max(attn: np.ndarray, size: int) -> np.ndarray:
         past = np.tril(np.ones((hi - lo, hi - lo), dtype=bool))         # [w, w]
         pooled[..., b, b] = np.where(past, attn[..., lo:hi, lo:hi], -1.0).max(axis=(-2, -1))
     return np.where(pooled < 0, np.nan, pooled)
+
+
+# A click target no wider than the smallest cell it sits in on a projector's screen: a click picks the target nearest
+# to it (within the layout's hoverdistance), so targets larger than their cells overlap their neighbours and a click
+# on one cell can pick the next one (a role map at 1280 px has cells of about 15 px).
+CLICK_PX = 10
+CLICK_REACH = 40      # px: the layout's hoverdistance, so a click anywhere in a large cell still reaches its target
 
 
 def _click_markers(xs, ys, customdata: np.ndarray, hovertemplate: str, size: float) -> go.Scatter:
@@ -300,7 +330,7 @@ def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, 
     fig.add_trace(_weight_bar())
     rows, tmpl = _head_hover(L, H, n_kv_heads, scores)
     fig.add_trace(_click_markers(rows[:, 0] * step + centre, rows[:, 1] * step + centre, rows, tmpl,
-                                 size=tile_px * 0.8))
+                                 size=min(tile_px * 0.8, CLICK_PX)))
     if selected is not None:
         sl, sh = selected
         fig.add_shape(type="rect", x0=sl * step - 0.9, x1=sl * step + s - 0.1, y0=sh * step - 0.9,
@@ -311,7 +341,7 @@ def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, 
                      zeroline=False, side="top", range=[-1, L * step - 1])
     axes(fig, "y", tickvals=[h * step + centre for h in range(H)], ticktext=[f"head {h}" for h in range(H)],
                      range=[H * step - 1, -1], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain")
-    relayout(fig, plot_bgcolor="white", clickmode="event+select", dragmode=False)
+    relayout(fig, plot_bgcolor="white", clickmode="event+select", dragmode=False, hoverdistance=CLICK_REACH)
     return style(fig, title, height=int(H * tile_px + 110))
 
 
@@ -360,10 +390,19 @@ def layer_tiles(attn: np.ndarray, tokens, layer: int, selected_head: int | None 
     return style(fig, title, height=int(rows * down * ZOOM_CELL_PX + (90 if title else 40)))
 
 
+def _customdata(point) -> list | None:
+    """A selected point's customdata as a list. The browser sends a row of a numpy customdata array (plotly's
+    typed arrays) as an object keyed "0", "1", ...; a plain list as a list."""
+    cd = point.get("customdata") if isinstance(point, dict) else None
+    if isinstance(cd, dict):
+        cd = [cd.get(str(i)) for i in range(len(cd))]
+    return cd if isinstance(cd, (list, tuple)) and None not in cd else None
+
+
 def picked_head(points: list[dict] | None) -> tuple[int, int] | None:
     """(layer, head) from a Streamlit plotly selection's points (customdata [layer, head]), if any."""
     for p in points or []:
-        cd = p.get("customdata") if isinstance(p, dict) else None
+        cd = _customdata(p)
         if cd is not None and len(cd) >= 2:
             return int(cd[0]), int(cd[1])
     return None
@@ -434,14 +473,14 @@ def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | No
     tmpl = (f"<b>layer %{{customdata[0]}} · head %{{customdata[1]}}</b><br>{role_label}: %{{customdata[2]:.3f}}"
             f"<br>{help_text}<br><i>click to open</i>")
     tile_px = float(np.clip(1200 / L, 22, 60))
-    fig.add_trace(_click_markers(cd[:, 0], cd[:, 1], cd, tmpl, size=tile_px * 0.8))
+    fig.add_trace(_click_markers(cd[:, 0], cd[:, 1], cd, tmpl, size=min(tile_px * 0.8, CLICK_PX)))
     if selected is not None:
         fig.add_shape(type="rect", x0=selected[0] - 0.5, x1=selected[0] + 0.5, y0=selected[1] - 0.5,
                       y1=selected[1] + 0.5, line=dict(color=PICKED, width=3))
     axes(fig, "x", title_text="layer →", dtick=1 if L <= 32 else 2, showgrid=False, zeroline=False,
                      range=[-0.5, L - 0.5])
     axes(fig, "y", title_text="head", dtick=1, showgrid=False, zeroline=False, range=[H - 0.5, -0.5])
-    relayout(fig, plot_bgcolor="white", clickmode="event+select", dragmode=False)
+    relayout(fig, plot_bgcolor="white", clickmode="event+select", dragmode=False, hoverdistance=CLICK_REACH)
     return style(fig, title, height=int(np.clip(60 + 34 * H, 260, 560)))
 
 
