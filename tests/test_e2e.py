@@ -220,6 +220,36 @@ def test_clicking_a_cell_of_the_head_map_selects_its_row_token(app_and_browser):
         page.close()
 
 
+BOX_JS = """([key, id]) => {
+  const gd = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+  const t = gd.data.find(d => Array.isArray(d.customdata) && d.customdata.includes(id));
+  const i = t.customdata.indexOf(id);
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+  return [r.left + xa._offset + xa.d2p(t.x[i]), r.top + ya._offset + ya.d2p(t.y[i])];
+}"""
+
+
+def test_clicking_a_box_of_the_model_map_shows_its_values(app_and_browser):
+    """Model map in Chromium: a real mouse click on the unembedding's box puts `box=unembed` in the link and the
+    page shows that part's values below the map."""
+    base, b = app_and_browser
+    page = b.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        page.goto(f"{base}/Model_map", wait_until="domcontentloaded")
+        br.wait_idle(page)
+        page.locator(".st-key-map_diagram").scroll_into_view_if_needed()
+        page.wait_for_function("() => document.querySelector('.st-key-map_diagram .js-plotly-plot')?._fullLayout")
+        x, y = page.evaluate(BOX_JS, ["map_diagram", "unembed"])
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        page.wait_for_function("() => location.search.includes('box=unembed')", timeout=60_000)
+        br.wait_idle(page)
+        assert "What the model predicts after" in page.locator("[data-testid='stMain']").inner_text()
+        assert not page.locator("[data-testid='stException']").all_inner_texts()
+    finally:
+        page.close()
+
+
 def test_a_view_becomes_a_step_its_file_downloads_and_an_upload_runs(app_and_browser, tmp_path):
     """A teacher's own lesson in Chromium: on Attention (layer 3, head 2) "Add this view as a step" in the sidebar,
     "Edit it on the home page", download the file (it parses to that step); a malformed upload is named with its file
