@@ -81,7 +81,7 @@ def scale_shares(rows: Sequence[ScaleRow], highlight: str | None = None,
             hovertemplate=f"%{{y}}<br>{GROUP_LABELS[g]}: %{{customdata:,}} parameters (%{{x:.1%}})<extra></extra>",
         )
     relayout(fig, barmode="stack", legend=dict(orientation="h", y=-0.12, x=0, traceorder="normal"),
-                      bargap=0.25)
+             bargap=0.25)
     axes(fig, "x", tickformat=".0%", range=[0, 1])
     axes(fig, "y", autorange="reversed")
     return style(fig, title, height=140 + 48 * len(rows))

@@ -114,9 +114,9 @@ def token_matrix(z: np.ndarray, tokens, title: str | None = None, *, value_name:
                         line=dict(width=2)),
             hoverinfo="skip", showlegend=False))
     axes(fig, "x", title_text="key: the token looked at →", side="bottom", tickangle=-45, showgrid=False,
-                     type="category", range=[-0.5, T - 0.5])
+         type="category", range=[-0.5, T - 0.5])
     axes(fig, "y", title_text="query: the token looking (rows)", showgrid=False, type="category",
-                     range=[T - 0.5, -0.5])
+         range=[T - 0.5, -0.5])
     relayout(fig, plot_bgcolor=FUTURE)
     return style(fig, title, height=height or int(np.clip(170 + 34 * T, 420, 900)))
 
@@ -337,10 +337,10 @@ def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, 
                       y1=sh * step + s - 0.1, line=dict(color=PICK, width=3))
     ticks_every = 1 if L <= 32 else 2
     axes(fig, "x", tickvals=[i * step + centre for i in range(0, L, ticks_every)],
-                     ticktext=[str(i) for i in range(0, L, ticks_every)], title_text="layer →", showgrid=False,
-                     zeroline=False, side="top", range=[-1, L * step - 1])
+         ticktext=[str(i) for i in range(0, L, ticks_every)], title_text="layer →", showgrid=False,
+         zeroline=False, side="top", range=[-1, L * step - 1])
     axes(fig, "y", tickvals=[h * step + centre for h in range(H)], ticktext=[f"head {h}" for h in range(H)],
-                     range=[H * step - 1, -1], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain")
+         range=[H * step - 1, -1], showgrid=False, zeroline=False, scaleanchor="x", constrain="domain")
     relayout(fig, plot_bgcolor="white", clickmode="event+select", dragmode=False, hoverdistance=CLICK_REACH)
     return style(fig, title, height=int(H * tile_px + 110))
 
@@ -385,7 +385,7 @@ def layer_tiles(attn: np.ndarray, tokens, layer: int, selected_head: int | None 
                       y1=r * down + s - 0.1, line=dict(color=PICK, width=3))
     axes(fig, "x", visible=False, range=[-1, cols * step - 1], constrain="domain")
     axes(fig, "y", visible=False, range=[rows * down - ZOOM_ROW_GAP + 0.8, -ZOOM_ROW_GAP], scaleanchor="x",
-                     constrain="domain")
+         constrain="domain")
     relayout(fig, plot_bgcolor="white", clickmode="event+select", dragmode=False)
     return style(fig, title, height=int(rows * down * ZOOM_CELL_PX + (90 if title else 40)))
 
@@ -478,7 +478,7 @@ def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | No
         fig.add_shape(type="rect", x0=selected[0] - 0.5, x1=selected[0] + 0.5, y0=selected[1] - 0.5,
                       y1=selected[1] + 0.5, line=dict(color=PICKED, width=3))
     axes(fig, "x", title_text="layer →", dtick=1 if L <= 32 else 2, showgrid=False, zeroline=False,
-                     range=[-0.5, L - 0.5])
+         range=[-0.5, L - 0.5])
     axes(fig, "y", title_text="head", dtick=1, showgrid=False, zeroline=False, range=[H - 0.5, -0.5])
     relayout(fig, plot_bgcolor="white", clickmode="event+select", dragmode=False, hoverdistance=CLICK_REACH)
     return style(fig, title, height=int(np.clip(60 + 34 * H, 260, 560)))

@@ -102,14 +102,14 @@ def word_map(wm: WordMap, title: str | None = None) -> go.Figure:
     if dims >= 3:
         _arrows_3d(fig, coords, wm.arrows, MUTED)
         relayout(fig, scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2]),
-                          scene_aspectmode="cube")
+                 scene_aspectmode="cube")
         height = 700
     else:
         if dims > 1:
             _arrows_2d(fig, coords, wm.arrows, MUTED)
         axes(fig, "x", title_text=titles[0], range=_pad_range(coords[:, 0]), zeroline=False)
         axes(fig, "y", title_text=titles[1] if dims > 1 else "", zeroline=False,
-                         range=_pad_range(coords[:, 1]) if dims > 1 else None)
+             range=_pad_range(coords[:, 1]) if dims > 1 else None)
         height = 620
     relayout(fig, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     return style(fig, title, height=height)

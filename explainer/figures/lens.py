@@ -63,7 +63,7 @@ def lens_grid(res: LensResult, tokens, positions: range | None = None, title: st
         colorbar=dict(title="top-1<br>prob.", tickformat=".0%"), xgap=1, ygap=1,
     ))
     axes(fig, "x", side="top", tickangle=-40,
-                     title_text="input token at each position (each cell guesses the token after it)")
+         title_text="input token at each position (each cell guesses the token after it)")
     axes(fig, "y", title_text="after block", autorange=True)
     return style(fig, title, height=max(360, 130 + 24 * L1))
 

@@ -107,7 +107,8 @@ def embedding_animation(frames: Sequence[np.ndarray], steps: Sequence[int], proj
                     frames=[go.Frame(data=[_scatter(f)], name=str(s)) for f, s in zip(stack, steps)])
     _axes(fig, xr, yr, projected)
     play = dict(frame=dict(duration=250, redraw=True), transition=dict(duration=200), fromcurrent=False)
-    relayout(fig, 
+    relayout(
+        fig,
         updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.2, xanchor="left", yanchor="top",
                           buttons=[dict(label="▶ play", method="animate", args=[None, play])])],
         sliders=[dict(active=len(steps) - 1, x=0.2, y=-0.16, len=0.8, currentvalue=dict(prefix="step "),

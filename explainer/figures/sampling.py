@@ -71,7 +71,7 @@ def distribution_chart(dist: Distribution, ids: Sequence[int], strings: Sequence
     # No legend (it collided with the title): the page's caption says what pale and solid bars mean.
     relayout(fig, barmode="overlay", bargap=0.25, showlegend=False)
     axes(fig, "x", tickformat=".0%", range=[0, min(1.0, top * 1.3 + 0.03) if top < 0.75 else top * 1.3],
-                     title="probability")
+         title="probability")
     axes(fig, "y", tickfont=dict(family="ui-monospace, Menlo, monospace"))
     return style(fig, title, height=130 + 34 * n)
 
