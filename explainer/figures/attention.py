@@ -140,7 +140,7 @@ def head_heatmap(pattern: np.ndarray, tokens, title: str | None = None, *, row: 
         cd = np.stack([q, k, np.round(np.asarray(pattern, dtype=np.float64)[q, k], 3)], axis=1).astype(np.float32)
         tmpl = ("query %{y}<br>key %{x}<br>weight %{customdata[2]:.3f}"
                 "<br><i>click: select this row's token on every page</i>")
-        marks = _click_markers([labels[i] for i in k], [labels[i] for i in q], cd, tmpl, size=CLICK_PX)
+        marks = _click_markers([labels[i] for i in k], [labels[i] for i in q], cd, tmpl)
         marks.name = "cells"
         fig.add_trace(marks)
         relayout(fig, clickmode="event+select", dragmode=False, hoverdistance=CLICK_REACH)
@@ -219,8 +219,9 @@ CLICK_PX = 10
 CLICK_REACH = 40      # px: the layout's hoverdistance, so a click anywhere in a large cell still reaches its target
 
 
-def _click_markers(xs, ys, customdata: np.ndarray, hovertemplate: str, size: float) -> go.Scatter:
-    """Invisible clickable markers, one per head; customdata [n, ≥ 2] = [layer, head, ...] (a numpy array:
+def _click_markers(xs, ys, customdata: np.ndarray, hovertemplate: str, size: float = CLICK_PX) -> go.Scatter:
+    """Invisible clickable markers, CLICK_PX wide unless the cells are known to be larger (the zoomed tiles), one
+    per head or cell; customdata [n, ≥ 2] = [layer, head, ...] (a numpy array:
     plotly validates and copies a list element by element), the hover one template over it for every head."""
     return go.Scatter(
         x=xs, y=ys, mode="markers", customdata=customdata, hovertemplate=hovertemplate + "<extra></extra>",
@@ -329,8 +330,7 @@ def overview(attn: np.ndarray, tokens, selected: tuple[int, int] | None = None, 
     fig = go.Figure(go.Image(source=levels_png(levels, PROB_SCALE), x0=0, dx=1, y0=0, dy=1, hoverinfo="skip"))
     fig.add_trace(_weight_bar())
     rows, tmpl = _head_hover(L, H, n_kv_heads, scores)
-    fig.add_trace(_click_markers(rows[:, 0] * step + centre, rows[:, 1] * step + centre, rows, tmpl,
-                                 size=min(tile_px * 0.8, CLICK_PX)))
+    fig.add_trace(_click_markers(rows[:, 0] * step + centre, rows[:, 1] * step + centre, rows, tmpl))
     if selected is not None:
         sl, sh = selected
         fig.add_shape(type="rect", x0=sl * step - 0.9, x1=sl * step + s - 0.1, y0=sh * step - 0.9,
@@ -472,8 +472,7 @@ def role_map(scores: np.ndarray, role_label: str, selected: tuple[int, int] | No
     cd = np.stack([layer, head, np.round(scores.reshape(-1), 3)], axis=1).astype(np.float32)   # [L·H, 3]
     tmpl = (f"<b>layer %{{customdata[0]}} · head %{{customdata[1]}}</b><br>{role_label}: %{{customdata[2]:.3f}}"
             f"<br>{help_text}<br><i>click to open</i>")
-    tile_px = float(np.clip(1200 / L, 22, 60))
-    fig.add_trace(_click_markers(cd[:, 0], cd[:, 1], cd, tmpl, size=min(tile_px * 0.8, CLICK_PX)))
+    fig.add_trace(_click_markers(cd[:, 0], cd[:, 1], cd, tmpl))
     if selected is not None:
         fig.add_shape(type="rect", x0=selected[0] - 0.5, x1=selected[0] + 0.5, y0=selected[1] - 0.5,
                       y1=selected[1] + 0.5, line=dict(color=PICKED, width=3))
