@@ -83,8 +83,7 @@ def _part(mm, layer: int | None, box: str):
 
 
 @ui.section("part")
-def box_values(lm, tr, mm, layer: int | None, box: str, pos: int):
-    part = _part(mm, layer, box)
+def box_values(lm, tr, part, pos: int) -> None:
     where = fm.token_label(tr.tokens, pos)
     st.subheader(f"2 · {part.name}" + (f" in block {part.layer}" if part.layer is not None else "")
                  + f": its values at {where}")
@@ -101,7 +100,6 @@ def box_values(lm, tr, mm, layer: int | None, box: str, pos: int):
         st.page_link(target, icon=":material/arrow_forward:")   # labelled with the page's title in the sidebar
     except StreamlitPageNotFoundError:   # the home page; or a page run on its own, outside the app's navigation
         st.markdown(f"Explained on the **{title}** page.")
-    return part, values
 
 
 def draw_values(lm, tr, part, values, pos: int, key: str) -> None:
@@ -139,9 +137,10 @@ def draw_values(lm, tr, part, values, pos: int, key: str) -> None:
                        f"{values.shape[0] - ZOOM_TOP:,} numbers are no larger in size than any of these.")
 
 
-@ui.section("compare", hidden=ui.SILENT)
-def box_compare(lm, tr, tr_b, part, values, pos: int) -> None:
+@ui.section("compare")
+def box_compare(lm, tr, tr_b, part, pos: int) -> None:
     """Compare mode: the same box for the second prompt, at the matching token, and how far its numbers moved."""
+    values = ui.map_values_of(lm.name, tr.text, int(ss.max_tokens), part.key, pos)   # the first prompt's (cached)
     pos_b = compare.aligned_position(pos, tr.n_tokens, tr_b.n_tokens)
     mm_b = ui.model_map_of(lm.name, tr_b.text, int(ss.max_tokens))
     part_b = mm_b.get(part.key)
@@ -171,10 +170,10 @@ tr_b = ui.compare_trace(lm)
 mm = ui.model_map_of(lm.name, tr.text, int(ss.max_tokens))
 layer, pos = controls(lm, tr)
 try:
-    box = diagram(mm, layer)
-    part, values = box_values(lm, tr, mm, layer, box, pos)
+    part = _part(mm, layer, diagram(mm, layer))
+    box_values(lm, tr, part, pos)
     if tr_b is not None:
-        box_compare(lm, tr, tr_b, part, values, pos)
+        box_compare(lm, tr, tr_b, part, pos)
 except ExplainerError as e:
     st.info(str(e))
 st.caption(f"{mm.total_params:,} parameters in all ({lm.label})"

@@ -148,7 +148,7 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int, tuple[
     return layer, head, window
 
 
-@ui.section("compare", hidden=ui.SILENT)
+@ui.section("compare")
 def head_compare(lm, tr, tr_b, layer: int, head: int) -> None:
     """Compare mode: the same head on the second prompt, and the change cell by cell when the positions line up."""
     st.subheader(f"Side by side: layer {layer}, head {head} on the second prompt")

@@ -149,3 +149,35 @@ def test_the_map_shows_the_same_box_for_the_second_prompt(offline, bundled):
     b = tr_b.resid[5, -1].astype(np.float64)
     cos = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
     assert any(f"cosine similarity **{cos:.3f}**" in m.value for m in at.markdown)
+
+
+MAP_LESSON = """
+title = "Two prompts on the map"
+summary = "The model map in compare mode, one section at a time."
+level = "any"
+minutes = 5
+model = "bundled"
+""" + "".join(f"""
+[[steps]]
+title = "The map, {section}"
+view = "Model_map"
+section = "{section}"
+state = {{ prompt = "{HE}", compare = "{SHE}", box = "add_mlp", open_block = true, layer = 4 }}
+narration = "The same box for two prompts."
+""" for section in ("map", "part", "compare"))
+
+
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_the_maps_compare_section_in_a_presenter_view_of_any_one_section(offline, tmp_path, monkeypatch, step):
+    """A step that shows only the map, only the part, or only the comparison: each draws without an exception
+    (the comparison reads the part's values itself, whichever section is shown)."""
+    (tmp_path / "map-compare.toml").write_text(MAP_LESSON, encoding="utf-8")
+    monkeypatch.setenv("EXPLAINER_LESSONS", str(tmp_path))
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=600)
+    at.query_params.update({"lesson": "map-compare", "step": str(step), "present": "1"})
+    at.run()
+    page_ok(at)
+    shown = {el.proto.id.rsplit("-", 1)[-1] for el in at.get("plotly_chart")}
+    assert "map_diagram" in shown                       # the map runs unseen when not shown: it holds the box control
+    assert ({"mm_values", "mm_values_zoom"} <= shown) == (step == 2)          # the part: drawn only on its own step
+    assert ({"mm_compare", "mm_compare_zoom"} <= shown) == (step == 3)        # the comparison: likewise, not run unseen
