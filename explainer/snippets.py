@@ -10,7 +10,7 @@ bundled model and checks its numbers against the engine values the page charts.
 
 Each snippet leaves its result in named variables (the test reads them): `probs` (next token), `pattern`
 (one head), `lens` and `tracked` (logit lens), `acts` (one neuron), `norms` (residual stream), `new_ids` and
-`text` (generate). Nothing here imports Streamlit; the page passes its live settings in.
+`text` (generate), `reply` (chat). Nothing here imports Streamlit; the page passes its live settings in.
 """
 
 from __future__ import annotations
@@ -195,6 +195,30 @@ def _generate_call(lm: LoadedModel, max_new_tokens: int, t: float, k, p, m, r, s
     return lines
 
 
+_GENERATE_DIFFERS = [
+    "",
+    "# Where the app differs from generate():",
+    "# - temperature 0 is greedy, do_sample=False (generate() refuses temperature=0);",
+    "# - the app draws with its own seeded sampler (numpy, draw number i of the seed for token i), so with",
+    "#   do_sample=True the same seed gives other text here than in the app;",
+    "# - the app ends the text at the model's end-of-text token, as generate() does, and cuts it just before",
+    "#   the first stop string; generate(stop_strings=...) stops after it, so the cut is done below.",
+]
+
+
+def _generate_text(lm: LoadedModel, s: Settings, max_new_tokens: int, seed, stop: Sequence[str],
+                   var: str = "text") -> list[str]:
+    """The generate() call for settings `s`, then its new tokens decoded into `var`, cut before a stop string."""
+    L = _GENERATE_DIFFERS + _generate_call(lm, max_new_tokens, s.temperature, s.top_k, s.top_p, s.min_p,
+                                           s.repetition_penalty, seed, stop)
+    L += [f"{var} = tok.decode(new_ids, skip_special_tokens=True)"]
+    if stop:
+        L += [f"stops = [s for s in {list(stop)!r} if s in {var}]",
+              "if stops:",
+              f"    {var} = {var}[:min({var}.find(s) for s in stops)]   # the app cuts before the stop string"]
+    return L
+
+
 def generate(lm: LoadedModel, prompt: str, max_new_tokens: int = 40, temperature: float = 0.7,
              top_k: int | None = 50, top_p: float | None = 0.95, min_p: float | None = None,
              repetition_penalty: float | None = None, seed: int | None = 0, stop: Sequence[str] = (),
@@ -202,23 +226,38 @@ def generate(lm: LoadedModel, prompt: str, max_new_tokens: int = 40, temperature
     """The Generate page's settings as one `model.generate(...)` call, with where the app differs."""
     s, _ = Settings(temperature, top_k, top_p, min_p, repetition_penalty).checked(lm.vocab_size)
     stop = tuple(x for x in stop if x)
-    L = _load(lm) + _ids(lm, prompt, keep) + [
-        "",
-        "# Where the app differs from generate():",
-        "# - temperature 0 is greedy, do_sample=False (generate() refuses temperature=0);",
-        "# - the app draws with its own seeded sampler (numpy, draw number i of the seed for token i), so with",
-        "#   do_sample=True the same seed gives other text here than in the app;",
-        "# - the app ends the text at the model's end-of-text token, as generate() does, and cuts it just before",
-        "#   the first stop string; generate(stop_strings=...) stops after it, so the cut is done below.",
-    ]
-    L += _generate_call(lm, max_new_tokens, s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty, seed,
-                        stop)
-    L += ["text = tok.decode(new_ids, skip_special_tokens=True)"]
-    if stop:
-        L += [f"stops = [s for s in {list(stop)!r} if s in text]",
-              "if stops:",
-              "    text = text[:min(text.find(s) for s in stops)]   # the app cuts before the stop string"]
+    L = _load(lm) + _ids(lm, prompt, keep) + _generate_text(lm, s, max_new_tokens, seed, stop)
     L += ["print(prompt + text)"]
+    return _join(L)
+
+
+def chat(lm: LoadedModel, messages: Sequence[dict], max_new_tokens: int = 40, temperature: float = 0.7,
+         top_k: int | None = 50, top_p: float | None = 0.95, min_p: float | None = None,
+         repetition_penalty: float | None = None, seed: int | None = 0, stop: Sequence[str] = ()) -> str:
+    """The Generate page's chat: the log, up to and including its last message from the user, through the
+    tokenizer's chat template (or the app's plain "User:"/"Assistant:" lines when it has none), then the same
+    `model.generate(...)` call for the assistant's reply. `reply` is the text the chat shows."""
+    s, _ = Settings(temperature, top_k, top_p, min_p, repetition_penalty).checked(lm.vocab_size)
+    msgs = [{"role": m["role"], "content": str(m["content"])} for m in messages]
+    while msgs and msgs[-1]["role"] != "user":
+        msgs.pop()
+    L = _load(lm) + ["", "messages = ["] + [f"    {m!r}," for m in msgs] + ["]"]
+    if getattr(lm.tokenizer, "chat_template", None):
+        L += ["# the tokenizer's chat template turns the whole log into one text, ending where the reply starts",
+              "text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)"]
+        extra: tuple[str, ...] = ()
+    else:
+        L += ["# this tokenizer has no chat template: the app writes the log as plain lines, and stops the reply",
+              "# where the model starts writing the user's next turn",
+              "lines = [(\"User: \" if m[\"role\"] == \"user\" else \"Assistant: \") + m[\"content\"] "
+              "for m in messages]",
+              "text = \"\\n\".join(lines) + \"\\nAssistant:\""]
+        extra = ("\nUser:",)
+    L += ["# the template already holds any special tokens, so none are added",
+          'ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids   # [1, T]']
+    stop = tuple(x for x in stop if x) + extra
+    L += _generate_text(lm, s, max_new_tokens, seed, stop, var="reply")
+    L += ["reply = reply.strip()", "print(reply)"]
     return _join(L)
 
 
@@ -315,6 +354,7 @@ def residual_norms(lm: LoadedModel, tr) -> str:
 VIEWS: dict[str, Callable[..., str]] = {
     "next_token": next_token,
     "generate": generate,
+    "chat": chat,
     "attention_head": attention_head,
     "logit_lens": logit_lens,
     "mlp_neuron": mlp_neuron,

@@ -157,6 +157,10 @@ def chat(lm) -> None:
                            "template turns the whole conversation into one text, and it is fed in again each turn.")
             except ExplainerError as e:
                 st.info(str(e))
+        ui.code_expander("The last reply as one model.generate(...) call, with these settings.",
+                         snippets.chat(lm, log, int(ss.gen_max_new), float(ss.gen_temp), int(ss.gen_top_k),
+                                       float(ss.gen_top_p), float(ss.gen_min_p), float(ss.gen_penalty),
+                                       int(ss.gen_seed), gen.parse_stop(ss.gen_stop)))
     else:
         st.info("Type a message in the box above. The reply streams in, each token shaded by its probability.")
     if log and log[-1]["role"] == "assistant":

@@ -4,6 +4,7 @@ bundled model, and its numbers equal the engine values the page charts; the page
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ PAGES = {
     "pages/3_MLP_neurons.py": {"mlp_neuron"},
     "pages/4_Logit_lens.py": {"logit_lens", "residual_norms"},
     "pages/5_Next_token.py": {"next_token"},
-    "pages/6_Generate.py": {"generate"},
+    "pages/6_Generate.py": {"generate", "chat"},
 }
 
 
@@ -138,6 +139,31 @@ def test_snippet_generate__stop_strings_cut_before_the_match(bundled):
     app = gen.generate(bundled, prompt, cfg)
     ns = run(snippets.generate(bundled, prompt, cfg.max_new_tokens, 0.0, None, None, stop=cfg.stop), "generate")
     assert app.reason == "stop" and ns["text"] == app.text and " is" not in ns["text"]
+
+
+@pytest.mark.parametrize("template", [True, False], ids=["chat-template", "plain-lines"])
+def test_snippet_chat__greedy_reply_equals_the_app(bundled, template, monkeypatch):
+    """The chat's code gives the reply the chat shows, with the tokenizer's template and without one."""
+    if not template:
+        monkeypatch.setattr(bundled.tokenizer, "chat_template", None)
+    elif not getattr(bundled.tokenizer, "chat_template", None):
+        pytest.fail("the bundled tokenizer was expected to carry a chat template")
+    log = [{"role": "user", "content": "What is the capital of France?"},
+           {"role": "assistant", "content": "Paris."},
+           {"role": "user", "content": "And of Italy?"}]
+    cfg = gen.GenConfig(max_new_tokens=8, temperature=0.0, top_k=None, top_p=None, repetition_penalty=1.1,
+                        stop=("\n\n",), seed=0)
+    ids, stops, _ = gen.chat_ids(bundled, log)
+    stream = gen.Stream(bundled, list(ids), dataclasses.replace(cfg, stop=cfg.stop + stops))
+    for _ in stream:
+        pass
+    app = stream.outcome.text.strip()
+    # the page shows it for a log that already holds the reply: the snippet answers the last user message
+    shown = log + [{"role": "assistant", "content": app}]
+    ns = run(snippets.chat(bundled, shown, cfg.max_new_tokens, 0.0, None, None, None, cfg.repetition_penalty,
+                           0, cfg.stop), "chat")
+    assert ns["reply"] == app and app
+    assert [int(i) for i in ns["ids"][0]] == list(ids)
 
 
 def test_snippet_generate__sampling_runs(bundled):
