@@ -8,6 +8,8 @@ each side is exactly its own trace; this module only lines the two up:
   tokens (else None: the positions do not line up);
 - `aligned_position`: where a position of the first prompt sits in the second (the last token stays the last);
 - `vector_change`: how far a vector at a token turned and grew between the prompts (the model map);
+- `align_analogy`: one analogy in two vector spaces (the model's input embeddings and GloVe, or two models),
+  each answer's rank in both (`lm_space`, `glove_space` give the sides);
 - `pair_prompt`: a starting second prompt for a first one (he ↔ she, his ↔ her, ...), the issue's
   "The doctor said that he" / "…she".
 """
@@ -15,10 +17,12 @@ each side is exactly its own trace; this module only lines the two up:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import glove, vectors
 from .sampling import Distribution
 
 # Word swaps for a starting second prompt, both ways; whole words only, case kept.
@@ -115,3 +119,93 @@ def aligned_position(position: int, n_a: int, n_b: int) -> int:
     if position == n_a - 1 or position >= n_b:
         return n_b - 1
     return position
+
+
+# -- one analogy in two vector spaces -------------------------------------------------------------------
+
+def word_key(text: str) -> str:
+    """A token or word as a plain word, to line two spaces up: " Queen", "queen" and "QUEEN" are "queen"."""
+    return text.strip().lower()
+
+
+@dataclass(frozen=True, eq=False)
+class Space:
+    """One side of an analogy compare: the cosine of every row of its matrix with its computed point (rows left
+    out of its ranking: -inf), its own best answers, and the rows a plain word can be there."""
+
+    label: str
+    scores: np.ndarray                       # [V] cosine with the computed point; -inf: left out
+    top: tuple[str, ...]                     # its own answers as texts, best first
+    rows: Callable[[str], Sequence[int]]     # a plain word -> the rows that spell it there (none: it has no row)
+
+
+def lm_space(lm, res: vectors.AnalogyResult, label: str | None = None) -> Space:
+    """A model's side: every token's cosine with the analogy's computed point, its inputs left out as `res` left
+    them out; a word is any single token spelling it (with or without the leading space, any case)."""
+    mat = vectors.embedding_matrix(lm)
+    scores = vectors.cosines(mat.weight, mat.norms, res.target, res.excluded)
+    listed: dict[str, set[int]] = {}        # its answers' own rows too (a token its text does not encode back to)
+    for n in res.neighbours:
+        listed.setdefault(word_key(n.text), set()).add(n.id)
+    return Space(label or lm.label, scores, tuple(n.text for n in res.neighbours),
+                 lambda w: sorted(vectors.variant_ids(lm, w) | listed.get(w, set())))
+
+
+def glove_space(g: glove.Glove, ga: glove.GloveAnalogy) -> Space:
+    """GloVe's side: every word's cosine with its computed point, the input words left out; one row a word."""
+    excluded = [g.index[w] for w in (*ga.positive, *ga.negative)]
+    scores = vectors.cosines(g.vectors, g.norms, ga.target, excluded)
+    return Space(glove.LABEL, scores, tuple(n.text for n in ga.neighbours),
+                 lambda w: [g.index[w]] if w in g.index else [])
+
+
+@dataclass(frozen=True)
+class Placing:
+    rank: int        # 1 = its best answer; 0 = the word has no row there, or only rows left out
+    cosine: float    # nan when rank is 0
+
+
+def placing(space: Space, word: str) -> Placing:
+    """Where a plain word ranks in a space: its best-scoring row, counted against every row not left out."""
+    rows = [int(r) for r in space.rows(word)]
+    if not rows:
+        return Placing(0, float("nan"))
+    best = float(space.scores[rows].max())
+    if not np.isfinite(best):
+        return Placing(0, float("nan"))
+    return Placing(1 + int(np.count_nonzero(space.scores > best)), best)
+
+
+@dataclass(frozen=True)
+class AnalogyAlignment:
+    """The answers of both spaces' top lists, as plain words, with each word's placing in both."""
+
+    label_a: str
+    label_b: str
+    words: tuple[str, ...]
+    a: tuple[Placing, ...]
+    b: tuple[Placing, ...]
+
+    def both(self, k: int) -> tuple[str, ...]:
+        """The words in both top-k lists."""
+        return tuple(w for w, pa, pb in zip(self.words, self.a, self.b) if 0 < pa.rank <= k and 0 < pb.rank <= k)
+
+
+def align_analogy(a: Space, b: Space, k: int = 10) -> AnalogyAlignment:
+    """The first `k` distinct plain words of each side's answers, each placed in both spaces, ordered by its
+    better rank (ties: its rank in a)."""
+    words: list[str] = []
+    for side in (a, b):
+        own = list(dict.fromkeys(w for w in map(word_key, side.top) if w))[:k]
+        words += [w for w in own if w not in words]
+    pa = [placing(a, w) for w in words]
+    pb = [placing(b, w) for w in words]
+    big = 1 << 62
+
+    def order(i: int) -> tuple[int, int]:
+        ra, rb = pa[i].rank or big, pb[i].rank or big
+        return (min(ra, rb), ra)
+
+    idx = sorted(range(len(words)), key=order)
+    return AnalogyAlignment(a.label, b.label, tuple(words[i] for i in idx), tuple(pa[i] for i in idx),
+                            tuple(pb[i] for i in idx))

@@ -24,7 +24,7 @@ MLP = {"mlp_n": 20, "skip_first": True}
 LENS = {"space": True}
 LENS_WINDOW = 16                       # positions the logit-lens grid shows at once
 LENS_TOP = 5                           # guesses kept per cell (the hover's top 5)
-EMBEDDINGS = {"tab": "map", "map_dims": "2-D", "map_align": False, "an_k": 10, "an_variants": True,
+EMBEDDINGS = {"tab": "map", "map_dims": "2-D", "map_align": False, "an_k": 10, "an_variants": True, "an_vs": "glove",
               "nb_word": "Paris", "sim_words": "king, queen, man, woman, cat, dog, zebra, banana, Paris, the, and",
               "ctx_center": True}
 N_SUGGEST = 3                          # Interventions: heads (and neurons) suggested, and switched off by default

@@ -106,7 +106,7 @@ VIEW_PARAMS: dict[str, frozenset[str]] = {
     "Home": frozenset({"prompt"}),
     "Model_map": frozenset({"prompt", "compare", "open_block", "layer", "token", "box"}),
     "Embeddings": frozenset({"tab", "map_preset", "map_words", "map_dims", "map_align", "an_preset", "an_a", "an_b",
-                             "an_c", "an_k", "an_variants", "nb_word", "dir_preset", "dir_axis", "dir_words",
+                             "an_c", "an_k", "an_variants", "an_vs", "nb_word", "dir_preset", "dir_axis", "dir_words",
                              "sim_words", "ctx_preset", "ctx_word", "ctx_sentences", "ctx_center"}),
     "Attention": frozenset({"prompt", "compare", "layer", "head", "token", "att_window"}),
     "MLP_neurons": frozenset({"prompt", "layer", "mlp_n", "skip_first", "token", "neuron"}),
@@ -187,7 +187,8 @@ RULES: dict[str, Rule] = {
     # Word vectors
     "map_preset": _choice(content.MAP_PRESETS), "map_words": _TEXT, "map_dims": _choice(["2-D", "3-D"]),
     "map_align": _FLAG, "an_preset": _choice(content.ANALOGY_PRESETS), "an_a": _TEXT, "an_b": _TEXT, "an_c": _TEXT,
-    "an_k": _num(3, 20), "an_variants": _FLAG, "nb_word": _TEXT, "dir_preset": _choice(content.DIRECTION_PRESETS),
+    "an_k": _num(3, 20), "an_variants": _FLAG, "an_vs": _TEXT, "nb_word": _TEXT,
+    "dir_preset": _choice(content.DIRECTION_PRESETS),
     "dir_axis": _TEXT, "dir_words": _TEXT, "sim_words": _TEXT, "ctx_preset": _choice(content.CONTEXT_PRESETS),
     "ctx_word": _TEXT, "ctx_sentences": _TEXT, "ctx_center": _FLAG,
     # Model map: every box id of every family (tests/test_model_map.py checks the maps' ids are among them)

@@ -163,9 +163,8 @@ class AnalogyResult:
         return self.neighbours[0]
 
 
-def top_cosine(weight: np.ndarray, norms: np.ndarray, target: np.ndarray, k: int,
-               exclude: Iterable[int] = ()) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and cosines of the k rows most similar to `target`, best first."""
+def cosines(weight: np.ndarray, norms: np.ndarray, target: np.ndarray, exclude: Iterable[int] = ()) -> np.ndarray:
+    """Every row's cosine with `target`; the rows in `exclude` get -inf (left out of any ranking).  # [V]"""
     tn = float(np.linalg.norm(target))
     if not np.isfinite(tn) or tn == 0.0:
         raise ExplainerError("The combined vector is zero, so no direction is left to compare with.",
@@ -175,7 +174,15 @@ def top_cosine(weight: np.ndarray, norms: np.ndarray, target: np.ndarray, k: int
     ex = np.fromiter(exclude, dtype=np.int64)
     if ex.size:
         scores[ex] = -np.inf
-    top = top_k(scores, max(1, min(int(k), scores.size - ex.size)))
+    return scores
+
+
+def top_cosine(weight: np.ndarray, norms: np.ndarray, target: np.ndarray, k: int,
+               exclude: Iterable[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosines of the k rows most similar to `target`, best first."""
+    scores = cosines(weight, norms, target, exclude)
+    left = int(np.isfinite(scores).sum())
+    top = top_k(scores, max(1, min(int(k), left)))
     return top, scores[top]
 
 

@@ -8,8 +8,9 @@ import re
 
 import streamlit as st
 
-from explainer import content, defaults, exports, glove, residual, ui, vectors, wordmaps, words
+from explainer import compare, content, defaults, exports, glove, residual, ui, vectors, wordmaps, words
 from explainer.errors import ExplainerError
+from explainer.figures import compare as cfigs
 from explainer.figures import embeddings as figs
 from explainer.figures.common import show_token
 from explainer.figures.palette import GREEN
@@ -28,6 +29,7 @@ if lm is None:
 
 ss = st.session_state
 D = defaults.EMBEDDINGS   # the page's defaults; the link overrides them
+GLOVE = "glove"           # the analogy's second space, as the link names it (`an_vs`); else a model's name
 
 
 def _preset(name: str, label: str, presets: dict, depends: tuple[str, ...]) -> str:
@@ -104,6 +106,47 @@ with tabs[0]:
 
 # -- 2. analogies --------------------------------------------------------------------------------
 
+def _vs_label(name: str) -> str:
+    return glove.LABEL + " (static word vectors)" if name == GLOVE else ui.model_label(name)
+
+
+def _second_space(res: vectors.AnalogyResult, a: str, b: str, c: str) -> compare.Space | None:
+    """The same sum in a second vector space, picked beside the first (GloVe, or another model this server
+    offers): its answers drawn, and the space returned for the side-by-side ranks (None: it could not be used)."""
+    names = [GLOVE, *(m for m in ui.allowed_models().choices if m != lm.name)]
+    vs = ui.select("an_vs", "Compare with", names, D["an_vs"], key="emb_an_vs", format_func=_vs_label,
+                   help="The same sum in a second set of vectors: GloVe's static word vectors, or another model's "
+                        "input embeddings (loaded beside this one, once).")
+    k = int(ss.emb_an_k)
+    try:
+        if vs == GLOVE:
+            g = ui.glove_vectors()
+            ga = glove.analogy([a, c], [b], k=k, g=g)
+            side = compare.glove_space(g, ga)
+        else:
+            with st.spinner(f"Loading {ui.model_label(vs)} (once)…"):
+                lm2 = ui.get_model(vs)
+            r2 = vectors.analogy(lm2, [a, c], [b], k=k, exclude_inputs=True,
+                                 exclude_variants=bool(ss.emb_an_variants))
+            side = compare.lm_space(lm2, r2)
+    except ExplainerError as e:
+        st.markdown(f"**{_vs_label(vs)}**")
+        st.info(str(e))
+        return None
+    if vs == GLOVE:
+        ui.chart(figs.neighbour_bars(ga.neighbours, f"{glove.LABEL}: the same sum", tokens=False, color=GREEN),
+                 key="emb_an_glove")
+        st.caption("GloVe (2014) fits its vectors to global co-occurrence counts (how often two words "
+                   "appear near each other in a large corpus): one fixed vector per lower-case word. The "
+                   "language model's input vectors come from training to predict the next token.")
+    else:
+        ui.chart(figs.neighbour_bars(r2.neighbours, f"{lm2.label}: input embeddings", color=GREEN),
+                 key="emb_an_other")
+        st.caption(f"The same sum on {lm2.label}'s own input embeddings ({lm2.d_model} numbers a token), its "
+                   "inputs left out the same way.")
+    return side
+
+
 @ui.section("analogies")
 @st.fragment
 def analogy_tab() -> None:
@@ -136,20 +179,19 @@ def analogy_tab() -> None:
     with left:
         ui.chart(figs.neighbour_bars(res.neighbours, f"{lm.label}: input embeddings"), key="emb_an_bars")
     with right:
-        try:
-            g = ui.glove_vectors()
-            ga = glove.analogy([a, c], [b], k=int(ss.emb_an_k), g=g)
-        except ExplainerError as e:
-            st.markdown("**GloVe (static word vectors)**")
-            st.info(str(e))
-        else:
-            ui.chart(figs.neighbour_bars(ga.neighbours, f"{glove.LABEL}: the same sum", tokens=False,
-                                         color=GREEN), key="emb_an_glove")
-            st.caption("GloVe (2014) fits its vectors to global co-occurrence counts (how often two words "
-                       "appear near each other in a large corpus): one fixed vector per lower-case word. The "
-                       "language model's input vectors come from training to predict the next token.")
+        other = _second_space(res, a, b, c)
     if not ui.reading_only():       # the presenter view: the answer and the two lists of neighbours
         return
+    if other is not None:
+        al = compare.align_analogy(compare.lm_space(lm, res), other, int(ss.emb_an_k))
+        ui.chart(cfigs.analogy_ranks(al, "Side by side: each answer's rank in both"), key="emb_an_ranks")
+        agree = al.both(int(ss.emb_an_k))
+        st.caption((f"Both lists hold {len(agree)} of these words: " + ", ".join(agree) + ". " if agree else
+                    "The two lists share no word. ") +
+                   "A short line is a word the two spaces rank alike; a long one, a word only one of them ranks "
+                   "high. A word with one marker has no single row in the other space (the model splits it into "
+                   "pieces, or GloVe does not know it). Ranks count every token or word, the inputs left out; "
+                   "cosines are not compared, as each space has its own spread of them.")
     am = wordmaps.analogy_map(lm, res, n_neighbours=5)
     ui.chart(figs.analogy_map(am, "The sum, drawn: both arrows are the same vector b → a"), key="emb_an_map")
     near = vectors.nearest_by_distance(lm, res.target, res.excluded)

@@ -181,3 +181,104 @@ def test_the_maps_compare_section_in_a_presenter_view_of_any_one_section(offline
     assert "map_diagram" in shown                       # the map runs unseen when not shown: it holds the box control
     assert ({"mm_values", "mm_values_zoom"} <= shown) == (step == 2)          # the part: drawn only on its own step
     assert ({"mm_compare", "mm_compare_zoom"} <= shown) == (step == 3)        # the comparison: likewise, not run unseen
+
+
+# -- one analogy in two vector spaces ---------------------------------------------------------------------------
+
+def _rank_by_torch(weight, target, rows, excluded) -> tuple[int, float]:
+    """A word's rank and cosine by brute force (torch's cosine_similarity over the whole matrix): its best row,
+    counted against every row not left out."""
+    import torch
+
+    cos = torch.nn.functional.cosine_similarity(torch.as_tensor(np.asarray(weight, np.float64)),
+                                                torch.as_tensor(np.asarray(target, np.float64))[None], dim=1)
+    cos[list(excluded)] = -float("inf")
+    best = max(float(cos[r]) for r in rows)
+    return 1 + int((cos > best + 1e-6).sum()), best
+
+
+def _check_placings(al, side_a, side_b, weights, targets, excluded):
+    for w, pa, pb in zip(al.words, al.a, al.b):
+        for p, side, weight, target, ex_ in zip((pa, pb), (side_a, side_b), weights, targets, excluded):
+            rows = [r for r in side.rows(w) if r not in set(ex_)]
+            if not rows:
+                assert p.rank == 0 and np.isnan(p.cosine)
+                continue
+            rank, cos = _rank_by_torch(weight, target, rows, ex_)
+            assert p.cosine == pytest.approx(cos, abs=1e-5)
+            assert abs(p.rank - rank) <= 1          # float32 against float64: a near-tie may swap
+    assert len(set(al.words)) == len(al.words)
+
+
+def test_an_analogy_ranked_in_the_model_and_in_glove(bundled):
+    from explainer import glove, vectors
+
+    if not glove.available():
+        pytest.fail("GloVe is installed by the set-up; it is needed here")
+    res = vectors.analogy(bundled, ["king", "woman"], ["man"], k=10, exclude_variants=True)
+    g = glove.load()
+    ga = glove.analogy(["king", "woman"], ["man"], k=10, g=g)
+    a, b = compare.lm_space(bundled, res), compare.glove_space(g, ga)
+    al = compare.align_analogy(a, b, k=10)
+    assert al.words[0] == "queen" and al.a[0].rank == 1 and al.b[0].rank == 1   # both answer queen
+    assert "queen" in al.both(10)
+    # every word of both top lists is there, and each side's own answers keep their ranks
+    assert {compare.word_key(n.text) for n in res.neighbours} <= set(al.words)
+    assert {n.text for n in ga.neighbours} <= set(al.words)
+    for i, n in enumerate(ga.neighbours, 1):
+        assert al.b[al.words.index(n.text)].rank == i
+    best_a = {}
+    for i, n in enumerate(res.neighbours, 1):
+        best_a.setdefault(compare.word_key(n.text), i)
+    for w, i in best_a.items():
+        assert al.a[al.words.index(w)].rank == i
+    mat = vectors.embedding_matrix(bundled)
+    glove_ex = [g.index[w] for w in ("king", "woman", "man")]
+    _check_placings(al, a, b, (mat.weight, g.vectors), (res.target, ga.target), (res.excluded, glove_ex))
+    # ordered by the better of the two ranks
+    best = [min(r for r in (pa.rank, pb.rank) if r) for pa, pb in zip(al.a, al.b)]
+    assert best == sorted(best)
+
+
+def test_an_analogy_ranked_in_two_models_with_different_vocabularies(bundled, tiny_gpt2):
+    from explainer import vectors
+
+    ra = vectors.analogy(bundled, ["Paris", "Italy"], ["France"], k=8)
+    rb = vectors.analogy(tiny_gpt2, ["Paris", "Italy"], ["France"], k=8)
+    a, b = compare.lm_space(bundled, ra), compare.lm_space(tiny_gpt2, rb)
+    al = compare.align_analogy(a, b, k=8)
+    assert al.label_a == bundled.label and al.label_b == tiny_gpt2.label
+    weights = (vectors.embedding_matrix(bundled).weight, vectors.embedding_matrix(tiny_gpt2).weight)
+    _check_placings(al, a, b, weights, (ra.target, rb.target), (ra.excluded, rb.excluded))
+    assert compare.word_key(ra.neighbours[0].text) in al.words and al.a[al.words.index(
+        compare.word_key(ra.neighbours[0].text))].rank == 1
+
+
+def test_the_word_vectors_page_draws_the_analogy_in_both_spaces_and_survives_a_model_it_cannot_load(bundled):
+    from explainer import glove, vectors
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        at = AppTest.from_file("../pages/1_Embeddings.py", default_timeout=300)
+        at.query_params["tab"] = "analogies"
+        at.run()
+        page_ok(at)
+        k = at.session_state.emb_an_k
+        res = vectors.analogy(bundled, ["king", "woman"], ["man"], k=k, exclude_variants=True)
+        g = glove.load()
+        want = compare.align_analogy(compare.lm_space(bundled, res),
+                                     compare.glove_space(g, glove.analogy(["king", "woman"], ["man"], k=k, g=g)), k)
+        fig = chart(at, "emb_an_ranks")
+        drawn = {d["name"]: ([c[0] for c in d["customdata"]], [int(x) for x in plotly_array(d["x"])])
+                 for d in fig["data"] if d.get("name")}
+        assert fig["layout"]["yaxis"]["ticktext"] == list(want.words)
+        for label, placings in ((want.label_a, want.a), (want.label_b, want.b)):
+            ws, xs = drawn[label]
+            assert list(zip(ws, xs)) == [(w, p.rank) for w, p in zip(want.words, placings) if p.rank]
+        # a Hub model this offline server cannot fetch: a message where its chart would be, the rest stays
+        hub = next(o for o in at.selectbox(key="emb_an_vs").options if "needs a download" in o)
+        at.selectbox(key="emb_an_vs").select(hub).run()
+        assert not at.exception
+        assert at.info and any("offline" in i.value.lower() or "could not" in i.value.lower() for i in at.info)
+        assert chart(at, "emb_an_bars") and "emb_an_ranks" not in {c.key for c in at.get("plotly_chart")}
+        assert at.session_state.emb_an_a == "king"

@@ -220,6 +220,45 @@ def test_clicking_a_cell_of_the_head_map_selects_its_row_token(app_and_browser):
         page.close()
 
 
+def test_an_analogy_in_two_spaces_and_the_chats_code(app_and_browser):
+    """Word vectors in Chromium: the analogies tab draws each answer's rank in the model and in GloVe
+    (analogy_ranks.png); Generate's chat answers a typed message, and its code expander shows the chat template
+    and the generate() call (chat_code.png)."""
+    base, b = app_and_browser
+    page = b.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        page.goto(f"{base}/Embeddings?tab=analogies", wait_until="domcontentloaded")
+        br.wait_idle(page)
+        ranks = page.locator(".st-key-emb_an_ranks")
+        ranks.scroll_into_view_if_needed()
+        page.wait_for_function("() => document.querySelector('.st-key-emb_an_ranks .js-plotly-plot')?._fullLayout")
+        names = page.evaluate("() => document.querySelector('.st-key-emb_an_ranks .js-plotly-plot').data"
+                              ".map(d => d.name).filter(Boolean)")
+        assert any("GloVe" in n for n in names) and len(names) == 2
+        assert "queen" in ranks.inner_text()
+        ranks.screenshot(path=str(br.SHOTS / "analogy_ranks.png"))
+        page.goto(f"{base}/Generate?template=chat&temperature=0", wait_until="domcontentloaded")
+        br.wait_idle(page)
+        box = page.locator("[data-testid='stChatInputTextArea']")
+        box.fill("What is the capital of France?")
+        box.press("Enter")
+        expander = page.locator("[data-testid='stExpander']", has_text="The last reply as one model.generate")
+        expander.wait_for(state="attached", timeout=120_000)
+        summary = expander.locator("summary")
+        br.wait_idle(page)
+        summary.scroll_into_view_if_needed()
+        summary.click()
+        code = expander.locator("[data-testid='stCode']")
+        code.wait_for(timeout=30_000)
+        text = code.inner_text()
+        assert "apply_chat_template" in text and "What is the capital of France?" in text and "do_sample=False" in text
+        code.scroll_into_view_if_needed()
+        page.screenshot(path=str(br.SHOTS / "chat_code.png"))
+        assert not page.locator("[data-testid='stException']").all_inner_texts()
+    finally:
+        page.close()
+
+
 BOX_JS = """([key, id]) => {
   const gd = document.querySelector(`.st-key-${key} .js-plotly-plot`);
   const t = gd.data.find(d => Array.isArray(d.customdata) && d.customdata.includes(id));

@@ -457,6 +457,16 @@ def _(i: Inputs) -> Figures:
     return f_cmp.trajectories(a, i.tr.n_tokens - 1, b, tr_b.n_tokens - 1, "A", "B", "Through the layers")
 
 
+@builds("compare.analogy_ranks")
+def _(i: Inputs) -> Figures:
+    from explainer import glove
+
+    g = glove.load()
+    ga = glove.analogy(["king", "woman"], ["man"], k=10, g=g)
+    al = cmp.align_analogy(cmp.lm_space(i.lm, i.analogy), cmp.glove_space(g, ga), 10)
+    return f_cmp.analogy_ranks(al, "Side by side")
+
+
 # makemore (Tiny LM lab page) -------------------------------------------------------------------------
 
 @builds("makemore.lr_sweep")

@@ -1,5 +1,6 @@
 """Figures for compare mode (explainer/compare.py): the next token after two prompts, one head's two patterns
-and their difference, one token's probability through the layers after each prompt."""
+and their difference, one token's probability through the layers after each prompt, one analogy's answers
+ranked in two vector spaces."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..compare import Change
+from ..compare import AnalogyAlignment, Change
 from ..lens import TokenTrajectory
 from .attention import token_matrix
 from .common import DIVERGING, axes, relayout, show_token, style
 from .lens import BLOCK_AXIS, block_x, layer_labels
-from .palette import FIRST, SECOND
+from .palette import FIRST, MUTED, SECOND
 
 LABEL_CHARS = 38     # a prompt named in a legend: its end, where the two usually differ
 
@@ -74,3 +75,44 @@ def trajectories(a: TokenTrajectory, pos_a: int, b: TokenTrajectory, pos_b: int,
     axes(fig, "y", tickformat=".0%", range=[0, 1.02], title="probability")
     axes(fig, "x", title_text=BLOCK_AXIS)
     return style(fig, title, height=420)
+
+
+def analogy_ranks(al: AnalogyAlignment, title: str | None = None) -> go.Figure:
+    """Each answer's rank in both spaces (1 = that space's answer) on a log axis, joined by a line: a short line
+    is a word both agree on, a long one a word only one of them ranks high. The two markers of a word sit a little
+    apart in height, so equal ranks still show both; each rank is written on the outer side of its marker. A word
+    a space has no row for (one the model splits into pieces, one GloVe does not know) has no marker there."""
+    n = len(al.words)
+    row = np.arange(n, dtype=np.float64)[::-1]                 # the first word on top
+    off = 0.16
+    ra = np.array([p.rank for p in al.a], dtype=np.float64)
+    rb = np.array([p.rank for p in al.b], dtype=np.float64)
+    ca = np.array([p.cosine for p in al.a])
+    cb = np.array([p.cosine for p in al.b])
+    lx, ly = [], []
+    for y, a, b in zip(row, ra, rb):
+        if a and b:
+            lx += [a, b, None]
+            ly += [y + off, y - off, None]
+    fig = go.Figure(go.Scatter(x=lx, y=ly, mode="lines", line=dict(color=MUTED, width=3), hoverinfo="skip",
+                               showlegend=False))
+    words = np.array(al.words, dtype=object)
+    for r, other, c, dy, label, colour, symbol in ((ra, rb, ca, off, al.label_a, FIRST, "circle"),
+                                                    (rb, ra, cb, -off, al.label_b, SECOND, "diamond")):
+        ok = r > 0
+        left = (r < other) | ((r == other) & (dy > 0))         # the better rank's label goes on the left
+        fig.add_trace(go.Scatter(
+            x=r[ok], y=row[ok] + dy, mode="markers+text", name=label,
+            text=[f"#{int(v):,}" for v in r[ok]], textfont=dict(size=15, color=colour),
+            textposition=["middle left" if x else "middle right" for x in left[ok]],
+            customdata=np.stack([words[ok], c[ok]], axis=1) if ok.any() else None,
+            marker=dict(color=colour, size=15, symbol=symbol, line=dict(color="white", width=1)),
+            hovertemplate=f"<b>%{{customdata[0]}}</b> in {label}<br>rank %{{x:,}}<br>cosine %{{customdata[1]:.3f}}"
+                          "<extra></extra>"))
+    top = float(max(ra.max(initial=1), rb.max(initial=1)))
+    relayout(fig, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=16)))
+    axes(fig, "x", type="log", dtick=1, range=[-0.45, np.log10(max(top, 10)) + 0.45],
+         title="rank among all the space's tokens or words (1 = its answer; log scale)")
+    axes(fig, "y", tickmode="array", tickvals=row, ticktext=list(al.words), range=[-0.6, n - 0.4],
+         tickfont=dict(family="ui-monospace, Menlo, monospace"), showgrid=False, zeroline=False)
+    return style(fig, title, height=int(np.clip(150 + 44 * n, 360, 960)))
