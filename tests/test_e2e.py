@@ -284,7 +284,70 @@ def test_clicking_a_box_of_the_model_map_shows_its_values(app_and_browser):
         page.wait_for_function("() => location.search.includes('box=unembed')", timeout=60_000)
         br.wait_idle(page)
         assert "What the model predicts after" in page.locator("[data-testid='stMain']").inner_text()
+        assert not _map_text_fits(page), _map_text_fits(page)       # every box's text inside it, at 1280 px
+        page.goto(f"{base}/Model_map?open_block=1&layer=3", wait_until="domcontentloaded")   # one block open
+        br.wait_idle(page)
+        assert not _map_text_fits(page), _map_text_fits(page)
+        page.locator(".st-key-map_diagram").scroll_into_view_if_needed()
+        page.screenshot(path=str(br.SHOTS / "model_map_open_block.png"))
         assert not page.locator("[data-testid='stException']").all_inner_texts()
+    finally:
+        page.close()
+
+
+BOX_TEXT_JS = """([key, boxW, boxH]) => {
+  const gd = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const w = boxW * xa._length / (xa.range[1] - xa.range[0]), h = boxH * ya._length / (ya.range[1] - ya.range[0]);
+  const texts = [];
+  gd._fullLayout.annotations.forEach((a, i) => {
+    if (!a.text || a.showarrow || a.xanchor === 'left') return;     // arrows, and the open block's title
+    const r = gd.querySelector(`.annotation[data-index="${i}"] .annotation-text-g`).getBoundingClientRect();
+    texts.push([a.text.replace(/<br>/g, ' / ').replace(/<[^>]+>/g, ''), r.width, r.height]);
+  });
+  return [w, h, texts];
+}"""
+
+
+def _map_text_fits(page) -> list[str]:
+    """Every box's text on the model map, measured on screen: those wider or taller than their box."""
+    from explainer.figures.model_map import BOX_H, BOX_W
+
+    page.locator(".st-key-map_diagram").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('.st-key-map_diagram .js-plotly-plot')?._fullLayout")
+    w, h, texts = page.evaluate(BOX_TEXT_JS, ["map_diagram", BOX_W, BOX_H])
+    assert texts
+    return [f"{t!r}: {tw:.0f}×{th:.0f} px in a {w:.0f}×{h:.0f} box" for t, tw, th in texts if tw > w - 4 or th > h - 2]
+
+
+def test_the_model_map_of_a_tiny_gpt2_shows_its_learned_positions(app_and_browser, tiny_gpt2, tmp_path):
+    """Model map in Chromium for a tiny GPT-2 opened from a local folder by the link: the learned position
+    embedding is a box of the diagram beside the token embedding, and its click target works
+    (model_map_tiny_gpt2.png, to be looked at)."""
+    from urllib.parse import quote
+
+    folder = tmp_path / "tiny-gpt2"
+    tiny_gpt2.model.save_pretrained(folder)
+    tiny_gpt2.tokenizer.save_pretrained(folder)
+    base, b = app_and_browser
+    page = b.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        page.goto(f"{base}/Model_map?model={quote(str(folder))}", wait_until="domcontentloaded")
+        br.wait_idle(page)
+        page.locator(".st-key-map_diagram").scroll_into_view_if_needed()
+        page.wait_for_function("() => document.querySelector('.st-key-map_diagram .js-plotly-plot')?._fullLayout")
+        ids = page.evaluate("() => document.querySelector('.st-key-map_diagram .js-plotly-plot').data"
+                            ".flatMap(d => Array.isArray(d.customdata) ? d.customdata : [])")
+        assert {"embed", "pos", "unembed"} <= set(ids)
+        page.screenshot(path=str(br.SHOTS / "model_map_tiny_gpt2.png"))
+        assert not _map_text_fits(page), _map_text_fits(page)       # 7 boxes across at 1280 px
+        x, y = page.evaluate(BOX_JS, ["map_diagram", "pos"])
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        page.wait_for_function("() => location.search.includes('box=pos')", timeout=60_000)
+        br.wait_idle(page)
+        assert not page.locator("[data-testid='stException']").all_inner_texts()
+        assert not page.locator("[data-testid='stAlertContentError']").all_inner_texts()
     finally:
         page.close()
 

@@ -17,7 +17,10 @@ from .palette import BLUE, DARK_GREY, FAINT, GREEN, INK, LIGHT_BLUE, ORANGE, PIC
 
 BLOCK_BOX = "block"                 # the id of the collapsed stack of blocks
 BOX_W, BOX_H = 0.9, 0.84            # a box in grid units
-ROW_H = 140                         # pixels per grid row
+ROW_H = 140                         # pixels per grid row, at least (more when a box's text needs more lines)
+PLOT_PX = 780                       # the map's width on a 1280-px projector (the page's main column)
+NAME_PX, TEXT_PX = 7.6, 7.2         # a character of a box's 14-px text, on average: its bold name, the rest
+LINE_PX = 18                        # one line of it
 # kind -> (fill, border): attention blue, MLP orange, embeddings green, norms and adds grey
 _LOOK = {
     "attn": (LIGHT_BLUE, BLUE), "mlp": (TOKEN_TINTS[3], ORANGE), "io": (TOKEN_TINTS[1], GREEN),
@@ -56,23 +59,39 @@ def params_text(n: int) -> str:
     return f"{n:,} parameters"
 
 
-def wrap_name(name: str, width: int = 16) -> str:
-    """A dotted name on two lines (broken after a dot) when it is too long for a box."""
-    if len(name) <= width or "." not in name:
-        return name
-    cuts = [i + 1 for i, c in enumerate(name) if c == "."]
-    cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
-    return name[:cut] + "<br>" + name[cut:]
+def fit(text: str, chars: int) -> list[str]:
+    """`text` in lines of at most `chars` characters where it can be: broken at a space (dropped), or after a dot
+    or an underscore (kept), the last such place that fits; a word longer than a line stays whole."""
+    lines: list[str] = []
+    rest = text
+    while len(rest) > chars:
+        fits = [i for i, c in enumerate(rest) if i > 0 and ((c == " " and i <= chars) or (c in "._" and i < chars))]
+        later = [i for i, c in enumerate(rest) if i > 0 and c in " ._"]
+        if not (fits or later):
+            break
+        i = fits[-1] if fits else later[0]
+        lines.append(rest[:i] if rest[i] == " " else rest[:i + 1])
+        rest = rest[i + 1:]
+    lines.append(rest)
+    return [ln for ln in lines if ln]
 
 
-def _hook_text(part: Part) -> str:
+def box_chars(n_cols: int) -> tuple[int, int]:
+    """How many characters of a box's name, and of its other lines, fit on one line with `n_cols` boxes across
+    the map at 1280 px (measured in Chromium: tests/test_e2e.py checks every box's text inside its box)."""
+    px = BOX_W * PLOT_PX / max(n_cols, 1) - 4
+    return max(8, int(px / NAME_PX)), max(9, int(px / TEXT_PX))
+
+
+def _hook_name(part: Part) -> str:
     if not part.hook:
         return "no hook site"
-    return wrap_name(part.hook.split(".", 2)[2] if part.layer is not None else part.hook)
+    return part.hook.split(".", 2)[2] if part.layer is not None else part.hook
 
 
 def _box(fig: go.Figure, x: float, y: float, lines: list[str], group: str, picked: bool, box: str,
          hover: str, xs: list, ys: list, ids: list, hovers: list, dashed: bool = False) -> None:
+    """A box with its text (lines already fitted to its width, see _lines)."""
     fill, line = _LOOK[group]
     fig.add_shape(type="rect", x0=x - BOX_W / 2, x1=x + BOX_W / 2, y0=y - BOX_H / 2, y1=y + BOX_H / 2,
                   fillcolor=fill, line=dict(color=PICKED if picked else line, width=5 if picked else 2,
@@ -96,8 +115,21 @@ def _arrow(fig: go.Figure, a: tuple[float, float], b: tuple[float, float]) -> No
                        showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=2, arrowcolor=DARK_GREY, text="")
 
 
-def _part_lines(part: Part) -> list[str]:
-    return [f"<b>{part.name}</b>", shape_text(part.shape), params_text(part.params), f"<i>{_hook_text(part)}</i>"]
+def _lines(name: str, shape: str, params: str, hook: str, chars: tuple[int, int]) -> list[str]:
+    """A box's text: its name (bold), live shape, parameter count and hook name (italic), each broken into
+    lines that fit the box (`chars`: see box_chars)."""
+    bold, plain = chars
+    return ([f"<b>{t}</b>" for t in fit(name, bold)] + fit(shape, plain) + fit(params, plain)
+            + [f"<i>{t}</i>" for t in fit(hook, plain)])
+
+
+def _part_lines(part: Part, chars: tuple[int, int]) -> list[str]:
+    return _lines(part.name, shape_text(part.shape), params_text(part.params), _hook_name(part), chars)
+
+
+def row_px(lines: int) -> int:
+    """Pixels per grid row for boxes of `lines` lines of text (at least ROW_H)."""
+    return max(ROW_H, int((lines * LINE_PX + 14) / BOX_H))
 
 
 def _hover(part: Part) -> str:
@@ -117,18 +149,24 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
     hovers: list[str] = []
     top_y = 0.0
     before, after = list(mm.before), list(mm.after)
+    top_cols = len(before) + 1 + len(after)
+    chars = box_chars(max(top_cols, 7) if open_layer is not None else top_cols)
+    most = 0                                                # the most lines of text in one box
     col = 0
     centres: list[tuple[float, float]] = []
     for part in before:
-        _box(fig, col, top_y, _part_lines(part), _GROUP.get(part.kind, "plain"), picked == box_id(part),
+        lines = _part_lines(part, chars)
+        most = max(most, len(lines))
+        _box(fig, col, top_y, lines, _GROUP.get(part.kind, "plain"), picked == box_id(part),
              box_id(part), _hover(part), xs, ys, ids, hovers)
         centres.append((col, top_y))
         col += 1
     block_params = sum(p.params for p in mm if p.layer is not None)
     last = mm.block(mm.n_layers - 1)[-1]
-    stack = [f"<b>{mm.n_layers} blocks</b>" if open_layer is None else f"<b>Block {open_layer} of {mm.n_layers}</b>",
-             shape_text(last.shape) + (" · × " + str(mm.n_layers) if open_layer is None else " · opened below"),
-             params_text(block_params), f"<i>{wrap_name('blocks.{l}.hook_resid_post')}</i>"]
+    stack = _lines(f"{mm.n_layers} blocks" if open_layer is None else f"Block {open_layer} of {mm.n_layers}",
+                   shape_text(last.shape) + (" each" if open_layer is None else ", opened below"),
+                   params_text(block_params), "blocks.{l}.hook_resid_post", chars)
+    most = max(most, len(stack))
     for off in (0.12, 0.06):                                # the stack: boxes behind the front one
         fig.add_shape(type="rect", x0=col - BOX_W / 2 + off, x1=col + BOX_W / 2 + off, y0=top_y - BOX_H / 2 + off,
                       y1=top_y + BOX_H / 2 + off, fillcolor=WHITE, line=dict(color=DARK_GREY, width=1), layer="below")
@@ -138,7 +176,9 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
     centres.append((col, top_y))
     col += 1
     for part in after:
-        _box(fig, col, top_y, _part_lines(part), _GROUP.get(part.kind, "plain"), picked == box_id(part),
+        lines = _part_lines(part, chars)
+        most = max(most, len(lines))
+        _box(fig, col, top_y, lines, _GROUP.get(part.kind, "plain"), picked == box_id(part),
              box_id(part), _hover(part), xs, ys, ids, hovers)
         centres.append((col, top_y))
         col += 1
@@ -160,7 +200,9 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
         for p in parts:
             c, r = layout[box_id(p)]
             pos[box_id(p)] = (c, y0 - r)
-            _box(fig, c, y0 - r, _part_lines(p), _GROUP.get(p.kind, "plain"), picked == box_id(p), box_id(p),
+            lines = _part_lines(p, chars)
+            most = max(most, len(lines))
+            _box(fig, c, y0 - r, lines, _GROUP.get(p.kind, "plain"), picked == box_id(p), box_id(p),
                  _hover(p), xs, ys, ids, hovers)
         # arrows along each branch
         attn_path = [k for k in ("attn_norm", "attn.k", "attn.pattern", "attn.z", "attn.out") if k in pos]
@@ -198,7 +240,7 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
 
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=ids, hovertext=hovers, hoverinfo="text",
                              marker=dict(size=60, symbol="square", color=WHITE, opacity=0.01), showlegend=False))
-    style(fig, height=int(ROW_H * rows + 40))
+    style(fig, height=int(row_px(most) * rows + 40))
     axes(fig, "x", visible=False, range=[-0.6, n_cols - 0.4], fixedrange=True)
     axes(fig, "y", visible=False, range=[-rows + 0.5 if rows > 1 else -0.55, 0.6], fixedrange=True)
     relayout(fig, margin=dict(l=5, r=5, t=10, b=5), dragmode=False, clickmode="event+select")
@@ -226,7 +268,7 @@ def vector_strip(values: np.ndarray, title: str) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=v, colorscale=DIVERGING, zmin=-top, zmax=top, zmid=0,
                                hovertemplate="dimension %{x}: %{z:.3f}<extra></extra>" if len(v) == 1 else
                                "head %{y}, dimension %{x}: %{z:.3f}<extra></extra>",
-                               colorbar=dict(thickness=14)))
+                               colorbar=dict(thickness=14, nticks=3 if len(v) == 1 else 6)))
     axes(fig, "x", title="dimension")
     axes(fig, "y", visible=len(v) > 1, title="head" if len(v) > 1 else None, autorange="reversed")
     return style(fig, title, height=180 if len(v) == 1 else 120 + 40 * len(v))
@@ -241,7 +283,7 @@ def vector_zoom(values: np.ndarray, n: int = 24, title: str | None = None) -> go
     fig = go.Figure(go.Heatmap(z=v[dims][None], x=[f"d{d}" for d in dims], colorscale=DIVERGING, zmin=-top, zmax=top,
                                zmid=0, text=[[f"{x:.1f}" for x in v[dims]]], texttemplate="%{text}",
                                textfont=dict(size=14), hovertemplate="dimension %{x}: %{z:.3f}<extra></extra>", xgap=2,
-                               colorbar=dict(thickness=14)))
+                               colorbar=dict(thickness=14, nticks=3 if len(v) == 1 else 6)))
     axes(fig, "x", type="category", tickangle=-45, title="dimension")
     axes(fig, "y", visible=False)
     return style(fig, title, height=220)
