@@ -10,7 +10,8 @@ bundled model and checks its numbers against the engine values the page charts.
 
 Each snippet leaves its result in named variables (the test reads them): `probs` (next token), `pattern`
 (one head), `lens` and `tracked` (logit lens), `acts` (one neuron), `norms` (residual stream), `new_ids` and
-`text` (generate), `reply` (chat). Nothing here imports Streamlit; the page passes its live settings in.
+`text` (generate), `reply` (chat), `best` (analogy). Nothing here imports Streamlit; the page passes its live
+settings in.
 """
 
 from __future__ import annotations
@@ -261,6 +262,48 @@ def chat(lm: LoadedModel, messages: Sequence[dict], max_new_tokens: int = 40, te
     return _join(L)
 
 
+def analogy(lm: LoadedModel, positive: Sequence[str], negative: Sequence[str], k: int = 10,
+            exclude_variants: bool = True) -> str:
+    """Word vectors' analogies: rows of the input embedding matrix added and subtracted, every token ranked by
+    cosine, the inputs left out (and their other spellings, with `exclude_variants`)."""
+    from .words import word_ids
+
+    words = [" ".join(str(w).split()) for w in (*positive, *negative)]
+    simple = all(word_ids(lm, w) == list(lm.tokenizer(" " + w, add_special_tokens=False)["input_ids"])
+                 for w in words)
+    L = _load(lm) + ["", "E = model.get_input_embeddings().weight.detach()   # [V, D]: one row a token", ""]
+    if simple:
+        L += ["def word_ids(w):   # a word as the token(s) it becomes mid-sentence, after a space",
+              "    return tok(\" \" + w, add_special_tokens=False).input_ids"]
+    else:
+        table = {w: word_ids(lm, w) for w in words}
+        L += ["# each word as the token(s) it becomes mid-sentence (this tokenizer needs text before the space, so",
+              "# the app reads them off a longer text; here they are written out)",
+              f"WORD_IDS = {table!r}",
+              "def word_ids(w):",
+              "    return WORD_IDS[w]"]
+    L += ["",
+          "def vec(w):   # a word of several tokens gets the mean of its pieces' rows",
+          "    return E[word_ids(w)].mean(0)",
+          "",
+          f"positive, negative = {[words[i] for i in range(len(positive))]!r}, {words[len(positive):]!r}",
+          "target = sum(vec(w) for w in positive) - sum((vec(w) for w in negative), torch.zeros(E.shape[1]))",
+          "cos = torch.nn.functional.cosine_similarity(E, target[None], dim=1)   # [V]: every token against it",
+          "exclude = {i for w in positive + negative for i in word_ids(w)}   # the inputs themselves"]
+    if exclude_variants:
+        L += ["for w in positive + negative:   # and their other spellings: King, KING, without the space",
+              "    for f in {w, w.lower(), w.capitalize(), w.upper()}:",
+              "        for text in (f, \" \" + f):",
+              "            ids = tok(text, add_special_tokens=False).input_ids",
+              "            if len(ids) == 1:",
+              "                exclude.add(ids[0])"]
+    L += ["cos[list(exclude)] = -float(\"inf\")",
+          f"best = cos.topk({int(k)})",
+          "for c, i in zip(best.values, best.indices):",
+          "    print(repr(tok.decode([int(i)])), f\"{c:.3f}\")"]
+    return _join(L)
+
+
 def attention_head(lm: LoadedModel, tr, layer: int, head: int) -> str:
     """One head's attention pattern (Attention §2): `output_attentions=True`."""
     L = _load(lm) + _ids(lm, tr.text, _kept(tr)) + [
@@ -355,6 +398,7 @@ VIEWS: dict[str, Callable[..., str]] = {
     "next_token": next_token,
     "generate": generate,
     "chat": chat,
+    "analogy": analogy,
     "attention_head": attention_head,
     "logit_lens": logit_lens,
     "mlp_neuron": mlp_neuron,

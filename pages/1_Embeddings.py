@@ -8,7 +8,7 @@ import re
 
 import streamlit as st
 
-from explainer import compare, content, defaults, exports, glove, residual, ui, vectors, wordmaps, words
+from explainer import compare, content, defaults, exports, glove, residual, snippets, ui, vectors, wordmaps, words
 from explainer.errors import ExplainerError
 from explainer.figures import compare as cfigs
 from explainer.figures import embeddings as figs
@@ -201,6 +201,8 @@ def analogy_tab() -> None:
                f"same way (cosine), measured in all {lm.d_model} numbers. By plain distance the nearest token is "
                f"`{show_token(near.text)}`. This flat picture (PCA of the points shown) keeps {share:.0%} of their "
                "spread, so distances in it are only a hint.")
+    ui.code_expander(f"{res.expression}, ranked over all {lm.vocab_size:,} tokens.",
+                     snippets.analogy(lm, [a, c], [b], int(ss.emb_an_k), bool(ss.emb_an_variants)))
 
 
 @ui.section("neighbours")

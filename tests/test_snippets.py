@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The views that have a code expander, per page: a page's call to snippets.X must name a registered view.
 PAGES = {
+    "pages/1_Embeddings.py": {"analogy"},
     "pages/2_Attention.py": {"attention_head"},
     "pages/3_MLP_neurons.py": {"mlp_neuron"},
     "pages/4_Logit_lens.py": {"logit_lens", "residual_norms"},
@@ -164,6 +165,20 @@ def test_snippet_chat__greedy_reply_equals_the_app(bundled, template, monkeypatc
                            0, cfg.stop), "chat")
     assert ns["reply"] == app and app
     assert [int(i) for i in ns["ids"][0]] == list(ids)
+
+
+@pytest.mark.parametrize("positive, negative, variants", [
+    (["king", "woman"], ["man"], True), (["Paris", "Italy"], ["France"], False), (["walked", "swim"], ["walk"], True),
+    (["zzqxw", "woman"], ["man"], True),                # a word the model splits: the mean of its pieces
+])
+def test_snippet_analogy__equals_the_page(bundled, positive, negative, variants):
+    from explainer import vectors
+
+    res = vectors.analogy(bundled, positive, negative, k=10, exclude_inputs=True, exclude_variants=variants)
+    ns = run(snippets.analogy(bundled, positive, negative, 10, variants), "analogy")
+    assert [int(i) for i in ns["best"].indices] == [n.id for n in res.neighbours]
+    np.testing.assert_allclose(_np(ns["best"].values), [n.cosine for n in res.neighbours], atol=1e-5)
+    assert sorted(ns["exclude"]) == list(res.excluded)
 
 
 def test_snippet_generate__sampling_runs(bundled):
