@@ -42,7 +42,7 @@ from explainer import (
 )
 from explainer import compare as compare_mod
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
-from explainer.figures.common import export_name, figure_title, show_token
+from explainer.figures.common import export_name, figure_title, preset_margins, show_token
 from explainer.figures.palette import TOKEN_TINTS
 from explainer.model_map import part_values
 from explainer.models import BUNDLED, BUNDLED_LABEL, HUB_MODELS, ModelPolicy, bundled_ready, prepare_bundled
@@ -626,6 +626,7 @@ def chart(fig, key: str | None = None, present_height: int = 0, **kw) -> None:
     cap = present_height or PRESENT_CHART_HEIGHT
     if shown_section() is not None and (fig.layout.height or 450) > cap:
         fig.update_layout(height=cap)       # the presenter view: the chart fits beside the narration
+    preset_margins(fig)                     # drawn once in the browser, not again to make room for its labels
     st.plotly_chart(fig, width="stretch", key=key, config=config, **kw)
 
 

@@ -295,6 +295,37 @@ def test_clicking_a_box_of_the_model_map_shows_its_values(app_and_browser):
         page.close()
 
 
+GROWN_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => {
+  const key = [...(gd.closest('[class*="st-key-"]')?.classList || [])].find(c => c.startsWith('st-key-'));
+  const m = gd.layout.margin || {}, s = gd._fullLayout._size;
+  return [key && key.slice(7), ['l', 'r', 't', 'b'].map(k => Math.round(s[k] - (m[k] ?? 0)))];
+})"""
+# The charts a prompt change redraws on Attention and the logit lens, whose labels decide their margins
+PRESET = {"att_overview", "att_layer_zoom", "att_head_map", "att_head_zoom", "att_step_raw", "att_step_masked",
+          "att_step_scaled", "att_step_pattern", "att_values", "att_z", "att_parts", "lens_grid", "lens_norm"}
+
+
+def test_a_charts_margins_already_hold_its_labels(app_and_browser):
+    """figures.common.preset_margins against Chromium: on Attention and the logit lens at 128 tokens, Plotly's
+    automargin grows no margin of the charts a prompt change redraws (each is drawn once, not twice), so the
+    estimate holds the token labels, titles, colour bars and legends as the browser measures them."""
+    base, b = app_and_browser
+    words = ("the cat sat on the mat while a dog slept by the warm fire and the children read ") * 8
+    page = b.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        grown = {}
+        for path in ("Attention", "Logit_lens"):
+            page.goto(f"{base}/{path}?prompt={words.replace(' ', '%20')}", wait_until="domcontentloaded")
+            br.wait_idle(page)
+            page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].every(g => g._fullLayout)")
+            for key, growth in page.evaluate(GROWN_JS):
+                if key in PRESET and max(growth) > 1:
+                    grown[key] = growth
+        assert not grown, f"automargin grew these margins (l, r, t, b px): {grown}"
+    finally:
+        page.close()
+
+
 BOX_TEXT_JS = """([key, boxW, boxH]) => {
   const gd = document.querySelector(`.st-key-${key} .js-plotly-plot`);
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
