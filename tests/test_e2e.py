@@ -268,25 +268,34 @@ BOX_JS = """([key, id]) => {
 }"""
 
 
+def _open_map(page, url: str) -> None:
+    """Open a Model map link and wait until its diagram is drawn (scrolled into view)."""
+    page.goto(url, wait_until="domcontentloaded")
+    br.wait_idle(page)
+    page.locator(".st-key-map_diagram").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('.st-key-map_diagram .js-plotly-plot')?._fullLayout")
+
+
+def _click_box(page, box: str) -> None:
+    """A real mouse click on a box of the map; waits until the link names it and the page has run."""
+    x, y = page.evaluate(BOX_JS, ["map_diagram", box])
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    page.wait_for_function(f"() => location.search.includes('box={box}')", timeout=60_000)
+    br.wait_idle(page)
+
+
 def test_clicking_a_box_of_the_model_map_shows_its_values(app_and_browser):
     """Model map in Chromium: a real mouse click on the unembedding's box puts `box=unembed` in the link and the
     page shows that part's values below the map."""
     base, b = app_and_browser
     page = b.new_page(viewport={"width": 1280, "height": 720})
     try:
-        page.goto(f"{base}/Model_map", wait_until="domcontentloaded")
-        br.wait_idle(page)
-        page.locator(".st-key-map_diagram").scroll_into_view_if_needed()
-        page.wait_for_function("() => document.querySelector('.st-key-map_diagram .js-plotly-plot')?._fullLayout")
-        x, y = page.evaluate(BOX_JS, ["map_diagram", "unembed"])
-        page.mouse.move(x, y)
-        page.mouse.click(x, y)
-        page.wait_for_function("() => location.search.includes('box=unembed')", timeout=60_000)
-        br.wait_idle(page)
+        _open_map(page, f"{base}/Model_map")
+        _click_box(page, "unembed")
         assert "What the model predicts after" in page.locator("[data-testid='stMain']").inner_text()
         assert not _map_text_fits(page), _map_text_fits(page)       # every box's text inside it, at 1280 px
-        page.goto(f"{base}/Model_map?open_block=1&layer=3", wait_until="domcontentloaded")   # one block open
-        br.wait_idle(page)
+        _open_map(page, f"{base}/Model_map?open_block=1&layer=3")                            # one block open
         assert not _map_text_fits(page), _map_text_fits(page)
         page.locator(".st-key-map_diagram").scroll_into_view_if_needed()
         page.screenshot(path=str(br.SHOTS / "model_map_open_block.png"))
@@ -344,7 +353,6 @@ def _map_text_fits(page) -> list[str]:
     """Every box's text on the model map, measured on screen: those wider or taller than their box."""
     from explainer.figures.model_map import BOX_H, BOX_W
 
-    page.locator(".st-key-map_diagram").scroll_into_view_if_needed()
     page.wait_for_function("() => document.querySelector('.st-key-map_diagram .js-plotly-plot')?._fullLayout")
     w, h, texts = page.evaluate(BOX_TEXT_JS, ["map_diagram", BOX_W, BOX_H])
     assert texts
@@ -363,20 +371,13 @@ def test_the_model_map_of_a_tiny_gpt2_shows_its_learned_positions(app_and_browse
     base, b = app_and_browser
     page = b.new_page(viewport={"width": 1280, "height": 720})
     try:
-        page.goto(f"{base}/Model_map?model={quote(str(folder))}", wait_until="domcontentloaded")
-        br.wait_idle(page)
-        page.locator(".st-key-map_diagram").scroll_into_view_if_needed()
-        page.wait_for_function("() => document.querySelector('.st-key-map_diagram .js-plotly-plot')?._fullLayout")
+        _open_map(page, f"{base}/Model_map?model={quote(str(folder))}")
         ids = page.evaluate("() => document.querySelector('.st-key-map_diagram .js-plotly-plot').data"
                             ".flatMap(d => Array.isArray(d.customdata) ? d.customdata : [])")
         assert {"embed", "pos", "unembed"} <= set(ids)
         page.screenshot(path=str(br.SHOTS / "model_map_tiny_gpt2.png"))
         assert not _map_text_fits(page), _map_text_fits(page)       # 7 boxes across at 1280 px
-        x, y = page.evaluate(BOX_JS, ["map_diagram", "pos"])
-        page.mouse.move(x, y)
-        page.mouse.click(x, y)
-        page.wait_for_function("() => location.search.includes('box=pos')", timeout=60_000)
-        br.wait_idle(page)
+        _click_box(page, "pos")
         assert not page.locator("[data-testid='stException']").all_inner_texts()
         assert not page.locator("[data-testid='stAlertContentError']").all_inner_texts()
     finally:
