@@ -38,7 +38,8 @@ def _forward_args(model) -> frozenset[str]:
     return _ARGS[cls]
 
 
-def _accepts_logits_to_keep(model) -> bool:
+def accepts_logits_to_keep(model) -> bool:
+    """Whether the model's forward can compute the last positions' logits only (`logits_to_keep`)."""
     return "logits_to_keep" in _forward_args(model)
 
 
@@ -64,7 +65,7 @@ def next_logits(lm: LoadedModel, ids: Sequence[int], cache=None) -> np.ndarray:
     kw: dict = {"use_cache": cache is not None}
     if cache is not None:
         kw[_cache_kwarg(lm.model)] = cache
-    if _accepts_logits_to_keep(lm.model):
+    if accepts_logits_to_keep(lm.model):
         kw["logits_to_keep"] = 1  # only the last position's logits: skips a [T, V] matmul
     with torch.inference_mode():
         inp = torch.tensor([list(ids)], dtype=torch.long, device=lm.device)  # [1, T]

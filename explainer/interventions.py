@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .errors import PromptError, RangeError
+from .generation import accepts_logits_to_keep
 from .heads import top_heads
 from .models import LoadedModel
 from .sampling import kl_divergence, softmax, top_k
@@ -234,7 +235,8 @@ def attribution(lm: LoadedModel, tr: Trace, target: int | None = None) -> Attrib
     ids = torch.tensor([[int(i) for i in tr.token_ids]], device=lm.device)  # [1, T]
     with hooks(pairs), torch.enable_grad():
         emb = lm.model.get_input_embeddings()(ids).detach().requires_grad_(True)  # [1, T, D]
-        logits = lm.model(inputs_embeds=emb, use_cache=False).logits[0, -1].float()  # [V]
+        keep = {"logits_to_keep": 1} if accepts_logits_to_keep(lm.model) else {}   # the last position only:
+        logits = lm.model(inputs_embeds=emb, use_cache=False, **keep).logits[0, -1].float()  # [V] no [T, V] matmul
         logp = torch.log_softmax(logits, dim=-1)[target]
         logp.backward()
     heads = np.empty((L, H), dtype=np.float32)
