@@ -10,8 +10,8 @@ bundled model and checks its numbers against the engine values the page charts.
 
 Each snippet leaves its result in named variables (the test reads them): `probs` (next token), `pattern`
 (one head), `lens` and `tracked` (logit lens), `acts` (one neuron), `norms` (residual stream), `new_ids` and
-`text` (generate), `reply` (chat), `best` (analogy). Nothing here imports Streamlit; the page passes its live
-settings in.
+`text` (generate), `reply` (chat), `best` (analogy), `before` and `after` (ablation). Nothing here imports
+Streamlit; the page passes its live settings in.
 """
 
 from __future__ import annotations
@@ -370,6 +370,62 @@ def mlp_neuron(lm: LoadedModel, tr, layer: int, neuron: int) -> str:
     return _join(L)
 
 
+def ablation(lm: LoadedModel, tr, heads: Sequence[tuple[int, int]] = (), neurons: Sequence[tuple[int, int]] = ()
+             ) -> str:
+    """Interventions §2: the next-token distribution with heads and MLP neurons switched off, by forward
+    pre-hooks that zero a head's slice of the output projection's input (`blocks.{l}.attn.hook_z`) and a neuron's
+    column of the down-projection's input (`blocks.{l}.mlp.hook_post`)."""
+    by_head: dict[int, list[int]] = {}
+    for layer, h in heads:
+        by_head.setdefault(int(layer), []).append(int(h))
+    by_neuron: dict[int, list[int]] = {}
+    for layer, n in neurons:
+        by_neuron.setdefault(int(layer), []).append(int(n))
+    out_proj = {layer: _module_name(lm, site(lm, f"blocks.{layer}.attn.hook_z").module) for layer in by_head}
+    down = {layer: _module_name(lm, site(lm, f"blocks.{layer}.mlp.hook_post").module) for layer in by_neuron}
+    L = _load(lm) + _ids(lm, tr.text, _kept(tr)) + [
+        "",
+        f"heads = {by_head!r}   # layer -> the heads switched off",
+        f"neurons = {by_neuron!r}   # layer -> the MLP neurons switched off",
+        f"dh = {lm.d_head}   # numbers per head",
+        "",
+        "def zero_heads(hs):   # the output projection's input holds every head's output z side by side",
+        "    def pre(module, args):",
+        "        z = args[0].clone()",
+        "        for h in hs:",
+        "            z[..., h * dh:(h + 1) * dh] = 0",
+        "        return (z, *args[1:])",
+        "    return pre",
+        "",
+        "def zero_neurons(ns):   # the down-projection's input is the MLP's neurons",
+        "    def pre(module, args):",
+        "        x = args[0].clone()",
+        "        x[..., ns] = 0",
+        "        return (x, *args[1:])",
+        "    return pre",
+        "",
+        "with torch.inference_mode():",
+        "    before = model(ids).logits[0, -1].softmax(-1)   # [V] the next token, as the model is",
+        f"out_proj = {out_proj!r}",
+        f"down = {down!r}",
+        "hooks = [model.get_submodule(out_proj[layer]).register_forward_pre_hook(zero_heads(hs))",
+        "         for layer, hs in heads.items()]",
+        "hooks += [model.get_submodule(down[layer]).register_forward_pre_hook(zero_neurons(ns))",
+        "          for layer, ns in neurons.items()]",
+        "try:",
+        "    with torch.inference_mode():",
+        "        after = model(ids).logits[0, -1].softmax(-1)   # [V] with those parts switched off",
+        "finally:",
+        "    for hook in hooks:",
+        "        hook.remove()",
+        "",
+        "top = int(before.argmax())",
+        "print(f\"{tok.decode([top])!r}: {before[top]:.1%} before, {after[top]:.1%} after\")",
+        "print(\"prediction after:\", repr(tok.decode([int(after.argmax())])))",
+    ]
+    return _join(L)
+
+
 def residual_norms(lm: LoadedModel, tr) -> str:
     """The length of the residual stream after every block (Logit lens §3)."""
     L = _load(lm) + _ids(lm, tr.text, _kept(tr)) + [
@@ -399,6 +455,7 @@ VIEWS: dict[str, Callable[..., str]] = {
     "generate": generate,
     "chat": chat,
     "analogy": analogy,
+    "ablation": ablation,
     "attention_head": attention_head,
     "logit_lens": logit_lens,
     "mlp_neuron": mlp_neuron,

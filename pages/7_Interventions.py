@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import defaults, ui
+from explainer import defaults, snippets, ui
 from explainer import interventions as iv
 from explainer.errors import ExplainerError
 from explainer.figures import interventions as figs
@@ -86,7 +86,7 @@ def choose_parts(lm, attr) -> tuple[list, str]:
 
 
 @ui.section("before_after")
-def before_and_after(lm, res) -> None:
+def before_and_after(lm, tr, res) -> None:
     cmp = iv.compare(lm, res, k=8)
     st.subheader("2 · Before and after")
     parts = [f"{len(res.heads)} head{'s' * (len(res.heads) != 1)}", f"{len(res.neurons)} neuron"
@@ -118,6 +118,7 @@ def before_and_after(lm, res) -> None:
         )
         st.caption("Zeroing is a blunt tool: a model can route around a missing part, and a part can matter for "
                    "one prompt but not another. Try the same heads on a different prompt.")
+    ui.code_expander(f"The prediction with {what}.", snippets.ablation(lm, tr, res.heads, res.neurons))
 
 
 
@@ -162,5 +163,5 @@ except ExplainerError as e:
     st.warning(str(e))
     st.stop()
 
-before_and_after(lm, res)
+before_and_after(lm, tr, res)
 which_heads_matter(attr, heads)

@@ -13,7 +13,7 @@ import pytest
 import explainer as ex
 from explainer import generation as gen
 from explainer import lens, snippets
-from explainer.sampling import probabilities
+from explainer.sampling import probabilities, softmax
 
 from .conftest import EIFFEL
 
@@ -27,6 +27,7 @@ PAGES = {
     "pages/4_Logit_lens.py": {"logit_lens", "residual_norms"},
     "pages/5_Next_token.py": {"next_token"},
     "pages/6_Generate.py": {"generate", "chat"},
+    "pages/7_Interventions.py": {"ablation"},
 }
 
 
@@ -179,6 +180,18 @@ def test_snippet_analogy__equals_the_page(bundled, positive, negative, variants)
     assert [int(i) for i in ns["best"].indices] == [n.id for n in res.neighbours]
     np.testing.assert_allclose(_np(ns["best"].values), [n.cosine for n in res.neighbours], atol=1e-5)
     assert sorted(ns["exclude"]) == list(res.excluded)
+
+
+@pytest.mark.parametrize("heads, neurons", [([(5, 1), (7, 2), (7, 4)], [(10, 7), (10, 99)]), ([(0, 0)], []),
+                                            ([], [(29, 3)]), ([], [])])
+def test_snippet_ablation__equals_the_page(tr, bundled, heads, neurons):
+    from explainer import interventions as iv
+
+    res = iv.ablate(bundled, tr, heads=heads, neurons=neurons)
+    ns = run(snippets.ablation(bundled, tr, res.heads, res.neurons), "ablation")
+    np.testing.assert_allclose(_np(ns["before"]), softmax(res.logits_before[-1]), atol=1e-5)
+    np.testing.assert_allclose(_np(ns["after"]), softmax(res.logits_after[-1]), atol=1e-5)
+    assert bool(heads or neurons) == bool(np.abs(_np(ns["after"]) - _np(ns["before"])).max() > 1e-6)
 
 
 def test_snippet_generate__sampling_runs(bundled):
