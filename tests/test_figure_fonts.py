@@ -60,12 +60,12 @@ Figures = go.Figure | dict[str, go.Figure]   # one figure, or named variants of 
 
 # -- which functions ---------------------------------------------------------------------------------
 
-_CHANGERS = (common.style, common.relayout, common.axes)
+_CHANGERS = (common.style, common.relayout, common.axes, common.preset_margins)
 
 
 def figure_functions() -> dict[str, Callable]:
     """Every public function of explainer/figures/* that returns a go.Figure, by "module.name"
-    (common.style, relayout and axes, which take a figure and change it, are left out)."""
+    (common.style, relayout, axes and preset_margins, which take a figure and change it, are left out)."""
     found = {}
     for info in pkgutil.iter_modules(figures.__path__):
         mod = importlib.import_module(f"{figures.__name__}.{info.name}")

@@ -190,10 +190,10 @@ _NO_AXES = ("pie", "treemap", "sunburst", "sankey", "table", "scatter3d", "surfa
 def preset_margins(fig: go.Figure) -> go.Figure:
     """Margins that already hold the x and y axes' labels and titles, a colour bar on the right and a legend
     beside or above the plot, so Plotly.js need not draw the figure twice (see above). Only grows the margins
-    the figure set; a figure with subplots or without x and y axes is left as it is. Reads the figure's own
+    the figure set; a figure with subplots or without x and y axes is left as it is. Reads the figure as plain
     dicts (plotly's property objects cost ~5 ms a figure here)."""
-    lay: dict = fig._layout                    # what was set, as plain values (plotly's own store)
-    data: list[dict] = fig._data
+    lay: dict = fig.layout.to_plotly_json()    # what was set, as plain values (no property objects)
+    data: list[dict] = [t.to_plotly_json() for t in fig.data]
     if any(re.fullmatch(r"[xy]axis\d+", k) for k in lay) or any(t.get("type") in _NO_AXES for t in data):
         return fig
     font = lay.get("font") or {}
