@@ -126,20 +126,22 @@ def _zero(index: tuple) -> Callable:
     return fn
 
 
+def by_layer(parts: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
+    """(layer, index) pairs (heads or neurons) as layer -> its indices, layers in order."""
+    out: dict[int, list[int]] = defaultdict(list)
+    for layer, i in parts:
+        out[int(layer)].append(int(i))
+    return dict(sorted(out.items()))
+
+
 def ablation_hooks(lm: LoadedModel, heads: Iterable = (), neurons: Iterable = ()) -> list[Hook]:
     """Hooks for `capture.hooks` that switch off the given heads (zeroing their slice of
     blocks.{l}.attn.hook_z, [B, T, H, dh]) and neurons (their column of blocks.{l}.mlp.hook_post, [B, T, M])."""
     hs, ns = _check(lm, heads, neurons)
-    by_layer: dict[int, list[int]] = defaultdict(list)
-    for layer, h in hs:
-        by_layer[layer].append(h)
     pairs = [site(lm, f"blocks.{layer}.attn.hook_z").editor(_zero((..., idx, slice(None))))  # [B, T, h, dh]
-             for layer, idx in sorted(by_layer.items())]
-    by_layer_n: dict[int, list[int]] = defaultdict(list)
-    for layer, n in ns:
-        by_layer_n[layer].append(n)
+             for layer, idx in by_layer(hs).items()]
     pairs += [site(lm, f"blocks.{layer}.mlp.hook_post").editor(_zero((..., idx)))            # [B, T, n]
-              for layer, idx in sorted(by_layer_n.items())]
+              for layer, idx in by_layer(ns).items()]
     return pairs
 
 

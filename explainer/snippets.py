@@ -375,12 +375,9 @@ def ablation(lm: LoadedModel, tr, heads: Sequence[tuple[int, int]] = (), neurons
     """Interventions §2: the next-token distribution with heads and MLP neurons switched off, by forward
     pre-hooks that zero a head's slice of the output projection's input (`blocks.{l}.attn.hook_z`) and a neuron's
     column of the down-projection's input (`blocks.{l}.mlp.hook_post`)."""
-    by_head: dict[int, list[int]] = {}
-    for layer, h in heads:
-        by_head.setdefault(int(layer), []).append(int(h))
-    by_neuron: dict[int, list[int]] = {}
-    for layer, n in neurons:
-        by_neuron.setdefault(int(layer), []).append(int(n))
+    from .interventions import by_layer
+
+    by_head, by_neuron = by_layer(heads), by_layer(neurons)
     out_proj = {layer: _module_name(lm, site(lm, f"blocks.{layer}.attn.hook_z").module) for layer in by_head}
     down = {layer: _module_name(lm, site(lm, f"blocks.{layer}.mlp.hook_post").module) for layer in by_neuron}
     L = _load(lm) + _ids(lm, tr.text, _kept(tr)) + [
