@@ -110,7 +110,7 @@ def _vs_label(name: str) -> str:
     return glove.LABEL + " (static word vectors)" if name == GLOVE else ui.model_label(name)
 
 
-def _second_space(res: vectors.AnalogyResult, a: str, b: str, c: str) -> compare.Space | None:
+def _second_space(a: str, b: str, c: str) -> compare.Space | None:
     """The same sum in a second vector space, picked beside the first (GloVe, or another model this server
     offers): its answers drawn, and the space returned for the side-by-side ranks (None: it could not be used)."""
     names = [GLOVE, *(m for m in ui.allowed_models().choices if m != lm.name)]
@@ -123,27 +123,25 @@ def _second_space(res: vectors.AnalogyResult, a: str, b: str, c: str) -> compare
             g = ui.glove_vectors()
             ga = glove.analogy([a, c], [b], k=k, g=g)
             side = compare.glove_space(g, ga)
+            answers, title, key = ga.neighbours, f"{glove.LABEL}: the same sum", "emb_an_glove"
+            caption = ("GloVe (2014) fits its vectors to global co-occurrence counts (how often two words appear "
+                       "near each other in a large corpus): one fixed vector per lower-case word. The language "
+                       "model's input vectors come from training to predict the next token.")
         else:
             with st.spinner(f"Loading {ui.model_label(vs)} (once)…"):
                 lm2 = ui.get_model(vs)
             r2 = vectors.analogy(lm2, [a, c], [b], k=k, exclude_inputs=True,
                                  exclude_variants=bool(ss.emb_an_variants))
             side = compare.lm_space(lm2, r2)
+            answers, title, key = r2.neighbours, f"{lm2.label}: input embeddings", "emb_an_other"
+            caption = (f"The same sum on {lm2.label}'s own input embeddings ({lm2.d_model} numbers a token), its "
+                       "inputs left out the same way.")
     except ExplainerError as e:
         st.markdown(f"**{_vs_label(vs)}**")
         st.info(str(e))
         return None
-    if vs == GLOVE:
-        ui.chart(figs.neighbour_bars(ga.neighbours, f"{glove.LABEL}: the same sum", tokens=False, color=GREEN),
-                 key="emb_an_glove")
-        st.caption("GloVe (2014) fits its vectors to global co-occurrence counts (how often two words "
-                   "appear near each other in a large corpus): one fixed vector per lower-case word. The "
-                   "language model's input vectors come from training to predict the next token.")
-    else:
-        ui.chart(figs.neighbour_bars(r2.neighbours, f"{lm2.label}: input embeddings", color=GREEN),
-                 key="emb_an_other")
-        st.caption(f"The same sum on {lm2.label}'s own input embeddings ({lm2.d_model} numbers a token), its "
-                   "inputs left out the same way.")
+    ui.chart(figs.neighbour_bars(answers, title, tokens=vs != GLOVE, color=GREEN), key=key)
+    st.caption(caption)
     return side
 
 
@@ -179,7 +177,7 @@ def analogy_tab() -> None:
     with left:
         ui.chart(figs.neighbour_bars(res.neighbours, f"{lm.label}: input embeddings"), key="emb_an_bars")
     with right:
-        other = _second_space(res, a, b, c)
+        other = _second_space(a, b, c)
     if not ui.reading_only():       # the presenter view: the answer and the two lists of neighbours
         return
     if other is not None:
