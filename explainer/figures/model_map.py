@@ -151,13 +151,10 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
     before, after = list(mm.before), list(mm.after)
     top_cols = len(before) + 1 + len(after)
     chars = box_chars(max(top_cols, 7) if open_layer is not None else top_cols)
-    most = 0                                                # the most lines of text in one box
     col = 0
     centres: list[tuple[float, float]] = []
     for part in before:
-        lines = _part_lines(part, chars)
-        most = max(most, len(lines))
-        _box(fig, col, top_y, lines, _GROUP.get(part.kind, "plain"), picked == box_id(part),
+        _box(fig, col, top_y, _part_lines(part, chars), _GROUP.get(part.kind, "plain"), picked == box_id(part),
              box_id(part), _hover(part), xs, ys, ids, hovers)
         centres.append((col, top_y))
         col += 1
@@ -166,7 +163,6 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
     stack = _lines(f"{mm.n_layers} blocks" if open_layer is None else f"Block {open_layer} of {mm.n_layers}",
                    shape_text(last.shape) + (" each" if open_layer is None else ", opened below"),
                    params_text(block_params), "blocks.{l}.hook_resid_post", chars)
-    most = max(most, len(stack))
     for off in (0.12, 0.06):                                # the stack: boxes behind the front one
         fig.add_shape(type="rect", x0=col - BOX_W / 2 + off, x1=col + BOX_W / 2 + off, y0=top_y - BOX_H / 2 + off,
                       y1=top_y + BOX_H / 2 + off, fillcolor=WHITE, line=dict(color=DARK_GREY, width=1), layer="below")
@@ -176,9 +172,7 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
     centres.append((col, top_y))
     col += 1
     for part in after:
-        lines = _part_lines(part, chars)
-        most = max(most, len(lines))
-        _box(fig, col, top_y, lines, _GROUP.get(part.kind, "plain"), picked == box_id(part),
+        _box(fig, col, top_y, _part_lines(part, chars), _GROUP.get(part.kind, "plain"), picked == box_id(part),
              box_id(part), _hover(part), xs, ys, ids, hovers)
         centres.append((col, top_y))
         col += 1
@@ -200,9 +194,7 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
         for p in parts:
             c, r = layout[box_id(p)]
             pos[box_id(p)] = (c, y0 - r)
-            lines = _part_lines(p, chars)
-            most = max(most, len(lines))
-            _box(fig, c, y0 - r, lines, _GROUP.get(p.kind, "plain"), picked == box_id(p), box_id(p),
+            _box(fig, c, y0 - r, _part_lines(p, chars), _GROUP.get(p.kind, "plain"), picked == box_id(p), box_id(p),
                  _hover(p), xs, ys, ids, hovers)
         # arrows along each branch
         attn_path = [k for k in ("attn_norm", "attn.k", "attn.pattern", "attn.z", "attn.out") if k in pos]
@@ -240,6 +232,7 @@ def diagram(mm: ModelMap, open_layer: int | None = None, picked: str | None = No
 
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=ids, hovertext=hovers, hoverinfo="text",
                              marker=dict(size=60, symbol="square", color=WHITE, opacity=0.01), showlegend=False))
+    most = max(a.text.count("<br>") + 1 for a in fig.layout.annotations if a.text)   # lines in the fullest box
     style(fig, height=int(row_px(most) * rows + 40))
     axes(fig, "x", visible=False, range=[-0.6, n_cols - 0.4], fixedrange=True)
     axes(fig, "y", visible=False, range=[-rows + 0.5 if rows > 1 else -0.55, 0.6], fixedrange=True)
