@@ -57,6 +57,7 @@ PARAMS = {
         ("an_c", "text_input", "emb_an_c", "Japan", "Japan", "Spain", "Spain"),
         ("an_k", "slider", "emb_an_k", "5", 5, 7, "7"),
         ("an_variants", "checkbox", "emb_an_variants", "0", False, True, "1"),
+        ("an_vs", "selectbox", "emb_an_vs", "gpt2", "gpt2", "glove", "glove"),   # gpt2 offline: a message
         ("nb_word", "text_input", "emb_nb_word", "queen", "queen", "river", "river"),
         ("dir_words", "text_area", "emb_dir_words", "boy, girl", "boy, girl", "man", "man"),
         ("sim_words", "text_area", "emb_sim_words", "cat, dog", "cat, dog", "sun, moon", "sun, moon"),
