@@ -117,6 +117,8 @@ def test_a_link_is_the_first_request_to_a_fresh_server(chromium, bundled):
     them; still so after going to another page through the sidebar and back."""
     from urllib.parse import parse_qs, urlencode, urlparse
 
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     from explainer import sampling, trace
 
     prompt = "Once upon a time there was a"
@@ -131,8 +133,14 @@ def test_a_link_is_the_first_request_to_a_fresh_server(chromium, bundled):
             for visit in ("first request", "after Attention and back"):
                 nav = page.locator("[data-testid='stSidebarNav']").inner_text()
                 assert "Inside the model" in nav and "Word vectors" in nav and "streamlit app" not in nav, nav
-                entropy = page.locator("[data-testid='stMetric']").first.inner_text()
-                assert f"{want:.2f} bits" in entropy, (visit, entropy, want)
+                # the metric named Entropy, waited for: a first run on a fresh server can still be drawing it
+                entropy = page.locator("[data-testid='stMetric']").filter(has_text="Entropy")
+                try:
+                    entropy.first.wait_for(timeout=30_000)
+                except PlaywrightTimeout:
+                    pass    # the assertion below shows what the page has instead
+                metrics = page.locator("[data-testid='stMetric']").all_inner_texts()
+                assert any(f"{want:.2f} bits" in m for m in metrics if "Entropy" in m), (visit, metrics, want)
                 assert {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()} == query, page.url
                 page.screenshot(path=str(br.SHOTS / f"link_{visit.split()[0]}.png"))
                 if visit == "first request":
