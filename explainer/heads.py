@@ -98,11 +98,16 @@ def _prefix_ids(tokenizer) -> list[int]:
         return []
 
 
+def repeated_period(lm: LoadedModel, n: int) -> int:
+    """The length of R that `repeated_tokens(lm, n)` uses: n, shrunk so that `prefix + R + R` fits the context."""
+    return max(2, min(int(n), (lm.n_ctx - len(_prefix_ids(lm.tokenizer))) // 2))
+
+
 def repeated_tokens(lm: LoadedModel, n: int = 40, batch: int = 4, seed: int = 0) -> RepeatedSequence:
     """B random sequences `prefix + R + R`, R drawn without replacement from the ordinary (non-special)
     token ids; n shrinks so that the sequence fits the context window."""
     prefix = _prefix_ids(lm.tokenizer)
-    n = max(2, min(n, (lm.n_ctx - len(prefix)) // 2))
+    n = repeated_period(lm, n)
     special = set(getattr(lm.tokenizer, "all_special_ids", None) or [])
     vocab = min(lm.vocab_size, len(lm.tokenizer))
     candidates = np.array([i for i in range(vocab) if i not in special], dtype=np.int64)

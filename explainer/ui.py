@@ -39,6 +39,7 @@ from explainer import (
     mlp,
     player,
     poll,
+    snippets,
 )
 from explainer import compare as compare_mod
 from explainer.content import DEFAULT_PROMPT, GLOSSARY  # noqa: F401  (pages and tests read ui.DEFAULT_PROMPT)
@@ -260,7 +261,7 @@ def curated_neuron(model_name: str):
         is_number = lambda t: re.fullmatch(content.NUMBER_PATTERN, t) is not None   # noqa: E731
         tr = ex.trace(lm, example)
         return {"layer": layer, "neuron": neuron, "label": label, "tokens": tr.tokens,
-                "acts": mlp.neuron_activation(tr, layer, neuron),
+                "acts": mlp.neuron_activation(tr, layer, neuron), "code": snippets.mlp_neuron(lm, tr, layer, neuron),
                 "report": mlp.neuron_report(lm, layer, neuron, content.NUMBER_CHECK, is_number)}
     return _shared(("curated_neuron", model_name), make)
 
@@ -565,7 +566,10 @@ EXPORT_SCALE = 3   # a chart's camera button saves a PNG at 3× its size on scre
 
 
 def code_expander(title: str, code: str) -> None:
-    """The code behind a view (`explainer.snippets`): plain torch + transformers to paste into a notebook."""
+    """The code behind a view (`explainer.snippets`): plain torch + transformers to paste into a notebook. Written
+    for reading alone: the presenter view of a section (the projector) leaves it out."""
+    if not reading_only():
+        return
     with st.expander("The code behind this view"):
         st.markdown(f"**{title}** Plain PyTorch and transformers, with this view's settings filled in: paste it "
                     "into a notebook and it computes the numbers shown here.")

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from explainer import ExplainerError, compare, defaults, mlp, ui
+from explainer import ExplainerError, compare, defaults, mlp, snippets, ui
 from explainer.figures import model_map as fm
 from explainer.figures.common import axis_labels
 from explainer.figures.mlp import top_neurons_bar
@@ -92,6 +92,8 @@ def box_values(lm, tr, part, pos: int) -> None:
                 + (f". {part.note[0].upper()}{part.note[1:]}." if part.note else "."))
     values = ui.map_values_of(lm.name, tr.text, int(ss.max_tokens), part.key, pos)
     draw_values(lm, tr, part, values, pos, "mm_values")
+    ui.code_expander(f"{part.name}" + (f" in block {part.layer}" if part.layer is not None else "")
+                     + f" at {where}.", snippets.map_box(lm, tr, part, pos))
     target, title = page_file(part.page), part.page.replace("_", " ")
     try:
         if target is None:

@@ -87,6 +87,9 @@ def map_tab() -> None:
             return
         what = "the average arrow and principal components" if wm.pca.names else "their first principal components"
         ui.chart(figs.word_map(wm, f"{len(wm.vectors.words)} words on {what}"), key="emb_map_chart")
+        shown = [w.word for w in wm.vectors.words]
+        arrows = [(shown[i], shown[j]) for i, j in wm.arrows] if wm.pca.names else []
+        map_code = snippets.word_map(lm, shown, wm.pca.n_components, arrows)
         align, base = wordmaps.arrow_alignment(wm), wordmaps.random_pairs_alignment(wm)
         if align is not None and base is not None:
             mean, spread = base
@@ -98,6 +101,7 @@ def map_tab() -> None:
                         f"number of arrows between random pairs of these words gives {mean:.2f} ± {spread:.2f} "
                         f"(200 draws), so this is {verdict}.")
         _show_word_problems(wm.vectors.notes, wm.vectors.skipped)
+        ui.code_expander(f"These {len(shown)} words' vectors on {what}.", map_code)
 
 
 with tabs[0]:
@@ -221,6 +225,8 @@ def neighbours_view() -> None:
         ui.table_download("Download these neighbours (CSV)", lambda: exports.neighbours(nb),
                           f"nearest to {wt.word}", key="emb_nb_csv")
         _show_word_problems([wt.note] if wt.note else [], ())
+        ui.code_expander(f"The {len(nb)} tokens nearest to {wt.word}, over all {lm.vocab_size:,}.",
+                         snippets.neighbours(lm, wt.word, len(nb)))
     with right:
         try:
             gn = glove.neighbours(ss.emb_nb_word, k=10, g=ui.glove_vectors())
@@ -283,6 +289,8 @@ def direction_tab() -> None:
                    "Hover for the cosine with the axis. Words the training text used in gendered (or plural, "
                    "past…) contexts drift to one side: the vectors learn the text's habits, biases included.")
         _show_word_problems(wv.notes, wv.skipped)
+        ui.code_expander(f"The axis {d.name} and {len(wv.words)} words placed on it.",
+                         snippets.direction(lm, [(a.word, b.word) for a, b in d.pairs], [w.word for w in wv.words]))
 
 
 with tabs[2]:
@@ -332,6 +340,8 @@ def similarity_tab() -> None:
         _show_word_problems(wv.notes, wv.skipped)
     with right:
         ui.chart(figs.vector_lengths(wv.labels, sim.norms, "Vector lengths"), key="emb_sim_norms")
+    ui.code_expander(f"Dot products, cosines and lengths of these {len(wv.words)} words' vectors.",
+                     snippets.similarity(lm, [w.word for w in wv.words]))
 
 
 with tabs[3]:
@@ -388,6 +398,8 @@ def context_tab() -> None:
                  present_height=420)
     if ui.reading_only():       # the presenter view: the sentences and the two pictures
         layer_cosine_view(ca)
+    ui.code_expander(f"“{ca.word}” through the blocks in {len(ca.contexts)} sentences.",
+                     snippets.in_context(lm, [c.sentence for c in ca.contexts], ca.word, ca.centered))
 
 
 @st.fragment

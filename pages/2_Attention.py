@@ -230,6 +230,8 @@ def qk_step_by_step(lm, tr, layer: int, head: int, window: tuple[int, int] | Non
         st.caption(f"softmax(x)ᵢ = eˣⁱ / Σⱼ eˣʲ along each row: every row sums to 1 (largest deviation "
                    f"{steps.row_sum_error:.1e}). This equals the pattern the model itself used to within "
                    f"{steps.max_error:.1e}.")
+    ui.code_expander(f"Layer {layer}, head {head}: the four steps from its queries and keys.",
+                     snippets.qk_steps(lm, tr, layer, head))
 
 
 def _others(group, head: int) -> str:
@@ -288,6 +290,8 @@ def head_writes(lm, tr, layer: int, head: int, max_tokens: int) -> None:
         f"last token head {head}'s part has length {norms[head]:.2f}{rank}.{err}")
     ui.chart(fa.head_parts(norms, head, f"What each head of layer {layer} writes at the last token, "
                                         f"“{show_token(tr.tokens[-1])}”"), key="att_parts")
+    ui.code_expander(f"Layer {layer}, head {head}: its values, z = A · V, and what every head writes.",
+                     snippets.head_writes(lm, tr, layer, head))
 
 
 @ui.section("order")
@@ -304,6 +308,7 @@ def word_order(lm) -> None:
                  key="att_positions")
         st.caption(f"Cosine similarity between position vectors: neighbours {pos.mean_similarity(1):.2f} on "
                    f"average, positions {far} apart {pos.mean_similarity(far):.2f}.")
+        ui.code_expander(f"The cosine between the first {pos.shown} position vectors.", snippets.word_order(lm))
         return
     deg, turn = pos.degrees_per_token, pos.wavelength
     pairing = ("neighbouring numbers (0 and 1, 2 and 3, …)" if pos.interleaved
@@ -339,6 +344,7 @@ def word_order(lm) -> None:
     st.caption(f"A vector whose {pos.d_head} numbers are all 1, as a query and as a key: q·k, as a share of its "
                f"value at distance 0, is {falls}. Real queries and keys differ, so this shows the rotation's own "
                "effect only.")
+    ui.code_expander("How fast each pair turns, and q·k against distance.", snippets.word_order(lm))
 
 
 @ui.section("roles")
@@ -367,6 +373,8 @@ def head_roles(scores, shown: tuple[int, int]) -> None:
                           on_click=set_head, args=(t.layer, t.head, f"Opened layer {t.layer}, head {t.head} "
                                                                   f"({heads.ROLE_LABELS[role].lower()})."),
                           width="stretch")
+    ui.code_expander("The three role scores of every head, on random tokens repeated twice.",
+                     snippets.head_roles(lm))
 
 
 @ui.section("induction")
@@ -387,6 +395,8 @@ def induction_at_work(lm, scores) -> None:
                "there is nothing to copy yet: "
                + (f"there the head rests on the first token ({rest:.0%} of its weight, on average)." if rest > 0.5
                   else f"there the head puts {rest:.0%} of its weight on the first token, on average."))
+    ui.code_expander(f"Layer {best.layer}, head {best.head} on random tokens, repeated.",
+                     snippets.induction(lm, best.layer, best.head))
 
 
 lm, tr = ui.traced_page(

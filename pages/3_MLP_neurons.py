@@ -44,6 +44,7 @@ def neuron_with_a_job(lm) -> None:
         f"rest, and {rep.precision:.0%} of its {rep.n_members} strongest tokens are numbers.")
     st.button(f"Look at L{layer}.N{neuron} on your prompt", key="mlp_curated",
               on_click=ui.update_link, args=({"layer": str(layer), "neuron": str(neuron)},))
+    ui.code_expander(f"L{layer}.N{neuron}'s activation on its example sentence.", cn["code"])
 
 
 def controls(tr) -> tuple[int, int, bool]:
@@ -68,6 +69,8 @@ def most_active(tr, layer: int, n_show: int, skip: bool) -> mlp.NeuronSet:
     st.caption("Ranked by their largest |activation| anywhere in the prompt"
                + (" (first token left out)" if ns.skipped_first else "")
                + ". Red: positive, blue: negative. Hover a cell for the exact value.")
+    ui.code_expander(f"Layer {layer}'s {len(ns.neurons)} most active neurons, with §4's histogram and every "
+                     "layer's strongest activation.", snippets.mlp_layer(lm, tr, layer, len(ns.neurons), skip))
     return ns
 
 
@@ -82,6 +85,8 @@ def token_and_neuron(lm, tr, layer: int, ns: mlp.NeuronSet) -> None:
         pos = ui.select("token", "Token", range(T), T - 1, format_func=lambda p: labels[p], key="mlp_pos")
         tn = mlp.top_neurons_at(tr, layer, pos, n=10)
         ui.chart(figs.top_neurons_bar(tn, tr.tokens[pos]), key="mlp_bar")
+        ui.code_expander(f"The {len(tn.neurons)} neurons of layer {layer} firing hardest at {labels[pos]}.",
+                         snippets.mlp_token(lm, tr, layer, pos, len(tn.neurons)))
     with right:
         st.subheader("3 · One neuron across the prompt")
         choices = list(dict.fromkeys([int(n) for n in ns.neurons] + [int(n) for n in tn.neurons]))

@@ -56,6 +56,7 @@ def guesses(lm, tr, max_tokens: int):
     ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
     ui.table_download("Download the grid (CSV)", lambda: exports.lens_grid(res, list(tr.tokens), list(positions)),
                       "lens grid", key="lens_csv")
+    ui.code_expander("Every layer's top guess at each position shown.", snippets.lens_grid(lm, tr, positions))
     final = res.strings[-1, -1, 0]
     shown = list(positions)
     echo = residual.embedding_echo(res.ids[:, shown], [tr.token_ids[p] for p in shown])

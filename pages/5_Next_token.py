@@ -234,6 +234,8 @@ def timeline(lm, state: gen.StepState, view: int) -> None:
     alts = sorted({int(a) for s in state.steps for a in s.dist.top(4)})
     names = dict(zip(alts, token_strings(lm.tokenizer, alts)))
     ui.chart(timeline_chart(state.steps, current=view, names=names), key="nt_timeline")
+    ui.code_expander(f"The {n_steps} step{'s' if n_steps != 1 else ''} so far, each under its own settings.",
+                     snippets.timeline(lm, tr.text, state.steps, keep=len(state.prompt_ids)))
 
 
 lm, tr = ui.traced_page(

@@ -244,6 +244,8 @@ def batches(lm) -> None:
             st.caption("One forward pass for the whole batch, with the mask and position ids that skip the "
                        f"padding; yet here {n_diff} of the {len(check.rows)} prompts get a different top prediction "
                        "than when run alone (see the table).")
+        ui.code_expander(f"These {len(check.rows)} prompts as one padded batch, and each alone.",
+                         snippets.batch(lm, check.batch))
 
 
 lm = ui.page(

@@ -44,6 +44,8 @@ def named_experiment(lm) -> None:
            f": here random heads can matter as much, so these {len(ko.heads)} are not the whole story."))
     st.button(f"Switch {names} off on your prompt", key="abl_named", on_click=_set,
               args=("ablate_heads", ",".join(iv.head_label(*h) for h in ko.heads)))
+    ui.code_expander(f"Copying on random tokens repeated twice: as is, without {names}, and without random heads.",
+                     snippets.knockout(lm, ko.heads))
 
 
 @ui.section("choose", hidden=ui.SILENT)
@@ -135,6 +137,8 @@ def which_heads_matter(attr, heads) -> None:
         f"before/after above is the real effect. "
         f"Chosen heads are outlined. Strongest heads: {top_list}. Strongest neurons: {top_neur}."
     )
+    ui.code_expander(f"Gradient × activation for log p('{show_token(attr.target)}') at every head and neuron.",
+                     snippets.attribution(lm, tr, attr.target_id))
 
 
 lm, tr = ui.traced_page(

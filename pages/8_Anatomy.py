@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from explainer import anatomy, exports, ui
+from explainer import anatomy, exports, snippets, ui
 from explainer.errors import ExplainerError
 from explainer.figures import anatomy as figs
 
@@ -39,6 +39,7 @@ def numbers(lm, pc) -> None:
     st.caption("Box area = number of parameters. Click a box to zoom in, hover it for the numbers." + tied)
     ui.table_download("Download the parameter counts (CSV)", lambda: exports.parameters(pc), "parameters",
                       key="anat_csv")
+    ui.code_expander(f"{lm.label}'s parameters, counted from its configuration.", snippets.parameters(lm))
 
 
 @ui.section("bytes")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explainer import defaults, exports, ui
+from explainer import defaults, exports, snippets, ui
 from explainer import makemore as mm
 from explainer.errors import ExplainerError
 from explainer.figures import makemore as figs
@@ -15,9 +15,11 @@ ss = st.session_state
 D = defaults.LAB   # the page's defaults; the link overrides them
 
 def new_run(cfg: mm.MLPConfig, seed: int) -> dict:
-    """A fresh, untrained model with its history (kept in session state, so reruns keep it)."""
+    """A fresh, untrained model with its history (kept in session state, so reruns keep it), and each training
+    call made on it (for the code behind §4)."""
     model = mm.CharMLP(cfg, seed=seed)
-    return {"cfg": cfg, "model": model, "hist": [mm.snapshot(model, ui.names_data(cfg.block_size))], "test": None}
+    return {"cfg": cfg, "model": model, "hist": [mm.snapshot(model, ui.names_data(cfg.block_size))], "test": None,
+            "seed": seed, "calls": []}
 
 
 def _measure_test(run: dict, data: mm.Dataset) -> None:
@@ -91,6 +93,8 @@ def learning_rate(cfg: mm.MLPConfig) -> float:
         lr = ui.select("lab_lr", "Learning rate for training", rates, D["lab_lr"], widget="select_slider", key="lab_lr",
                        show=lambda r: f"{r:g}",
                        help="Drops tenfold for the last quarter of the steps (learning-rate decay).")
+    ui.code_expander("The learning-rate finder for this model.", snippets.lab_lr(cfg.block_size, cfg.n_embd,
+                                                                                 cfg.n_hidden, 32))
     return float(lr)
 
 
@@ -120,6 +124,7 @@ def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_vi
         if fresh:
             ss.lab_run = run = new_run(cfg, int(seed))
         start = run["hist"][-1].step
+        run["calls"].append((int(steps), float(lr), int(batch), int(seed) + start))
         progress = bar.progress(0.0, "Training…")
         total = start + int(steps)
         for p in mm.train(run["model"], data, steps=int(steps), lr=float(lr), batch_size=int(batch),
@@ -211,6 +216,10 @@ def new_names(run: dict, data: mm.Dataset) -> None:
             ui.chart(figs.next_char_bars(mm.next_char_probs(run["model"], prefix), prefix), key="lab_next")
         except ExplainerError as e:
             st.info(str(e))
+    rcfg = run["cfg"]
+    ui.code_expander("This model trained as here (§3), then these names and the next letter's probabilities.",
+                     snippets.lab_train(rcfg.block_size, rcfg.n_embd, rcfg.n_hidden, run.get("seed", 0),
+                                        run.get("calls", []), int(n), float(temp), int(sseed), prefix))
 
 
 @ui.section("overfit")
@@ -227,6 +236,7 @@ def overfitting(cfg: mm.MLPConfig) -> None:
     if c3.button("Run it", key="lab_overfit") or "lab_of" not in ss:  # the defaults run once on their own
         with st.spinner("Training a big network on a few names…"):
             ss.lab_of = ui.overfit_run(cfg.block_size, int(of_names), int(of_hidden))
+            ss.lab_of_code = snippets.lab_overfit(cfg.block_size, int(of_names), int(of_hidden))
     if "lab_of" in ss:
         res = ss.lab_of
         st.caption(f"Below: {res.n_train_names} training names, {res.n_params:,} parameters. Move the sliders and "
@@ -247,6 +257,8 @@ def overfitting(cfg: mm.MLPConfig) -> None:
                        "no overfitting yet in this run. Try fewer names or more hidden units.")
             st.markdown(f"{res.n_params:,} parameters for {res.n_train_examples:,} examples, {many}. The train "
                         f"loss falls to {res.train[-1]:.2f}, {dev}")
+        if "lab_of_code" in ss:
+            ui.code_expander("This run: a big network on a few names.", ss.lab_of_code)
 
 
 ui.page(

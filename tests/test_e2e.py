@@ -267,6 +267,47 @@ def test_an_analogy_in_two_spaces_and_the_chats_code(app_and_browser):
         page.close()
 
 
+def _open_code(page, has_text: str, shot: str) -> str:
+    """Open the code expander whose title holds `has_text`, screenshot it, and return its code."""
+    expander = page.locator("[data-testid='stExpander']", has_text=has_text)
+    expander.wait_for(state="attached", timeout=120_000)
+    summary = expander.locator("summary")
+    summary.scroll_into_view_if_needed()
+    summary.click()
+    code = expander.locator("[data-testid='stCode']")
+    code.wait_for(timeout=30_000)
+    summary.scroll_into_view_if_needed()
+    page.screenshot(path=str(br.SHOTS / shot))
+    return code.inner_text()
+
+
+def test_the_code_behind_qk_the_map_anatomy_and_the_word_vectors(app_and_browser):
+    """The code expanders added for the last views, opened in Chromium: Attention §3's four steps (qk_code.png),
+    a Model map box's values (map_code.png), Anatomy's counts (anatomy_code.png), and Word vectors' dot vs
+    cosine (similarity_code.png); each holds that view's own settings."""
+    base, b = app_and_browser
+    page = b.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(f"{base}/Attention?layer=7&head=4", wait_until="domcontentloaded")
+        br.wait_idle(page)
+        text = _open_code(page, "the four steps from its queries", "qk_code.png")
+        assert "AttentionInterface.register" in text and "layer = 7" in text and "head = 4" in text
+        _open_map(page, f"{base}/Model_map?box=unembed")
+        text = _open_code(page, "Unembedding at", "map_code.png")
+        assert "out.logits[0, pos]" in text
+        page.goto(f"{base}/Anatomy", wait_until="domcontentloaded")
+        br.wait_idle(page)
+        text = _open_code(page, "counted from its configuration", "anatomy_code.png")
+        assert 'torch.device("meta")' in text and "from_config" in text
+        page.goto(f"{base}/Embeddings?tab=similarity", wait_until="domcontentloaded")
+        br.wait_idle(page)
+        text = _open_code(page, "Dot products, cosines and lengths", "similarity_code.png")
+        assert "cosine = dot / torch.outer(norms, norms)" in text
+        assert not page.locator("[data-testid='stException']").all_inner_texts()
+    finally:
+        page.close()
+
+
 BOX_JS = """([key, id]) => {
   const gd = document.querySelector(`.st-key-${key} .js-plotly-plot`);
   const t = gd.data.find(d => Array.isArray(d.customdata) && d.customdata.includes(id));
