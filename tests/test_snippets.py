@@ -34,10 +34,45 @@ PAGES = {
 }
 
 
+# Every snippet starts by loading its model and tokenizer. Within this module a load is done for real once per
+# path and arguments, by the snippet's own from_pretrained line, and handed back to the next snippet that asks for
+# the same: the snippets leave the model as they found it (hooks removed, eager attention set back, inference
+# only), and some eighty loads of the bundled model would cost a minute of CI.
+_LOADED: dict = {}
+
+
+def _load_once(load):
+    def once(*args, **kwargs):
+        key = (load.__self__.__name__, args, tuple(sorted(kwargs.items(), key=lambda kv: kv[0])))
+        if key not in _LOADED:
+            _LOADED[key] = load(*args, **kwargs)
+        return _LOADED[key]
+    return once
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _loads_shared():
+    yield
+    _LOADED.clear()                                                   # the models go with this module
+
+
 def run(code: str, name: str) -> dict:
-    """exec a snippet in a fresh namespace, as a notebook cell would run it."""
+    """exec a snippet in a fresh namespace, as a notebook cell would run it (model loads shared, see above)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     ns: dict = {"__name__": f"snippet_{name}"}
-    exec(compile(code, f"<snippet {name}>", "exec"), ns)  # noqa: S102 - our own generated code
+    classes = (AutoModelForCausalLM, AutoTokenizer)
+    own = [cls.__dict__.get("from_pretrained") for cls in classes]   # None: inherited, as in transformers 5
+    for cls in classes:
+        cls.from_pretrained = _load_once(cls.from_pretrained)
+    try:
+        exec(compile(code, f"<snippet {name}>", "exec"), ns)  # noqa: S102 - our own generated code
+    finally:
+        for cls, original in zip(classes, own):
+            if original is None:
+                del cls.from_pretrained
+            else:
+                cls.from_pretrained = original
     return ns
 
 
@@ -177,9 +212,10 @@ def test_snippet_parameters(bundled):
     _check_parameters(bundled)
 
 
-def test_snippet_attention_and_parameters__every_family(tiny, tmp_path):
+def test_snippet_attention_parameters_and_map__every_family(tiny, tmp_path):
     """Loaded from a folder as a student would: GPT-2's fused c_attn, Conv1D and learned positions, Llama's
-    rotary halves and grouped keys, GPT-J's interleaved rotary, NeoX's partial rotary and fused query_key_value."""
+    rotary halves and grouped keys, GPT-J's interleaved rotary and parallel block, NeoX's partial rotary and fused
+    query_key_value."""
     tiny.model.save_pretrained(tmp_path)
     tiny.tokenizer.save_pretrained(tmp_path)
     lm = ex.load_model(str(tmp_path), device="cpu")
@@ -191,6 +227,14 @@ def test_snippet_attention_and_parameters__every_family(tiny, tmp_path):
     _check_head_roles(lm)
     _check_induction(lm, 1, 2)
     _check_word_order(lm)
+    from explainer.model_map import model_map, part_values
+
+    mm = model_map(lm, tr)                                            # every box, parallel blocks included
+    for part in (*mm.before, *mm.block(1), *mm.after):
+        got = _np(run(snippets.map_box(lm, tr, part, 3), f"map_box {part.key}")["values"])
+        want = part_values(lm, tr, part, 3)
+        assert got.shape == want.shape, part.key
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=part.key)
 
 
 def test_snippet_map_box(bundled, tr):
