@@ -337,6 +337,10 @@ def _words(ws: Sequence[str]) -> list[str]:
     return [" ".join(str(w).split()) for w in ws]
 
 
+def _pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(a, b) for a, b in (_words(p) for p in pairs)]
+
+
 def batch(lm: LoadedModel, b) -> str:
     """Generate §3: the prompts of batch `b` (generation.Batch) padded into one rectangle with the tokenizer's own
     padding and attention mask, one forward pass with position ids that skip the padding, the next token after each
@@ -436,7 +440,7 @@ def word_map(lm: LoadedModel, words: Sequence[str], n_components: int = 2,
             "pca = PCA(n_components=k, svd_solver=\"full\").fit(X)",
             "coords = pca.transform(X)   # [N, k] where each word sits on the map",
             "print(\"share of the spread on each axis:\", pca.explained_variance_ratio_.round(3))"])
-    pairs = [(" ".join(a.split()), " ".join(b.split())) for a, b in arrows]
+    pairs = _pairs(arrows)
     return _join(L + [
         "import numpy as np",
         "",
@@ -456,7 +460,7 @@ def word_map(lm: LoadedModel, words: Sequence[str], n_components: int = 2,
 def direction(lm: LoadedModel, pairs: Sequence[tuple[str, str]], words: Sequence[str]) -> str:
     """Word vectors' directions: the average of (to − from) over the pairs as an axis, and every word placed on
     it so that the average 'from' word sits at −1 and the average 'to' word at +1."""
-    ps = [(" ".join(a.split()), " ".join(b.split())) for a, b in pairs]
+    ps = _pairs(pairs)
     ws = _words(words)
     return _join(_word_vectors(lm, [*ws, *(w for p in ps for w in p)]) + [
         "",
@@ -642,13 +646,11 @@ def induction(lm: LoadedModel, layer: int, head: int, n: int = 16, seed: int = 1
     return _join(L)
 
 
-def word_order(lm: LoadedModel, max_distance: int = 1024, learned_shown: int = 64) -> str:
-    """Attention §5: how the model knows word order (positions.positions). Learned: the cosine between its first
-    position vectors. Rotary: how fast each pair of numbers turns, read from the model's own rotary module, and
-    q·k of a vector of ones as query at distance d from itself as key, against distance."""
-    from .positions import positions
-
-    pos = positions(lm, max_distance, learned_shown)
+def word_order(lm: LoadedModel, pos) -> str:
+    """Attention §5: how the model knows word order, for `pos` = positions.positions(lm) as the page shows it.
+    Learned: the cosine between its first position vectors. Rotary: how fast each pair of numbers turns, read from
+    the model's own rotary module, and q·k of a vector of ones as query at distance d from itself as key, against
+    distance."""
     L = _load(lm)
     if lm.arch.pos_embed:
         wpe = _module_name(lm, lm.arch.pos_embed_module(lm.model))
@@ -724,9 +726,10 @@ def lens_grid(lm: LoadedModel, tr, positions: Sequence[int]) -> str:
     """Logit lens §1: the grid, every layer's top guess and its probability at each position shown."""
     norm = _module_name(lm, site(lm, "ln_final.hook_normalized").module)
     shown = [int(p) % tr.n_tokens for p in positions]
+    span = len(shown) >= 12 and shown == list(range(shown[0], shown[-1] + 1))   # a long window: written as a range
     L = _load(lm) + _ids(lm, tr.text, _kept(tr)) + [
         "",
-        f"positions = {shown if len(shown) < 12 else f'range({shown[0]}, {shown[-1] + 1})'}   # the grid's columns",
+        f"positions = {f'range({shown[0]}, {shown[-1] + 1})' if span else shown}   # the grid's columns",
         "with torch.inference_mode():",
         "    out = model(ids, output_hidden_states=True)",
         f"    norm, unembed = model.get_submodule({norm!r}), model.get_output_embeddings()",

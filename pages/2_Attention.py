@@ -308,7 +308,7 @@ def word_order(lm) -> None:
                  key="att_positions")
         st.caption(f"Cosine similarity between position vectors: neighbours {pos.mean_similarity(1):.2f} on "
                    f"average, positions {far} apart {pos.mean_similarity(far):.2f}.")
-        ui.code_expander(f"The cosine between the first {pos.shown} position vectors.", snippets.word_order(lm))
+        ui.code_expander(f"The cosine between the first {pos.shown} position vectors.", snippets.word_order(lm, pos))
         return
     deg, turn = pos.degrees_per_token, pos.wavelength
     pairing = ("neighbouring numbers (0 and 1, 2 and 3, …)" if pos.interleaved
@@ -344,7 +344,7 @@ def word_order(lm) -> None:
     st.caption(f"A vector whose {pos.d_head} numbers are all 1, as a query and as a key: q·k, as a share of its "
                f"value at distance 0, is {falls}. Real queries and keys differ, so this shows the rotation's own "
                "effect only.")
-    ui.code_expander("How fast each pair turns, and q·k against distance.", snippets.word_order(lm))
+    ui.code_expander("How fast each pair turns, and q·k against distance.", snippets.word_order(lm, pos))
 
 
 @ui.section("roles")

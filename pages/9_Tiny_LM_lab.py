@@ -218,8 +218,8 @@ def new_names(run: dict, data: mm.Dataset) -> None:
             st.info(str(e))
     rcfg = run["cfg"]
     ui.code_expander("This model trained as here (§3), then these names and the next letter's probabilities.",
-                     snippets.lab_train(rcfg.block_size, rcfg.n_embd, rcfg.n_hidden, run.get("seed", 0),
-                                        run.get("calls", []), int(n), float(temp), int(sseed), prefix))
+                     snippets.lab_train(rcfg.block_size, rcfg.n_embd, rcfg.n_hidden, run["seed"],
+                                        run["calls"], int(n), float(temp), int(sseed), prefix))
 
 
 @ui.section("overfit")

@@ -228,6 +228,22 @@ def test_clicking_a_cell_of_the_head_map_selects_its_row_token(app_and_browser):
         page.close()
 
 
+def _open_code(page, has_text: str, shot: str) -> str:
+    """Open the code expander whose title holds `has_text` once the page has run (a rerun would close it again),
+    screenshot it, and return its code."""
+    expander = page.locator("[data-testid='stExpander']", has_text=has_text)
+    expander.wait_for(state="attached", timeout=120_000)
+    br.wait_idle(page)
+    summary = expander.locator("summary")
+    summary.scroll_into_view_if_needed()
+    summary.click()
+    code = expander.locator("[data-testid='stCode']")
+    code.wait_for(timeout=30_000)
+    summary.scroll_into_view_if_needed()
+    page.screenshot(path=str(br.SHOTS / shot))
+    return code.inner_text()
+
+
 def test_an_analogy_in_two_spaces_and_the_chats_code(app_and_browser):
     """Word vectors in Chromium: the analogies tab draws each answer's rank in the model and in GloVe
     (analogy_ranks.png); Generate's chat answers a typed message, and its code expander shows the chat template
@@ -250,35 +266,11 @@ def test_an_analogy_in_two_spaces_and_the_chats_code(app_and_browser):
         box = page.locator("[data-testid='stChatInputTextArea']")
         box.fill("What is the capital of France?")
         box.press("Enter")
-        expander = page.locator("[data-testid='stExpander']", has_text="The last reply as one model.generate")
-        expander.wait_for(state="attached", timeout=120_000)
-        summary = expander.locator("summary")
-        br.wait_idle(page)
-        summary.scroll_into_view_if_needed()
-        summary.click()
-        code = expander.locator("[data-testid='stCode']")
-        code.wait_for(timeout=30_000)
-        text = code.inner_text()
+        text = _open_code(page, "The last reply as one model.generate", "chat_code.png")
         assert "apply_chat_template" in text and "What is the capital of France?" in text and "do_sample=False" in text
-        code.scroll_into_view_if_needed()
-        page.screenshot(path=str(br.SHOTS / "chat_code.png"))
         assert not page.locator("[data-testid='stException']").all_inner_texts()
     finally:
         page.close()
-
-
-def _open_code(page, has_text: str, shot: str) -> str:
-    """Open the code expander whose title holds `has_text`, screenshot it, and return its code."""
-    expander = page.locator("[data-testid='stExpander']", has_text=has_text)
-    expander.wait_for(state="attached", timeout=120_000)
-    summary = expander.locator("summary")
-    summary.scroll_into_view_if_needed()
-    summary.click()
-    code = expander.locator("[data-testid='stCode']")
-    code.wait_for(timeout=30_000)
-    summary.scroll_into_view_if_needed()
-    page.screenshot(path=str(br.SHOTS / shot))
-    return code.inner_text()
 
 
 def test_the_code_behind_qk_the_map_anatomy_and_the_word_vectors(app_and_browser):

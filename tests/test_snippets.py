@@ -179,7 +179,7 @@ def _check_word_order(lm) -> None:
     from explainer import positions
 
     pos = positions.positions(lm)                                     # §5
-    ns = run(snippets.word_order(lm), "word_order")
+    ns = run(snippets.word_order(lm, pos), "word_order")
     np.testing.assert_allclose(_np(ns["similarity"]), pos.similarity, atol=1e-5)
     if isinstance(pos, positions.Rotary):
         np.testing.assert_allclose(_np(ns["degrees"]), pos.degrees_per_token, rtol=1e-5)
@@ -304,9 +304,14 @@ def test_snippet_mlp_token(bundled, tr):
 
 
 def test_snippet_lens_grid(bundled, tr):
-    res = lens.logit_lens(bundled, tr, k=1)                            # what the grid draws
-    for positions in (range(tr.n_tokens), [2, 5, 7]):
-        ns = run(snippets.lens_grid(bundled, tr, positions), "lens_grid")
+    long = ex.trace(bundled, EIFFEL + " France, and the Louvre is in the same city, near the river")
+    assert long.n_tokens > 16
+    for t, positions in ((tr, range(tr.n_tokens)), (tr, [2, 5, 7]), (long, range(3, 17)),   # a window: a range
+                         (long, [*range(1, 12), 14])):                  # long but not one span: listed
+        res = lens.logit_lens(bundled, t, k=1)                         # what the grid draws
+        code = snippets.lens_grid(bundled, t, positions)
+        assert ("positions = range(3, 17)" in code) == (positions == range(3, 17))
+        ns = run(code, "lens_grid")
         assert (_np(ns["guess"]) == res.ids[:, list(positions), 0]).all()
         np.testing.assert_allclose(_np(ns["prob"]), res.probs[:, list(positions), 0], atol=1e-5)
 
@@ -623,7 +628,10 @@ def test_the_attention_page_shows_the_code_of_its_head_and_the_code_gives_its_nu
     shown = {c.value.strip() for c in at.code}
     code = [c for c in shown if "looks most at" in c]
     assert code == [snippets.attention_head(bundled, tr, layer, head).strip()]
-    assert snippets.head_roles(bundled).strip() in shown and snippets.word_order(bundled).strip() in shown
+    from explainer.positions import positions
+
+    assert snippets.head_roles(bundled).strip() in shown
+    assert snippets.word_order(bundled, positions(bundled)).strip() in shown
     assert snippets.qk_steps(bundled, tr, layer, head).strip() in shown                # §3, for the head shown
     assert snippets.head_writes(bundled, tr, layer, head).strip() in shown             # §4
     np.testing.assert_allclose(_np(run(code[0], "page")["pattern"]), tr.attn[layer, head], atol=1e-5)
