@@ -1093,15 +1093,23 @@ _FIT_JS = """
   if (window.__presentFit) return;
   window.__presentFit = true;
   const FLOOR = %s;
-  let busy = false;
+  let busy = false, seen = '', ceiling = 2;
   const fit = () => {
     const el = document.querySelector('.st-key-present_section');
     if (!el || busy) return;
     busy = true;
     const zoom = parseFloat(el.style.zoom || '1');
     const box = el.getBoundingClientRect();
-    const natural = box.height / zoom, room = window.innerHeight - box.top - 24;
-    const want = Math.max(FLOOR, Math.min(1, room / natural));
+    // the zoomed box can end above its own content (a list in a column ran 15 px past it): scrollHeight has it all
+    const natural = Math.max(box.height / zoom, el.scrollHeight), room = window.innerHeight - box.top - 24;
+    // Text laid out at a smaller zoom wraps into fewer lines, so a zoom that fits can make a larger one look
+    // as if it fits too, which then overflows: it swung between the two (0.73 and 0.76 at 1300 x 700, the page
+    // scrolling 15 px half the time). A zoom seen to overflow is a ceiling until the screen or the text changes.
+    const now = window.innerWidth + 'x' + window.innerHeight + ':' + el.innerText.length;
+    if (now !== seen) { seen = now; ceiling = 2; }
+    if (natural * zoom > room + 1) ceiling = Math.min(ceiling, zoom);
+    let want = Math.max(FLOOR, Math.min(1, room / natural));
+    if (want > zoom) want = Math.max(zoom, Math.min(want, ceiling - 0.02));
     if (Math.abs(want - zoom) > 0.01) { el.style.zoom = String(want); el.dataset.fit = want.toFixed(2); }
     else el.dataset.fit = zoom.toFixed(2);
     busy = false;
