@@ -494,9 +494,9 @@ FIT_FLOOR = 0.72
 
 
 def _settled_fit(page) -> tuple[float, float]:
-    """(px the page scrolls, the section's scale) once the fitting script has had its time, read twice 500 ms apart
-    (the script runs every 500 ms): the most it scrolls and the smallest scale. A scale that keeps changing fails
-    here; it once swung between 0.73 and 0.76, the page scrolling at one of them."""
+    """(px the page scrolls, the section's scale) once the fitting script has had its time: read every 500 ms (the
+    script's own period) until two readings agree on the scale, then that scale and the more the two scroll. A
+    scale that keeps changing fails here; it once swung between 0.73 and 0.76, the page scrolling at one of them."""
     page.wait_for_timeout(800)
     seen = [(page.evaluate(SCROLL_JS), page.evaluate(FIT_JS))]
     for _ in range(4):          # a chart still arriving changes the scale once; a swing keeps changing it
