@@ -75,3 +75,27 @@ def test_a_model_evicted_from_the_shared_cache_releases_the_frozen_heap(monkeypa
     assert released == [True]
     lru.clear()
     assert released == [True, True]
+
+
+class _Holder:
+    """Something a session might keep: an object whose attribute is a view of a big block."""
+
+
+def test_the_heap_report_names_each_big_block_and_what_holds_its_views():
+    import numpy as np
+
+    block = np.zeros(3 << 20, dtype=np.uint8)          # 3 MB, owned here
+    keeper = _Holder()
+    keeper.view = block[1024:].view(np.float32)[:10]     # a view of a view: numpy points it at the block
+    held = {"kept_by_the_test": keeper}
+    frozen = gc.get_freeze_count()
+    text = heap.report(min_bytes=2 << 20, chains=2, depth=3)
+    lines = text.splitlines()
+    assert lines[0].startswith("rss ") and "numpy blocks reachable" in lines[0]
+    blocks = "\n".join(lines[1:]).split("\nblock ")          # one section per block, biggest first
+    mine = [b for b in blocks if "view (10,) float32" in b]
+    assert len(mine) == 1, text
+    assert mine[0].removeprefix("block ").startswith("3 MB (ndarray)"), mine[0]
+    assert "_Holder" in mine[0] and "'kept_by_the_test'" in mine[0], mine[0]
+    assert gc.get_freeze_count() >= frozen               # the report leaves the heap frozen as it found it
+    assert held["kept_by_the_test"] is keeper
