@@ -6,7 +6,8 @@ Starts `streamlit run streamlit_app.py --server.headless true --server.port N` w
 then drives `--sessions` sessions, each its own websocket client speaking the browser's protocol (BackMsg
 rerun requests with widget states; ForwardMsg deltas back), each with its own prompt: it opens Attention,
 moves the layer and head sliders, changes its prompt, goes to MLP neurons and Next token and moves their
-sliders, for a bounded time. `--long N` of them use a 4,096-token prompt with the token limit at 4,096.
+sliders, for a bounded time. `--long N` of them use a 4,096-token prompt of their own (each ends
+differently) with the token limit at 4,096.
 
 Why not 30 headless Chromium contexts: on the project's two shared cores 30 browsers' own rendering would
 be the load measured, not the server's. The protocol is the same one the browser speaks (it is what a tab
@@ -247,11 +248,12 @@ def main() -> None:
         queries, plans = [], []
         for i in range(args.sessions):
             is_long = i < args.long
-            q = {"prompt": long_prompt if is_long else prompt_of(i)}
+            mine = f"{long_prompt[:19_900]} written by student {i}" if is_long else None   # each its own (its end kept)
+            q = {"prompt": mine if is_long else prompt_of(i)}
             if is_long:
                 q["max_tokens"] = "4096"
             queries.append(q)
-            plans.append(plan(i, args.steps, long_prompt if is_long else None))
+            plans.append(plan(i, args.steps, mine))
 
         # warm-up: the model loads once (not a student's latency)
         t = time.perf_counter()

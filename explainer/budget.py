@@ -12,12 +12,17 @@
 
 What is left after the models (`room`) is split: half for computations in flight, half for the results
 cache and the pool's idle blocks. So a single trace (its arrays plus its forward pass) may take at most
-`room / 2`; `token_limit` works out, from the model's shape alone, how many tokens that allows (attention,
-L·H·T² floats, dominates), and `ui.get_trace` keeps only that many, saying so. The interpreter and the
+`room / 2`, and its arrays half the results cache (so that two long prompts' traces are kept for their pages'
+next reruns);
+`token_limit` works out, from the model's shape alone, how many tokens that allows (attention, L·H·T² floats,
+dominates), and `ui.get_trace` keeps only that many, saying so. The interpreter and the
 libraries (about 0.5 GB of RSS with torch, transformers and Streamlit) come on top of the budget.
 
 The split is exact for what is counted; a result evicted while a session is still drawing it stays alive
-until that run ends (a few seconds), which is why computations only get half of the room.
+until that run ends (a few seconds), which is why computations only get half of the room. Nothing a session
+keeps after its run (callbacks, fragments, downloads made on the click, the page's globals) holds a result:
+those name it and ask the cache again (`ui.fragment`, `ui.again`; tests/test_pins.py), or one idle session
+per trace would keep traces alive that the cache had let go.
 """
 
 from __future__ import annotations
@@ -193,14 +198,21 @@ def results_cap() -> int:
 
 def token_limit(lm) -> int:
     """The most tokens one trace of this model may have within the budget (at least 1, at most the model's
-    context window)."""
-    cap = work_cap()
+    context window): its forward pass within the working share, and the trace itself within half the results
+    cache, so two long prompts (a teacher's and a student's, say) stay cached together. Without that bound a trace
+    at the limit could never be kept (4 GB budget: 1,042 tokens, 1.54 GB against a 1.31 GB cache), so every rerun
+    of its page, each slider move, traced the prompt again: 10-37 s a move (BENCHMARKS.md)."""
+    work, keep = work_cap(), results_cap() // 2
+
+    def fits(t: int) -> bool:
+        return trace_bytes(lm, t) + pass_bytes(lm, t) <= work and trace_bytes(lm, t) <= keep
+
     lo, hi = 1, max(1, int(lm.n_ctx))
-    if trace_bytes(lm, hi) + pass_bytes(lm, hi) <= cap:
+    if fits(hi):
         return hi
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if trace_bytes(lm, mid) + pass_bytes(lm, mid) <= cap:
+        if fits(mid):
             lo = mid
         else:
             hi = mid - 1

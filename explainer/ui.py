@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import html
+import os
 import re
 import runpy
 import threading
@@ -75,6 +76,18 @@ _run = threading.local()  # per script run: the notice box (each run of a sessio
 #   glove_vectors()                                                                         (Embeddings)
 
 budget.announce()   # the start-up line: this process's memory budget
+
+
+@st.cache_resource(show_spinner=False)
+def _heap_watch() -> bool:
+    """EXPLAINER_HEAP_REPORT=path: what holds the big arrays, appended to path every 15 s (explainer/heap.py)."""
+    path = os.environ.get("EXPLAINER_HEAP_REPORT")
+    if path:
+        heap.watch(path)
+    return bool(path)
+
+
+_heap_watch()
 
 
 def allowed_models() -> ModelPolicy:
@@ -581,7 +594,7 @@ def trace_download(tr: ex.Trace, max_tokens: int) -> None:
     name (Trace.to_npz), to carry on in a notebook, TransformerLens or CircuitsVis. The file is made on the
     click (it is large: about 0.6 MB a token for the bundled model), from the trace cache by name."""
     where = getattr(_run, "advanced", None) or st.sidebar
-    name, text = tr.model_name, tr.text
+    trace = again(tr, max_tokens)
     help_ = ("Every array of this prompt's trace, under TransformerLens's hook names: "
              "`d = numpy.load('trace.npz')`, then `d['blocks.3.attn.hook_pattern']` ([heads, T, T]), "
              "`d['blocks.3.mlp.hook_post']`, `d['logits']`, `list(d['tokens'])`. CircuitsVis: "
@@ -589,7 +602,7 @@ def trace_download(tr: ex.Trace, max_tokens: int) -> None:
     label = "Download this trace (.npz)"
     file_name = f"trace-{len(tr.tokens)}-tokens.npz"
     # the data is a callable, run on the click (Streamlit ≥ 1.52): a 256-token trace is 155 MB
-    where.download_button(label, lambda: get_trace(name, text, max_tokens).to_npz(), file_name=file_name,
+    where.download_button(label, lambda: trace().to_npz(), file_name=file_name,
                           mime="application/zip", key="trace_download", on_click="ignore", help=help_)
 
 def handout_download(lesson, lm: ex.LoadedModel, key: str | None = None) -> None:
@@ -1518,6 +1531,44 @@ def shown_section() -> tuple[str, ...] | None:
 
 
 SILENT = "silent"
+
+
+@dataclasses.dataclass(frozen=True)
+class _TraceName:
+    """A trace by name, for what a session keeps after its run: the trace is asked of the cache again."""
+    model_name: str
+    text: str
+
+
+def again(tr: ex.Trace, max_tokens: int | None = None) -> Callable[[], ex.Trace]:
+    """This trace asked of the cache again, by name (at `max_tokens`, default the session's token limit, which
+    made it): for what outlives the run (a download made on the click, a button's callback), which must not
+    hold the trace itself (`fragment`)."""
+    name, text = tr.model_name, tr.text
+    max_tokens = int(ss.max_tokens) if max_tokens is None else int(max_tokens)
+    return lambda: get_trace(name, text, max_tokens)
+
+
+def fragment(fn: Callable) -> Callable:
+    """st.fragment, with every trace argument held by name. Streamlit keeps a fragment's arguments for the
+    session's later fragment reruns; a trace held there would stay alive after the results cache let it go, one
+    per idle session, outside the memory budget (tests/test_pins.py). The rerun asks `get_trace` for it again
+    (at the session's token limit, which a fragment rerun cannot change): a cache hit, or a new trace."""
+    def named(v: Any) -> Any:
+        return _TraceName(v.model_name, v.text) if isinstance(v, ex.Trace) else v
+
+    def traced(v: Any) -> Any:
+        return get_trace(v.model_name, v.text, int(ss.max_tokens)) if isinstance(v, _TraceName) else v
+
+    @st.fragment
+    @functools.wraps(fn)
+    def inner(*args: Any, **kw: Any) -> Any:
+        return fn(*map(traced, args), **{k: traced(v) for k, v in kw.items()})
+
+    @functools.wraps(fn)
+    def outer(*args: Any, **kw: Any) -> Any:
+        return inner(*map(named, args), **{k: named(v) for k, v in kw.items()})
+    return outer
 
 
 def section(name: str, hidden: Callable[..., Any] | str | None = None) -> Callable:

@@ -159,24 +159,30 @@ def box_compare(lm, tr, tr_b, part, pos: int) -> None:
                     f"{moved.norm_b:,.2f}.")
 
 
-lm, tr = ui.traced_page(
-    "Model map",
-    "Every page explains one part of the model; this map shows how the parts fit together, so you always know "
-    "where you are. The prompt's " + ui.term("token", "tokens") + " flow from left to right, each as a vector "
-    "in the " + ui.term("residual stream") + ". Every box shows the " + ui.term("shape") + " of its numbers for "
-    "this prompt, its " + ui.term("parameters") + " and its " + ui.term("hook site") + ".",
-    icon="🗺️",
-    compare=True,
-)
-tr_b = ui.compare_trace(lm)
-mm = ui.model_map_of(lm.name, tr.text, int(ss.max_tokens))
-layer, pos = controls(lm, tr)
-try:
-    part = _part(mm, layer, diagram(mm, layer))
-    box_values(lm, tr, part, pos)
-    if tr_b is not None:
-        box_compare(lm, tr, tr_b, part, pos)
-except ExplainerError as e:
-    st.info(str(e))
-st.caption(f"{mm.total_params:,} parameters in all ({lm.label})"
-           + (", the unembedding reusing the token embedding" if mm.tied else "") + ".")
+def main() -> None:
+    """The page's run. Its results stay local: a callback or fragment the session keeps after the run holds
+    the page's globals, so nothing big may live there (tests/test_pins.py)."""
+    lm, tr = ui.traced_page(
+        "Model map",
+        "Every page explains one part of the model; this map shows how the parts fit together, so you always know "
+        "where you are. The prompt's " + ui.term("token", "tokens") + " flow from left to right, each as a vector "
+        "in the " + ui.term("residual stream") + ". Every box shows the " + ui.term("shape") + " of its numbers for "
+        "this prompt, its " + ui.term("parameters") + " and its " + ui.term("hook site") + ".",
+        icon="🗺️",
+        compare=True,
+    )
+    tr_b = ui.compare_trace(lm)
+    mm = ui.model_map_of(lm.name, tr.text, int(ss.max_tokens))
+    layer, pos = controls(lm, tr)
+    try:
+        part = _part(mm, layer, diagram(mm, layer))
+        box_values(lm, tr, part, pos)
+        if tr_b is not None:
+            box_compare(lm, tr, tr_b, part, pos)
+    except ExplainerError as e:
+        st.info(str(e))
+    st.caption(f"{mm.total_params:,} parameters in all ({lm.label})"
+               + (", the unembedding reusing the token embedding" if mm.tied else "") + ".")
+
+
+main()

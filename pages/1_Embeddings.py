@@ -60,7 +60,7 @@ tabs = ui.tabs({"map": "Word map", "analogies": "Analogies", "directions": "Dire
 # -- 1. PCA map ------------------------------------------------------------------------------------
 
 @ui.section("map")
-@st.fragment
+@ui.fragment
 def map_tab() -> None:
     left, right = st.columns([1, 3] if ui.reading_only() else [1, 2], gap="large")
     with left:
@@ -150,7 +150,7 @@ def _second_space(a: str, b: str, c: str) -> compare.Space | None:
 
 
 @ui.section("analogies")
-@st.fragment
+@ui.fragment
 def analogy_tab() -> None:
     picked = _preset("an_preset", "Example", content.ANALOGY_PRESETS, ("an_a", "an_b", "an_c"))
     preset = content.ANALOGY_PRESETS[picked]
@@ -208,7 +208,7 @@ def analogy_tab() -> None:
 
 
 @ui.section("neighbours")
-@st.fragment
+@ui.fragment
 def neighbours_view() -> None:
     st.markdown("#### Nearest neighbours of one word")
     ui.text("nb_word", "Word", D["nb_word"], key="emb_nb_word",
@@ -253,7 +253,7 @@ with tabs[1]:
 # -- 3. directions -------------------------------------------------------------------------------
 
 @ui.section("directions")
-@st.fragment
+@ui.fragment
 def direction_tab() -> None:
     left, right = st.columns([1, 2], gap="large")
     with left:
@@ -314,7 +314,7 @@ def _similarity_story(labels, sim) -> str:
 
 
 @ui.section("similarity")
-@st.fragment
+@ui.fragment
 def similarity_tab() -> None:
     ui.text("sim_words", "Words", D["sim_words"], area=True, key="emb_sim_words", height=80,
             help="Separate words with commas.")
@@ -357,7 +357,7 @@ def _highlight(sentence: str, word: str) -> str:
 
 
 @ui.section("context")
-@st.fragment
+@ui.fragment
 def context_tab() -> None:
     left, right = st.columns([1, 2], gap="large")
     with left:
@@ -402,7 +402,7 @@ def context_tab() -> None:
                      snippets.in_context(lm, [c.sentence for c in ca.contexts], ca.word, ca.centered))
 
 
-@st.fragment
+@ui.fragment
 def layer_cosine_view(ca: residual.ContextAnalysis) -> None:
     last = ca.n_points - 1
     left, right = st.columns([3, 2], gap="large")

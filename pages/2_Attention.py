@@ -123,8 +123,9 @@ def one_head(lm, tr, default: tuple[int, int], scores) -> tuple[int, int, tuple[
         ui.chart(fa.head_heatmap(tr.attn[layer, head], tr.tokens, f"Layer {layer}, head {head}", row=pos,
                                  pickable=True),
                  key="att_head_map", on_select=on_row_pick, selection_mode="points")
+        trace, tokens = ui.again(tr), list(tr.tokens)      # by name: the button outlives the run
         ui.table_download("Download this pattern (CSV)",
-                          lambda: exports.pattern(tr.attn[layer, head], list(tr.tokens), layer, head),
+                          lambda: exports.pattern(trace().attn[layer, head], tokens, layer, head),
                           f"layer {layer} head {head} pattern", key="att_csv")
         window = head_zoom(tr, layer, head) if tr.n_tokens > ZOOM_OVER else None
     with right:
@@ -348,7 +349,7 @@ def word_order(lm) -> None:
 
 
 @ui.section("roles")
-def head_roles(scores, shown: tuple[int, int]) -> None:
+def head_roles(lm, scores, shown: tuple[int, int]) -> None:
     st.subheader("6 · What heads are for")
     reading = ui.reading_only()     # the presenter view: the three maps, full width, without the buttons
     if reading:
@@ -399,31 +400,37 @@ def induction_at_work(lm, scores) -> None:
                      snippets.induction(lm, best.layer, best.head))
 
 
-lm, tr = ui.traced_page(
-    "Attention",
-    "Attention is how a model uses what came earlier: in “The animal didn't cross the street because it was "
-    "tired”, it is what lets the model connect “it” to “animal”. In " + ui.term("attention") + ", every "
-    + ui.term("block") + " does this with several " + ui.term("attention head", "heads") + ", "
-    "each with its own idea of what is worth looking at.",
-    icon="👀",
-    compare=True,
-)
-tr_b = ui.compare_trace(lm)
-# Unless the link names one, start on a head worth looking at: the one where the last token looks furthest
-# back into the prompt.
-default = heads.looking_back_head(tr.attn)
-shown = (ui.linked_number("layer", 0, lm.n_layers - 1, default[0]),
-         ui.linked_number("head", 0, lm.n_heads - 1, default[1]))
-if "_att_note" in ss:
-    st.toast(ss.pop("_att_note"))
-scores = role_scores(lm)
-all_heads(lm, tr, shown, scores)
-layer, head, window = one_head(lm, tr, default, scores)
-if tr_b is not None:
-    head_compare(lm, tr, tr_b, layer, head)
-qk_step_by_step(lm, tr, layer, head, window)
-head_writes(lm, tr, layer, head, int(ss.max_tokens))
-word_order(lm)
-if scores is not None:
-    head_roles(scores, (layer, head))
-    induction_at_work(lm, scores)
+def main() -> None:
+    """The page's run. Its results stay local: a callback or fragment the session keeps after the run holds
+    the page's globals, so nothing big may live there (tests/test_pins.py)."""
+    lm, tr = ui.traced_page(
+        "Attention",
+        "Attention is how a model uses what came earlier: in “The animal didn't cross the street because it was "
+        "tired”, it is what lets the model connect “it” to “animal”. In " + ui.term("attention") + ", every "
+        + ui.term("block") + " does this with several " + ui.term("attention head", "heads") + ", "
+        "each with its own idea of what is worth looking at.",
+        icon="👀",
+        compare=True,
+    )
+    tr_b = ui.compare_trace(lm)
+    # Unless the link names one, start on a head worth looking at: the one where the last token looks furthest
+    # back into the prompt.
+    default = heads.looking_back_head(tr.attn)
+    shown = (ui.linked_number("layer", 0, lm.n_layers - 1, default[0]),
+             ui.linked_number("head", 0, lm.n_heads - 1, default[1]))
+    if "_att_note" in ss:
+        st.toast(ss.pop("_att_note"))
+    scores = role_scores(lm)
+    all_heads(lm, tr, shown, scores)
+    layer, head, window = one_head(lm, tr, default, scores)
+    if tr_b is not None:
+        head_compare(lm, tr, tr_b, layer, head)
+    qk_step_by_step(lm, tr, layer, head, window)
+    head_writes(lm, tr, layer, head, int(ss.max_tokens))
+    word_order(lm)
+    if scores is not None:
+        head_roles(lm, scores, (layer, head))
+        induction_at_work(lm, scores)
+
+
+main()

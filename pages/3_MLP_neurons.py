@@ -61,8 +61,8 @@ def controls(tr) -> tuple[int, int, bool]:
     return layer, n_show, skip
 
 
-@ui.section("top", hidden=lambda tr, layer, n_show, skip: mlp.top_neurons(tr, layer, n_show, skip_first=skip))
-def most_active(tr, layer: int, n_show: int, skip: bool) -> mlp.NeuronSet:
+@ui.section("top", hidden=lambda lm, tr, layer, n_show, skip: mlp.top_neurons(tr, layer, n_show, skip_first=skip))
+def most_active(lm, tr, layer: int, n_show: int, skip: bool) -> mlp.NeuronSet:
     ns = mlp.top_neurons(tr, layer, n_show, skip_first=skip)
     st.subheader(f"1 · The {len(ns.neurons)} most active neurons of layer {layer}")
     ui.chart(figs.neurons_heatmap(tr.tokens, ns), key="mlp_heat")
@@ -75,7 +75,7 @@ def most_active(tr, layer: int, n_show: int, skip: bool) -> mlp.NeuronSet:
 
 
 @ui.section("token")
-@st.fragment
+@ui.fragment
 def token_and_neuron(lm, tr, layer: int, ns: mlp.NeuronSet) -> None:
     _, T, M = tr.mlp.shape
     left, right = st.columns(2, gap="large")
@@ -133,20 +133,26 @@ def whole_layer(tr, layer: int, skip: bool) -> None:
                    "layer shown above.")
 
 
-lm, tr = ui.traced_page(
-    "MLP neurons",
-    "Much of what a model knows (that Paris is in France, say) is thought to sit in its MLPs. After attention "
-    "has mixed information between tokens, each block's " + ui.term("MLP") + " transforms every token's vector. "
-    "Its " + ui.term("neuron", "neurons") + " each respond to particular patterns.",
-    icon="🧩",
-)
-if ui.reading_only():    # the presenter view: the step's narration says it
-    intro(lm, tr)
-neuron_with_a_job(lm)
-layer, n_show, skip = controls(tr)
-ns = most_active(tr, layer, n_show, skip)
-try:
-    token_and_neuron(lm, tr, layer, ns)
-except ExplainerError as e:
-    st.info(str(e))
-whole_layer(tr, layer, skip)
+def main() -> None:
+    """The page's run. Its results stay local: a callback or fragment the session keeps after the run holds
+    the page's globals, so nothing big may live there (tests/test_pins.py)."""
+    lm, tr = ui.traced_page(
+        "MLP neurons",
+        "Much of what a model knows (that Paris is in France, say) is thought to sit in its MLPs. After attention "
+        "has mixed information between tokens, each block's " + ui.term("MLP") + " transforms every token's vector. "
+        "Its " + ui.term("neuron", "neurons") + " each respond to particular patterns.",
+        icon="🧩",
+    )
+    if ui.reading_only():    # the presenter view: the step's narration says it
+        intro(lm, tr)
+    neuron_with_a_job(lm)
+    layer, n_show, skip = controls(tr)
+    ns = most_active(lm, tr, layer, n_show, skip)
+    try:
+        token_and_neuron(lm, tr, layer, ns)
+    except ExplainerError as e:
+        st.info(str(e))
+    whole_layer(tr, layer, skip)
+
+
+main()

@@ -30,7 +30,11 @@ def _positions(tr) -> range:
 
 
 def _lens(lm, tr, max_tokens: int, positions: range):
-    return ui.lens_of(lm.name, tr.text, max_tokens, defaults.LENS_TOP, tuple(sorted({*positions, tr.n_tokens - 1})))
+    return _lens_by_name(lm.name, tr.text, max_tokens, positions, tr.n_tokens)
+
+
+def _lens_by_name(name: str, text: str, max_tokens: int, positions: range, n_tokens: int):
+    return ui.lens_of(name, text, max_tokens, defaults.LENS_TOP, tuple(sorted({*positions, n_tokens - 1})))
 
 
 def _guesses_hidden(lm, tr, max_tokens: int):
@@ -54,8 +58,10 @@ def guesses(lm, tr, max_tokens: int):
     with st.spinner("Decoding every layer…"):
         res = _lens(lm, tr, max_tokens, positions)
     ui.chart(figs.lens_grid(res, tr.tokens, positions), key="lens_grid")
-    ui.table_download("Download the grid (CSV)", lambda: exports.lens_grid(res, list(tr.tokens), list(positions)),
-                      "lens grid", key="lens_csv")
+    name, text, tokens = lm.name, tr.text, list(tr.tokens)    # by name: the button outlives the run
+    ui.table_download("Download the grid (CSV)", lambda: exports.lens_grid(
+        _lens_by_name(name, text, max_tokens, positions, len(tokens)), tokens, list(positions)),
+        "lens grid", key="lens_csv")
     ui.code_expander("Every layer's top guess at each position shown.", snippets.lens_grid(lm, tr, positions))
     final = res.strings[-1, -1, 0]
     shown = list(positions)
@@ -72,7 +78,7 @@ def guesses(lm, tr, max_tokens: int):
 
 
 @ui.section("follow")
-@st.fragment
+@ui.fragment
 def follow_token(lm, tr, max_tokens: int, tr_b=None) -> None:
     st.subheader("2 · Follow one token through the layers")
     T, L = tr.n_tokens, tr.n_layers
@@ -153,20 +159,26 @@ def stream_size(lm, res, tr, positions: range) -> None:
     ui.code_expander("The residual stream's length after every block.", snippets.residual_norms(lm, tr))
 
 
-lm, tr = ui.traced_page(
-    "Residual stream & logit lens",
-    "A model does not jump to its answer at the end: you can watch it form. Every block adds its contribution "
-    "to the " + ui.term("residual stream") + ". Decode that stream after each block as if it were the last "
-    "(the " + ui.term("logit lens") + ") and watch the prediction take shape.",
-    icon="🔭",
-    compare=True,
-)
-tr_b = ui.compare_trace(lm)
-max_tokens = int(st.session_state.max_tokens)
-try:
-    res, positions = guesses(lm, tr, max_tokens)
-except ExplainerError as e:
-    st.info(str(e))
-    st.stop()
-follow_token(lm, tr, max_tokens, tr_b)
-stream_size(lm, res, tr, positions)
+def main() -> None:
+    """The page's run. Its results stay local: a callback or fragment the session keeps after the run holds
+    the page's globals, so nothing big may live there (tests/test_pins.py)."""
+    lm, tr = ui.traced_page(
+        "Residual stream & logit lens",
+        "A model does not jump to its answer at the end: you can watch it form. Every block adds its contribution "
+        "to the " + ui.term("residual stream") + ". Decode that stream after each block as if it were the last "
+        "(the " + ui.term("logit lens") + ") and watch the prediction take shape.",
+        icon="🔭",
+        compare=True,
+    )
+    tr_b = ui.compare_trace(lm)
+    max_tokens = int(st.session_state.max_tokens)
+    try:
+        res, positions = guesses(lm, tr, max_tokens)
+    except ExplainerError as e:
+        st.info(str(e))
+        st.stop()
+    follow_token(lm, tr, max_tokens, tr_b)
+    stream_size(lm, res, tr, positions)
+
+
+main()

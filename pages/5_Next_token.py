@@ -79,8 +79,8 @@ def _undo(state: gen.StepState) -> None:
     _link_steps(state)
 
 
-def _restart(lm, tr, max_tokens: int) -> None:
-    ss.nt_state = _fresh_state(lm, tr, max_tokens)
+def _restart(lm, trace, max_tokens: int) -> None:
+    ss.nt_state = _fresh_state(lm, trace(), max_tokens)   # the trace by name (ui.again)
     _link_steps(ss.nt_state)
 
 
@@ -105,8 +105,8 @@ def grow_text(lm, tr, state: gen.StepState, max_tokens: int) -> int:
     b2.button("⚄ Sample a token", key="nt_sample", on_click=_take, args=(lm, state, "sample"), width="stretch",
               help="Draw at random with the probabilities below (after temperature, top-k, top-p).")
     b3.button("↩ Undo", key="nt_undo", on_click=_undo, args=(state,), width="stretch", disabled=not state.steps)
-    b4.button("⟲ Start over", key="nt_restart", on_click=_restart, args=(lm, tr, max_tokens), width="stretch",
-              disabled=not state.steps)
+    b4.button("⟲ Start over", key="nt_restart", on_click=_restart, args=(lm, ui.again(tr, max_tokens), max_tokens),
+              width="stretch", disabled=not state.steps)
     ui.number("seed", "Seed", 0, 2**31 - 1, D["seed"], key="nt_seed", where=b5,
               help="Same seed and the same clicks give the same tokens, so a demo repeats exactly.")
     if "nt_msg" in ss:
@@ -120,7 +120,7 @@ def grow_text(lm, tr, state: gen.StepState, max_tokens: int) -> int:
 
 # -- 2 · the distribution: sliders redraw only this fragment, from logits already computed ------------
 @ui.section("distribution", hidden=ui.SILENT)   # its settings are the ones a Sample press uses
-@st.fragment
+@ui.fragment
 def explorer(lm, state: gen.StepState, view: int, prompt: str, tr_b=None) -> None:
     n_steps = len(state.steps)
     st.subheader("2 · The next-token distribution" if view == n_steps
@@ -219,7 +219,7 @@ def side_by_side(lm, state: gen.StepState, prompt: str, tr_b) -> None:
 
 
 @ui.section("timeline")
-def timeline(lm, state: gen.StepState, view: int) -> None:
+def timeline(lm, state: gen.StepState, view: int, prompt: str) -> None:
     st.subheader("3 · The timeline")
     n_steps = len(state.steps)
     if not n_steps:
@@ -235,21 +235,27 @@ def timeline(lm, state: gen.StepState, view: int) -> None:
     names = dict(zip(alts, token_strings(lm.tokenizer, alts)))
     ui.chart(timeline_chart(state.steps, current=view, names=names), key="nt_timeline")
     ui.code_expander(f"The {n_steps} step{'s' if n_steps != 1 else ''} so far, each under its own settings.",
-                     snippets.timeline(lm, tr.text, state.steps, keep=len(state.prompt_ids)))
+                     snippets.timeline(lm, prompt, state.steps, keep=len(state.prompt_ids)))
 
 
-lm, tr = ui.traced_page(
-    "Next token",
-    "Your phone's autocomplete and ChatGPT both do this, over and over: score every possible next token and "
-    "pick one. The model's output is a " + ui.term("logit") + " for every token in its vocabulary, turned into "
-    "probabilities by " + ui.term("softmax") + ". Temperature, top-k and top-p reshape that distribution "
-    "before one token is drawn; then the text grows by one token and it starts again.",
-    icon="🎲",
-    compare=True,
-)
-tr_b = ui.compare_trace(lm)
-max_tokens = int(ss.max_tokens)
-state = stepping_state(lm, tr, max_tokens)
-view = grow_text(lm, tr, state, max_tokens)
-explorer(lm, state, view, tr.text, tr_b)
-timeline(lm, state, view)
+def main() -> None:
+    """The page's run. Its results stay local: a callback or fragment the session keeps after the run holds
+    the page's globals, so nothing big may live there (tests/test_pins.py)."""
+    lm, tr = ui.traced_page(
+        "Next token",
+        "Your phone's autocomplete and ChatGPT both do this, over and over: score every possible next token and "
+        "pick one. The model's output is a " + ui.term("logit") + " for every token in its vocabulary, turned into "
+        "probabilities by " + ui.term("softmax") + ". Temperature, top-k and top-p reshape that distribution "
+        "before one token is drawn; then the text grows by one token and it starts again.",
+        icon="🎲",
+        compare=True,
+    )
+    tr_b = ui.compare_trace(lm)
+    max_tokens = int(ss.max_tokens)
+    state = stepping_state(lm, tr, max_tokens)
+    view = grow_text(lm, tr, state, max_tokens)
+    explorer(lm, state, view, tr.text, tr_b)
+    timeline(lm, state, view, tr.text)
+
+
+main()

@@ -125,7 +125,7 @@ def before_and_after(lm, tr, res) -> None:
 
 
 @ui.section("attribution")
-def which_heads_matter(attr, heads) -> None:
+def which_heads_matter(lm, tr, attr, heads) -> None:
     st.subheader("3 · Which heads matter for this prediction? (an estimate)")
     ui.chart(figs.attribution_heatmap(attr.heads, attr.target, heads), key="abl_attr")
     top_list = ", ".join(f"{iv.head_label(*x)} ({attr.heads[x]:+.2f})" for x in attr.top_heads(8))
@@ -141,31 +141,37 @@ def which_heads_matter(attr, heads) -> None:
                      snippets.attribution(lm, tr, attr.target_id))
 
 
-lm, tr = ui.traced_page(
-    "Interventions",
-    "To find out what a part of a model does, researchers break it on purpose and watch what changes. An "
-    + ui.term("ablation") + " is a direct test of whether a head or a neuron matters for this prediction (with "
-    "limits: a zeroed part is an input the model never saw, and other parts can make up for it).",
-    icon="✂️",
-)
-max_tokens = int(ss.max_tokens)
-try:
-    with st.spinner("Estimating which heads and neurons matter (one forward and one backward pass)…"):
-        attr = ui.attribution_of(lm.name, tr.text, max_tokens)
-except ExplainerError as e:
-    st.info(str(e))
-    st.stop()
+def main() -> None:
+    """The page's run. Its results stay local: a callback or fragment the session keeps after the run holds
+    the page's globals, so nothing big may live there (tests/test_pins.py)."""
+    lm, tr = ui.traced_page(
+        "Interventions",
+        "To find out what a part of a model does, researchers break it on purpose and watch what changes. An "
+        + ui.term("ablation") + " is a direct test of whether a head or a neuron matters for this prediction (with "
+        "limits: a zeroed part is an input the model never saw, and other parts can make up for it).",
+        icon="✂️",
+    )
+    max_tokens = int(ss.max_tokens)
+    try:
+        with st.spinner("Estimating which heads and neurons matter (one forward and one backward pass)…"):
+            attr = ui.attribution_of(lm.name, tr.text, max_tokens)
+    except ExplainerError as e:
+        st.info(str(e))
+        st.stop()
 
-named_experiment(lm)
-chosen_heads, typed_neurons = choose_parts(lm, attr)
-heads = iv.parse_heads(chosen_heads)
-try:
-    neurons = iv.parse_neurons(typed_neurons)
-    with st.spinner("Running the model with those parts switched off…"):
-        res = ui.ablation_of(lm.name, tr.text, max_tokens, tuple(heads), tuple(neurons))
-except ExplainerError as e:
-    st.warning(str(e))
-    st.stop()
+    named_experiment(lm)
+    chosen_heads, typed_neurons = choose_parts(lm, attr)
+    heads = iv.parse_heads(chosen_heads)
+    try:
+        neurons = iv.parse_neurons(typed_neurons)
+        with st.spinner("Running the model with those parts switched off…"):
+            res = ui.ablation_of(lm.name, tr.text, max_tokens, tuple(heads), tuple(neurons))
+    except ExplainerError as e:
+        st.warning(str(e))
+        st.stop()
 
-before_and_after(lm, tr, res)
-which_heads_matter(attr, heads)
+    before_and_after(lm, tr, res)
+    which_heads_matter(lm, tr, attr, heads)
+
+
+main()

@@ -22,9 +22,10 @@ def new_run(cfg: mm.MLPConfig, seed: int) -> dict:
             "seed": seed, "calls": []}
 
 
-def _measure_test(run: dict, data: mm.Dataset) -> None:
-    """The final exam, taken once: the test loss of the model as it is now (its step kept beside it)."""
-    run["test"] = (run["hist"][-1].step, run["model"].evaluate(data.test))
+def _measure_test(run: dict, block_size: int) -> None:
+    """The final exam, taken once: the test loss of the model as it is now (its step kept beside it). The data
+    by name: a callback outlives the run (tests/test_pins.py)."""
+    run["test"] = (run["hist"][-1].step, run["model"].evaluate(ui.names_data(block_size).test))
 
 
 @ui.section("data", hidden=ui.SILENT)
@@ -161,7 +162,7 @@ def train_it(cfg: mm.MLPConfig, data: mm.Dataset, seed: int, lr: float, first_vi
     with m4:
         if run["test"] is None:
             st.metric("Test loss", "—", help="Measured once, at the very end; never used to choose settings.")
-            st.button("Measure it, once", key="lab_test", on_click=_measure_test, args=(run, data),
+            st.button("Measure it, once", key="lab_test", on_click=_measure_test, args=(run, data.block_size),
                       disabled=last.step == 0, help="The final exam: look at the test names only when you have "
                       "finished choosing settings and training.")
         else:
@@ -235,10 +236,11 @@ def overfitting(cfg: mm.MLPConfig) -> None:
     c3.write("")
     if c3.button("Run it", key="lab_overfit") or "lab_of" not in ss:  # the defaults run once on their own
         with st.spinner("Training a big network on a few names…"):
-            ss.lab_of = ui.overfit_run(cfg.block_size, int(of_names), int(of_hidden))
+            ss.lab_of = (cfg.block_size, int(of_names), int(of_hidden))    # the run by name: its result is cached
             ss.lab_of_code = snippets.lab_overfit(cfg.block_size, int(of_names), int(of_hidden))
     if "lab_of" in ss:
-        res = ss.lab_of
+        with st.spinner("Training a big network on a few names…"):
+            res = ui.overfit_run(*ss.lab_of)      # a cache hit, unless the memory budget made it let go
         st.caption(f"Below: {res.n_train_names} training names, {res.n_params:,} parameters. Move the sliders and "
                    "press **Run it** to try another pair.")
         left, right = st.columns([3, 2], gap="large")
@@ -261,24 +263,30 @@ def overfitting(cfg: mm.MLPConfig) -> None:
             ui.code_expander("This run: a big network on a few names.", ss.lab_of_code)
 
 
-ui.page(
-    "Tiny language model lab",
-    "Every language model, ChatGPT included, starts its training the same way: guess the next symbol, measure the "
-    "miss, adjust. Here is the simplest neural version, before GPT: read the last few characters, look each "
-    "one up in a learned embedding table, mix them in one hidden layer, guess the next character (the model "
-    "of Bengio et al. 2003, which read words, here reading characters as in Karpathy's makemore). Train one "
-    "on about 5,000 US census first names, live, in seconds.",
-    icon="🧪",
-)  # the lab does not need the big model: it trains its own
-try:
-    cfg, data, seed, first_visit = data_and_model()
-    ui.divider()
-    lr = learning_rate(cfg)
-    ui.divider()
-    run = train_it(cfg, data, seed, lr, first_visit)
-    ui.divider()
-    new_names(run, data)
-    ui.divider()
-    overfitting(cfg)
-except ExplainerError as e:
-    st.info(str(e))
+def main() -> None:
+    """The page's run. Its results stay local: a callback or fragment the session keeps after the run holds
+    the page's globals, so nothing big may live there (tests/test_pins.py)."""
+    ui.page(
+        "Tiny language model lab",
+        "Every language model, ChatGPT included, starts its training the same way: guess the next symbol, measure the "
+        "miss, adjust. Here is the simplest neural version, before GPT: read the last few characters, look each "
+        "one up in a learned embedding table, mix them in one hidden layer, guess the next character (the model "
+        "of Bengio et al. 2003, which read words, here reading characters as in Karpathy's makemore). Train one "
+        "on about 5,000 US census first names, live, in seconds.",
+        icon="🧪",
+    )  # the lab does not need the big model: it trains its own
+    try:
+        cfg, data, seed, first_visit = data_and_model()
+        ui.divider()
+        lr = learning_rate(cfg)
+        ui.divider()
+        run = train_it(cfg, data, seed, lr, first_visit)
+        ui.divider()
+        new_names(run, data)
+        ui.divider()
+        overfitting(cfg)
+    except ExplainerError as e:
+        st.info(str(e))
+
+
+main()

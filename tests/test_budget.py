@@ -100,7 +100,7 @@ def test_app_caches_stay_within_a_2gb_budget(two_gb):
         del tr
         for i in range(12):
             tr = ui.get_trace("bundled", f"Prompt number {i}: " + "the cat sat on the mat " * 120, 512)
-            assert tr.n_tokens == 512
+            assert tr.n_tokens == min(512, limit)     # half the results cache: 357 tokens at 2 GB
         del tr
     assert budget.RESULTS.held_bytes() <= budget.results_cap()
     # idle pool blocks: at most the pool's cap, plus the trace evicted last (its run had not ended yet)

@@ -6,7 +6,7 @@ import math
 
 from streamlit.testing.v1 import AppTest
 
-from explainer import anatomy
+from explainer import anatomy, ui
 from tests.conftest import page_metrics
 
 # the offline fixture comes from conftest.py
@@ -57,7 +57,7 @@ def test_lab_trains_samples_and_overfits(offline):
     assert abs(first[0].dev_loss - math.log(27)) < 0.05 and first[-1].step == 3000
     assert any("trained as the page opened" in c.value for c in at.caption)
     assert float(m["Suggested learning rate"]) > 0
-    default_of = at.session_state.lab_of  # the overfitting demo runs once with its defaults
+    default_of = ui.overfit_run(*at.session_state.lab_of)  # the demo runs once with its defaults (kept by name)
     assert default_of.n_train_names == 60 and default_of.dev[-1] > default_of.dev.min() + 0.3
 
     at.number_input(key="lab_steps").set_value(600)
@@ -108,6 +108,7 @@ def test_lab_trains_samples_and_overfits(offline):
     at.select_slider(key="lab_of_hidden").set_value(200)
     at.button(key="lab_overfit").click().run()
     assert not at.exception and not at.error
-    res = at.session_state.lab_of
+    assert at.session_state.lab_of[1:] == (30, 200)
+    res = ui.overfit_run(*at.session_state.lab_of)
     assert res.n_train_names == 30 and res.dev[-1] > res.train[-1]
     assert any("parameters for" in c.value for c in at.markdown)
