@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -435,13 +436,6 @@ def model_nbytes(config, dtype: torch.dtype) -> int:
     return count_parameters(config).total * torch.empty((), dtype=dtype).element_size()
 
 
-def _checkpoint_dtype(config) -> torch.dtype:
-    d = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
-    if isinstance(d, str):
-        d = getattr(torch, d, None)
-    return d if isinstance(d, torch.dtype) else torch.float32
-
-
 def _free_memory(device: torch.device) -> tuple[int, str]:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -457,20 +451,11 @@ def _hub_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def _is_cached(name: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        return any(isinstance(try_to_load_from_cache(name, f), str)
-                   for f in ("model.safetensors", "model.safetensors.index.json"))
-    except Exception:  # noqa: BLE001 - unknown: assume a download
-        return False
-
-
 def check_fits(name: str, config, device: torch.device, dtype: torch.dtype, max_bytes: int | None = None,
-               download: bool = False) -> int:
+               download_bytes: int = 0) -> int:
     """Refuse, with the numbers, a model that cannot fit: its weights against the budget's share for models
-    (`max_bytes`), free RAM or GPU memory, and (for a download) free disk in the Hub cache. Returns its bytes."""
+    (`max_bytes`), free RAM or GPU memory, and a download's bytes (as the Hub lists them) against free disk in
+    the Hub cache. Returns the weights' bytes in memory."""
     from .anatomy import human_bytes
 
     need = model_nbytes(config, dtype)
@@ -483,13 +468,12 @@ def check_fits(name: str, config, device: torch.device, dtype: torch.dtype, max_
     if need > free:
         raise ModelLoadError(f"'{name}' needs about {human_bytes(need)} for its weights, but this machine has "
                              f"only {human_bytes(free)} of {what}.", "Pick a smaller model.")
-    if download:
+    if download_bytes:
         folder = _hub_cache_dir()
         probe = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
         disk = shutil.disk_usage(probe).free
-        on_disk = model_nbytes(config, _checkpoint_dtype(config))
-        if on_disk > disk:
-            raise ModelLoadError(f"'{name}' is a download of about {human_bytes(on_disk)}, but {probe} has only "
+        if download_bytes > disk:
+            raise ModelLoadError(f"'{name}' is a download of {human_bytes(download_bytes)}, but {probe} has only "
                                  f"{human_bytes(disk)} free.", "Free some disk space or set HF_HOME elsewhere.")
     return need
 
@@ -592,37 +576,144 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _from_folder_or_hub(source: str | Path, device: torch.device, dtype: torch.dtype,
-                        max_bytes: int | None = None):
+# What this app reads from a model's repository: its config, tokenizer files and safetensors weights, at the
+# repository's top level (not the pickled .bin, ONNX or other copies many repositories also carry).
+HUB_FILES = ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken")
+
+
+@dataclass(frozen=True)
+class HubPlan:
+    """What loading a Hub model fetches, as the Hub client's own dry run lists it."""
+    name: str
+    files: tuple[str, ...]
+    total_bytes: int            # every file the app reads
+    download_bytes: int         # what the local Hugging Face cache does not hold yet
+
+    @property
+    def describe(self) -> str:
+        from .anatomy import human_bytes
+
+        if not self.download_bytes:
+            return f"{self.name} is in this machine's Hugging Face cache ({human_bytes(self.total_bytes)})"
+        return (f"{self.name} is a download of {human_bytes(self.download_bytes)} "
+                f"({len(self.files)} files)")
+
+
+def hub_plan(name: str) -> HubPlan:
+    """Ask the Hub what `name` holds (`snapshot_download(dry_run=True)`: sizes from the Hub, what the cache
+    already has), before anything is downloaded. The client's typed errors (gated, not found, ...) propagate."""
+    from huggingface_hub import snapshot_download
+
+    listed = snapshot_download(name, allow_patterns=list(HUB_FILES), dry_run=True, cache_dir=_hub_cache_dir(),
+                               tqdm_class=_byte_counter({}, threading.Lock()))     # no bar on the server's log
+    top = [f for f in listed if "/" not in f.filename]
+    names = {f.filename for f in top}
+    if "config.json" not in names:
+        raise ModelLoadError(f"'{name}' has no config.json on the Hub, so it is not a model this app can load.",
+                             "Pick a model whose repository has config.json, tokenizer files and *.safetensors.")
+    if not any(n.endswith(".safetensors") for n in names):
+        raise ModelLoadError(f"'{name}' has no safetensors weights; this app refuses pickled .bin weights.",
+                             "Pick a model whose repository has .safetensors files.")
+    return HubPlan(name, tuple(sorted(names)), sum(f.file_size or 0 for f in top),
+                   sum(f.file_size or 0 for f in top if f.will_download))
+
+
+def _byte_counter(seen: dict[int, int], lock: threading.Lock):
+    """A tqdm class for the Hub client that counts each byte bar's progress into `seen` instead of drawing."""
+    from tqdm.auto import tqdm
+
+    class Counted(tqdm):
+        def __init__(self, *args, **kwargs):
+            self._counts = kwargs.get("unit") == "B"
+            super().__init__(*args, **{**kwargs, "disable": True})
+
+        def update(self, n=1):
+            if self._counts and n:
+                with lock:
+                    seen[id(self)] = seen.get(id(self), 0) + int(n)
+
+    return Counted
+
+
+def hub_download(plan: HubPlan, progress: Progress, lo: float = 0.1, hi: float = 0.85) -> Path:
+    """Download the plan's files into the Hugging Face cache and return the snapshot folder. `progress` hears
+    the bytes so far from the calling thread (every quarter second), never from the client's workers."""
+    from huggingface_hub import snapshot_download
+
+    from .anatomy import human_bytes
+
+    seen: dict[int, int] = {}
+    lock = threading.Lock()
+    out: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            out["folder"] = snapshot_download(plan.name, allow_patterns=list(plan.files), cache_dir=_hub_cache_dir(),
+                                              tqdm_class=_byte_counter(seen, lock))
+        except BaseException as e:  # noqa: BLE001 - handed to the calling thread
+            out["error"] = e
+
+    worker = threading.Thread(target=work, name=f"download {plan.name}", daemon=True)
+    worker.start()
+    total = max(plan.download_bytes, 1)
+    while worker.is_alive():
+        worker.join(0.25)
+        with lock:
+            done = min(max(seen.values(), default=0), plan.download_bytes)
+        if plan.download_bytes:
+            progress(lo + (hi - lo) * done / total, f"Downloading {plan.name}: {human_bytes(done)} of "
+                                                    f"{human_bytes(plan.download_bytes)}…")
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return Path(str(out["folder"]))
+
+
+def _from_hub(name: str, device: torch.device, dtype: torch.dtype, max_bytes: int | None, progress: Progress):
+    """A Hub id: its size asked of the Hub and checked against memory and disk before the download, which
+    reports its progress; with no network, whatever the local Hugging Face cache holds."""
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.utils import validate_repo_id
+    from transformers import AutoConfig
+
+    validate_repo_id(name)         # a malformed id: HFValidationError, before any network
+    if not hub_reachable():
+        try:
+            folder = snapshot_download(name, allow_patterns=list(HUB_FILES), local_files_only=True,
+                                       cache_dir=_hub_cache_dir())
+        except LocalEntryNotFoundError as e:
+            raise ModelLoadError(
+                f"There is no connection to the Hugging Face Hub here, and '{name}' is not in the local cache.",
+                f"Use the bundled model, which works offline, or {_DOWNLOAD_ADVICE.replace('NAME', name)}",
+            ) from e
+        return _from_folder(Path(folder), device, dtype, max_bytes, label=name)
+    progress(0.05, f"Asking the Hugging Face Hub about {name}…")
+    plan = hub_plan(name)
+    config = AutoConfig.from_pretrained(Path(hf_hub_download(name, "config.json", cache_dir=_hub_cache_dir())).parent,
+                                        trust_remote_code=False)
+    arch_for(config.model_type)  # refuse unsupported families before downloading weights
+    check_fits(name, config, device, dtype, max_bytes, download_bytes=plan.download_bytes)
+    progress(0.1, f"{plan.describe}…")
+    folder = hub_download(plan, progress)
+    progress(0.85, f"Loading {name}…")
+    return _from_folder(folder, device, dtype, max_bytes, label=name)
+
+
+def _from_folder(source: Path, device: torch.device, dtype: torch.dtype, max_bytes: int | None = None,
+                 label: str | None = None):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    local = os.path.isdir(source)
-    if not local:
-        from huggingface_hub.utils import validate_repo_id
-
-        validate_repo_id(str(source))         # a malformed id: HFValidationError, before any network
-    # A Hub id with no network: use what the local Hugging Face cache holds, if anything.
-    offline = not local and not hub_reachable()
-    try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=False, local_files_only=offline)
-    except OSError as e:
-        if not offline:
-            raise
-        raise ModelLoadError(
-            f"There is no connection to the Hugging Face Hub here, and '{source}' is not in the local cache.",
-            f"Use the bundled model, which works offline, or {_DOWNLOAD_ADVICE.replace('NAME', str(source))}",
-        ) from e
-    arch_for(config.model_type)  # refuse unsupported families before downloading weights
-    check_fits(str(source), config, device, dtype, max_bytes, download=not local and not offline
-               and not _is_cached(str(source)))
+    config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    arch_for(config.model_type)  # refuse unsupported families before reading weights
+    check_fits(label or str(source), config, device, dtype, max_bytes)
     kwargs: dict = dict(dtype=dtype, attn_implementation="eager", use_safetensors=True, trust_remote_code=False,
-                        local_files_only=offline)
+                        local_files_only=True)
     if device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
         kwargs["device_map"] = "auto"  # spreads models too large for one GPU over GPUs and CPU
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if "device_map" not in kwargs:
         model = model.to(device)
-    tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=offline)
+    tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=True)
     return model, tok
 
 
@@ -663,15 +754,18 @@ def load_model(name: str = BUNDLED, device: str | None = None, progress: Progres
             src = _bundled_source(progress)
             if isinstance(src, Path):
                 progress(0.85, "Loading the bundled model from the cache…")
-                model, tok = _from_folder_or_hub(src, dev, dtype, max_bytes)
+                model, tok = _from_folder(src, dev, dtype, max_bytes, label=BUNDLED_LABEL)
                 weights = str(src / "model.safetensors")
             else:
                 progress(0.85, "Building the bundled model in memory…")
                 model, tok = _from_converted(src, dev, dtype)
                 weights, notice = None, src.notice
         else:
-            progress(0.1, f"Loading {name} (a Hub model downloads on first use)…")
-            model, tok = _from_folder_or_hub(name, dev, dtype, max_bytes)
+            if os.path.isdir(name):
+                progress(0.1, f"Loading {name}…")
+                model, tok = _from_folder(Path(name), dev, dtype, max_bytes, label=name)
+            else:
+                model, tok = _from_hub(name, dev, dtype, max_bytes, progress)
             weights = _weights_file(model)
     except ModelLoadError as e:
         _free_after_failure(e, dev)

@@ -95,11 +95,12 @@ def allowed_models() -> ModelPolicy:
     return ModelPolicy.from_env(st.get_option("server.address"))
 
 
-def get_model(name: str) -> ex.LoadedModel:
+def get_model(name: str, progress: Callable[[float, str], None] | None = None) -> ex.LoadedModel:
     """One shared model per name for every session (read-only), within the budget's share for models.
-    Never draws anything. A load that fails leaves the models held as they were."""
+    Never draws anything itself (`progress` hears a Hub download's bytes). A load that fails leaves the models
+    held as they were."""
     def load() -> ex.LoadedModel:
-        lm = ex.load_model(name, max_bytes=budget.model_cap(), allowed=allowed_models())
+        lm = ex.load_model(name, max_bytes=budget.model_cap(), allowed=allowed_models(), progress=progress)
         heap.settle(force=True)      # held for every session: out of the collector's sight (explainer/heap.py)
         return lm
     lm = budget.MODELS.get(name, load)
@@ -481,6 +482,9 @@ def _load_with_progress(name: str) -> ex.LoadedModel | None:
             bar = box.progress(0.0, "Preparing the bundled model…")
             with _convert_lock():  # one conversion even when several sessions start at once
                 prepare_bundled(lambda frac, msg: bar.progress(min(max(frac, 0.0), 1.0), msg))
+        if name != BUNDLED and name not in budget.MODELS:   # a Hub model: its size, then its download's bytes
+            bar = box.progress(0.0, f"Loading {model_label(name)}…")
+            return get_model(name, progress=lambda frac, msg: bar.progress(min(max(frac, 0.0), 1.0), msg))
         with st.spinner(f"Loading {model_label(name)}…"):
             return get_model(name)
     except ex.ExplainerError as e:

@@ -98,6 +98,42 @@ def test_first_run_converts_the_bundled_model_then_every_visit_works(chromium, t
     assert any(tmp_path.glob("*/model.safetensors"))
 
 
+def test_a_hub_models_download_shows_its_size_and_progress(chromium, tiny_gpt2, tmp_path):
+    """A link to a Hub model on a server that has never fetched it, against a slow local stand-in for the
+    Hub (tests/fake_hub.py): the page shows the download's size and its bytes so far in a progress bar
+    (hub_download.png, to be looked at), then the model's page with no error."""
+    from explainer.anatomy import human_bytes
+    from tests.fake_hub import FakeHub
+
+    repo = tmp_path / "repo"
+    tiny_gpt2.model.save_pretrained(repo)
+    tiny_gpt2.tokenizer.save_pretrained(repo)
+    hub = FakeHub({"org/tiny-gpt2": repo}, seconds_per_mb=0.8)
+    env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HUB_CACHE": str(tmp_path / "cache")}
+    try:
+        with br.running_app(env=env) as base:
+            page = chromium.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(f"{base}/?model=org/tiny-gpt2", wait_until="domcontentloaded")
+            bar = page.locator("[data-testid='stProgress']").filter(has_text="Downloading org/tiny-gpt2: ")
+            bar.first.wait_for(timeout=60_000)
+            said = bar.first.inner_text()
+            for _ in range(40):                                         # until a megabyte or more has come
+                if "MB of" in said or not bar.count():
+                    break
+                page.wait_for_timeout(250)
+                said = bar.first.inner_text() if bar.count() else said
+            page.screenshot(path=str(br.SHOTS / "hub_download.png"))
+            size = sum(f.stat().st_size for f in repo.iterdir() if f.suffix in (".json", ".safetensors", ".txt"))
+            assert f" of {human_bytes(size)}" in said, (said, size)
+            br.wait_idle(page)
+            assert not page.locator("[data-testid='stException']").all_inner_texts()
+            assert not page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+            assert "model.safetensors" in hub.fetched() and "?model=org" in page.url
+            page.close()
+    finally:
+        hub.close()
+
+
 def _click_nav(page, title: str) -> None:
     """Click a page in the app's own sidebar navigation (a JS click: Streamlit marks the sidebar inert while
     a run is in flight, which Playwright's click waits on forever)."""

@@ -152,8 +152,6 @@ TYPED = {
 
 @pytest.mark.parametrize("kind", list(TYPED))
 def test_each_typed_hub_error_gives_its_own_message(kind, monkeypatch):
-    from transformers import AutoConfig
-
     make, words = TYPED[kind]
 
     def fails(*a, **k):
@@ -163,7 +161,7 @@ def test_each_typed_hub_error_gives_its_own_message(kind, monkeypatch):
             raise OSError("We couldn't connect to the Hub") from inner
 
     monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
-    monkeypatch.setattr(AutoConfig, "from_pretrained", fails)
+    monkeypatch.setattr(models, "hub_plan", fails)
     with pytest.raises(ModelLoadError) as e:
         ex.load_model("some-org/some-model", device="cpu")
     for w in words:
