@@ -696,16 +696,18 @@ def _from_hub(name: str, device: torch.device, dtype: torch.dtype, max_bytes: in
     progress(0.1, f"{plan.describe}…")
     folder = hub_download(plan, progress)
     progress(0.85, f"Loading {name}…")
-    return _from_folder(folder, device, dtype, max_bytes, label=name)
+    return _from_folder(folder, device, dtype, max_bytes, label=name, checked=config)
 
 
 def _from_folder(source: Path, device: torch.device, dtype: torch.dtype, max_bytes: int | None = None,
-                 label: str | None = None):
+                 label: str | None = None, checked=None):
+    """`checked`: the folder's config, already read and checked against the family list and memory."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(source, trust_remote_code=False)
-    arch_for(config.model_type)  # refuse unsupported families before reading weights
-    check_fits(label or str(source), config, device, dtype, max_bytes)
+    if checked is None:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        arch_for(config.model_type)  # refuse unsupported families before reading weights
+        check_fits(label or str(source), config, device, dtype, max_bytes)
     kwargs: dict = dict(dtype=dtype, attn_implementation="eager", use_safetensors=True, trust_remote_code=False,
                         local_files_only=True)
     if device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:

@@ -475,16 +475,21 @@ def _max_tokens_box(where, lm: ex.LoadedModel | None) -> None:
         number("max_tokens", "Max tokens per prompt", 8, hi, min(DEFAULT_MAX_TOKENS, hi), step=64, help=why)
 
 
+def _onto(bar) -> Callable[[float, str], None]:
+    """An engine's progress callback drawn on a Streamlit progress bar (its fraction kept within 0 and 1)."""
+    return lambda frac, msg: bar.progress(min(max(frac, 0.0), 1.0), msg)
+
+
 def _load_with_progress(name: str) -> ex.LoadedModel | None:
     box = st.empty()
     try:
         if name == BUNDLED and not bundled_ready():  # first run on this machine: a few seconds, with progress
             bar = box.progress(0.0, "Preparing the bundled model…")
             with _convert_lock():  # one conversion even when several sessions start at once
-                prepare_bundled(lambda frac, msg: bar.progress(min(max(frac, 0.0), 1.0), msg))
+                prepare_bundled(_onto(bar))
         if name != BUNDLED and name not in budget.MODELS:   # a Hub model: its size, then its download's bytes
             bar = box.progress(0.0, f"Loading {model_label(name)}…")
-            return get_model(name, progress=lambda frac, msg: bar.progress(min(max(frac, 0.0), 1.0), msg))
+            return get_model(name, progress=_onto(bar))
         with st.spinner(f"Loading {model_label(name)}…"):
             return get_model(name)
     except ex.ExplainerError as e:
